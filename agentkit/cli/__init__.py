@@ -1,0 +1,57 @@
+"""The ``agentkit`` command. Each subcommand lives in its own module with a ``register(subparsers)``.
+
+Exit codes: 0 done, 1 run failed or hit a limit, 2 usage error (a one-line message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from agentkit.errors import AgentkitError
+
+# Modules under agentkit.cli that add subcommands; a missing one is skipped so the CLI
+# keeps working while parts are optional.
+SUBCOMMAND_MODULES = ("chat", "models", "run", "render", "sandboxes", "batch", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentkit", description="Code and search agents for DeepSeek V3.1.")
+    parser.add_argument("--version", action="version", version=f"agentkit {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"agentkit.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"agentkit.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from agentkit import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except AgentkitError as e:
+        print(f"agentkit: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("agentkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Errors a user can act on: each carries a one-line message that says what to do.
+
+The CLI prints ``str(error)`` and exits with ``exit_code``; library users catch the type.
+"""
+
+from __future__ import annotations
+
+
+class AgentkitError(Exception):
+    """Base of every error agentkit raises on purpose. ``str()`` is one actionable line."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(AgentkitError):
+    """Bad settings or arguments from the user (exit code 2)."""
+
+    exit_code = 2
+
+
+class ModelError(AgentkitError):
+    """The model endpoint failed in a way retrying will not fix (or retries ran out)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
+                 partial: object | None = None, **details: object) -> None:
+        super().__init__(message, **details)
+        self.status = status
+        self.retryable = retryable
+        self.partial = partial  # whatever was received before the failure (e.g. a partial Completion)
+
+
+class AuthError(ModelError):
+    """401/403: the key is missing, wrong or not allowed (names the environment variable)."""
+
+    exit_code = 2
+
+
+class PaymentRequired(ModelError):
+    """402: the account or key has no credits left."""
+
+    exit_code = 2
+
+
+class BadRequest(ModelError):
+    """400/404/422: the request itself is wrong; retrying it unchanged cannot help."""
+
+
+class RateLimited(ModelError):
+    """429 after retries were exhausted."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, retryable=True, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ContextWindowExceeded(ModelError):
+    """The prompt does not fit the model's context window."""
+
+
+class SandboxError(AgentkitError):
+    """The sandbox could not start, or an operation on it was refused."""
+
+
+class ToolError(AgentkitError):
+    """A tool failed in a way the model should be told about (becomes an error observation)."""

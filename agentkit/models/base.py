@@ -1,0 +1,125 @@
+"""The model contract every backend implements, and the typed request settings.
+
+``Model.complete`` returns one finished ``Completion``; ``Model.stream`` yields
+``CompletionDelta``s whose last item carries the finished ``Completion``. Retries and
+fallbacks are reported through ``on_event`` so the agent can log them in the trajectory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Callable, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkit.messages import AssistantMessage, Message, Usage
+
+
+class ModelSettings(BaseModel):
+    """Request parameters. ``None`` means "not sent" (the provider's default applies).
+
+    ``thinking`` is the one switch for reasoning; each provider preset maps it to its own field.
+    ``extra_body`` is merged last into the request body for anything not typed here.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    logit_bias: dict[str, float] | None = None
+    response_format: dict[str, Any] | None = None  # {"type": "json_object"} or {"type": "json_schema", ...}
+    structured_outputs: bool | dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None  # "auto" | "none" | "required" | {"type": "function", ...}
+    parallel_tool_calls: bool | None = None
+    reasoning: dict[str, Any] | None = None  # OpenRouter's reasoning object, sent as given
+    thinking: bool | None = None  # the single switch; mapped per provider
+    provider: dict[str, Any] | None = None  # OpenRouter provider routing
+    models: list[str] | None = None  # OpenRouter model fallback list
+    user: str | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = None  # per-request read timeout override
+
+    def merged(self, other: "ModelSettings | None") -> "ModelSettings":
+        """Fields set in ``other`` win; ``extra_body`` dicts are merged."""
+        if other is None:
+            return self
+        data = self.model_dump(exclude_unset=True)
+        over = other.model_dump(exclude_unset=True)
+        body = {**data.get("extra_body", {}), **over.pop("extra_body", {})}
+        data.update(over)
+        data["extra_body"] = body
+        return ModelSettings(**data)
+
+
+FinishReason = Literal["stop", "tool_calls", "length", "content_filter", "error"] | str
+
+
+class Completion(BaseModel):
+    """One finished model turn."""
+
+    message: AssistantMessage
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: FinishReason | None = None
+    model: str | None = None  # the model that actually answered (may differ after fallback)
+    provider: str | None = None
+    latency_s: float = 0.0
+    id: str | None = None
+    # Problems found while reading the response that the agent should show the model,
+    # e.g. a leaked tool call that could not be parsed.
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ToolCallDelta(BaseModel):
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""  # the new piece only
+
+
+class CompletionDelta(BaseModel):
+    """A piece of a streamed turn. The final delta has ``completion`` set."""
+
+    content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[ToolCallDelta] = Field(default_factory=list)
+    completion: Completion | None = None
+
+
+class ModelEvent(BaseModel):
+    """Something the model layer did that belongs in the trajectory."""
+
+    kind: Literal["retry", "fallback"]
+    model: str | None = None
+    attempt: int = 0
+    error: str = ""
+    status: int | None = None
+    wait_s: float = 0.0
+    to_model: str | None = None  # for fallback
+
+
+OnEvent = Callable[[ModelEvent], None]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the agent needs from a model backend."""
+
+    name: str  # e.g. "deepseek/deepseek-chat-v3.1"
+    provider: str  # e.g. "openrouter", "replay"
+
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                       settings: ModelSettings | None = None, *,
+                       on_event: OnEvent | None = None) -> Completion: ...
+
+    def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+               settings: ModelSettings | None = None, *,
+               on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]: ...
+
+    async def aclose(self) -> None: ...
