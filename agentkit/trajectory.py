@@ -1,0 +1,291 @@
+"""The run log: append-only JSONL (schema v1), written line by line as things happen.
+
+Every record is flushed when written, so a killed process leaves a file that is valid up to
+its last complete line; ``read_records`` ignores a cut last line. Secrets never reach the file:
+values of secret-looking keys are replaced, and literal secrets given to the writer are masked
+wherever they appear.
+
+Records: ``run`` (first), ``message``, ``tool_result``, ``event`` (retry, fallback, compaction,
+limit, error, warning, resume, sources), ``end``. A ``tool_result`` carries both the tool's full
+``observation`` and the ``message`` the model was actually given (possibly cut).
+
+A ``compaction`` event rewrites the model's context: ``start``/``end`` index the context list as
+it was just before the event, and ``messages`` replace that slice. Applying the message records
+and compaction events in file order rebuilds exactly what the model saw at each call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import TypeAdapter
+
+from agentkit.messages import AssistantMessage, Message, Usage, message_from_openai
+
+SCHEMA_VERSION = 1
+REDACTED = "[redacted]"
+
+# Keys whose values are secrets wherever they appear (settings, headers, extra_body ...).
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|apikey|authorization|secret|password|passwd|cookie|bearer|credential"
+    r"|^token$|[_-]token$|^x-api-key$|access[_-]?token|refresh[_-]?token|private[_-]?key)",
+    re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+
+_MESSAGE = TypeAdapter(Message)
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def scrub(value: Any) -> Any:
+    """A copy of ``value`` with secret-looking keys' values replaced and bearer tokens masked."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
+                    else scrub(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    if isinstance(value, str) and "earer" in value:
+        return _BEARER.sub(r"\1" + REDACTED, value)
+    return value
+
+
+class TrajectoryWriter:
+    """Appends records to a JSONL file, one flushed line each (fsynced too with ``fsync=True``)."""
+
+    def __init__(self, path: str | os.PathLike[str], fsync: bool = False,
+                 secrets: Iterable[str] = ()) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self._secrets = [s for s in secrets if s and len(s) >= 4]
+        self._repair_cut_tail()
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def _repair_cut_tail(self) -> None:
+        """A killed writer may have left half a line: cut it so appends start on a fresh line."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if data.endswith(b"\n"):
+                return
+            fh.truncate(data.rfind(b"\n") + 1)
+
+    def add_secret(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4:
+            self._secrets.append(secret)
+
+    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        record = scrub({"v": SCHEMA_VERSION, **record, "t": round(time.time(), 3)})
+        line = json.dumps(record, ensure_ascii=False, default=_json_default)
+        for s in self._secrets:
+            line = line.replace(s, REDACTED)
+            line = line.replace(json.dumps(s, ensure_ascii=False)[1:-1], REDACTED)
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        if self.fsync:
+            os.fsync(self._fh.fileno())
+        return record
+
+    # Convenience writers, so the loop and other users produce the same shapes.
+    def run(self, **fields: Any) -> dict[str, Any]:
+        return self.write({"type": "run", **fields})
+
+    def message(self, step: int, message: Message, usage: Usage | None = None,
+                latency_s: float | None = None, cost_usd: float | None = None,
+                **fields: Any) -> dict[str, Any]:
+        return self.write({"type": "message", "step": step, "message": message.to_openai(),
+                           "usage": usage.model_dump() if usage else None,
+                           "latency_s": latency_s, "cost_usd": cost_usd, **fields})
+
+    def tool_result(self, step: int, message: Message, observation: dict[str, Any],
+                    duration_s: float, **fields: Any) -> dict[str, Any]:
+        return self.write({"type": "tool_result", "step": step,
+                           "tool_call_id": getattr(message, "tool_call_id", ""),
+                           "name": message.name, "observation": observation,
+                           "message": message.to_openai(), "duration_s": round(duration_s, 4),
+                           **fields})
+
+    def event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return self.write({"type": "event", "kind": kind, **fields})
+
+    def end(self, status: str, answer: str | None, usage_total: Usage, cost_total_usd: float | None,
+            **fields: Any) -> dict[str, Any]:
+        return self.write({"type": "end", "status": status, "answer": answer,
+                           "usage_total": usage_total.model_dump(), "cost_total_usd": cost_total_usd,
+                           **fields})
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "TrajectoryWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All complete records of a trajectory; a cut (killed) last line is ignored."""
+    records: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i >= len(lines) - 2:  # the last line (possibly followed by nothing): a cut write
+                break
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON; the trajectory is corrupt") from None
+    return records
+
+
+def message_of(record: dict[str, Any]) -> Message:
+    return message_from_openai(record["message"])
+
+
+def apply_compaction(context: list[Message], event: dict[str, Any]) -> list[Message]:
+    """The context after a compaction event (``start``/``end`` slice replaced by ``messages``)."""
+    start, end = int(event["start"]), int(event["end"])
+    replacement = [message_from_openai(m) for m in event.get("messages") or []]
+    return context[:start] + replacement + context[end:]
+
+
+class Trajectory:
+    """A loaded trajectory: the run header, records, messages, events, usage and outcome."""
+
+    def __init__(self, records: list[dict[str, Any]], path: str | None = None) -> None:
+        self.path = path
+        self.records = records
+        self.run: dict[str, Any] = next((r for r in records if r.get("type") == "run"), {})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Trajectory":
+        return cls(read_records(path), str(path))
+
+    # --- what happened -------------------------------------------------------------------
+    @property
+    def messages(self) -> list[Message]:
+        """The full history as logged (system, task, every turn and tool result), no compaction."""
+        return [message_of(r) for r in self.records if r.get("type") in ("message", "tool_result")]
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return list(self.run.get("tools") or [])
+
+    @property
+    def task(self) -> str | None:
+        return self.run.get("task")
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("type") == "event"]
+
+    @property
+    def tool_results(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("type") == "tool_result"]
+
+    @property
+    def end(self) -> dict[str, Any] | None:
+        """The last ``end`` record, if nothing was logged after it (a resumed run may follow one)."""
+        for r in reversed(self.records):
+            if r.get("type") == "end":
+                return r
+            if r.get("type") in ("message", "tool_result"):
+                return None
+        return None
+
+    @property
+    def status(self) -> str:
+        """done | limit | error | cancelled, or ``incomplete`` for a run that was killed."""
+        end = self.end
+        return end["status"] if end else "incomplete"
+
+    @property
+    def answer(self) -> str | None:
+        end = self.end
+        return end.get("answer") if end else None
+
+    @property
+    def steps(self) -> int:
+        """Model calls made (assistant messages logged)."""
+        return sum(1 for r in self.records if r.get("type") == "message"
+                   and (r.get("message") or {}).get("role") == "assistant")
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for r in self.records:
+            # model calls: assistant messages, and events that called the model (a summary)
+            if r.get("type") in ("message", "event") and r.get("usage"):
+                total = total + Usage(**r["usage"])
+        return total
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.usage.cost_usd
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """Numbered sources (``{"n", "url", "title"}``) from the latest sources snapshot."""
+        for r in reversed(self.records):
+            if r.get("type") == "end" and r.get("sources") is not None:
+                return list(r["sources"])
+            if r.get("type") == "event" and r.get("kind") == "sources":
+                return list(r.get("sources") or [])
+        return []
+
+    # --- what the model saw --------------------------------------------------------------
+    def model_calls(self) -> list[list[Message]]:
+        """The exact message list of every model call, in order (compactions applied)."""
+        calls: list[list[Message]] = []
+        context: list[Message] = []
+        for r in self.records:
+            kind = r.get("type")
+            if kind in ("message", "tool_result"):
+                msg = message_of(r)
+                if kind == "message" and isinstance(msg, AssistantMessage):
+                    calls.append(list(context))
+                context.append(msg)
+            elif kind == "event" and r.get("kind") == "compaction":
+                context = apply_compaction(context, r)
+        return calls
+
+    def context_messages(self) -> list[Message]:
+        """Exactly the message list the model saw at its last call (empty before any call)."""
+        calls = self.model_calls()
+        return calls[-1] if calls else []
+
+    def next_context(self) -> list[Message]:
+        """The context the next model call would start from (used by resume)."""
+        context: list[Message] = []
+        for r in self.records:
+            if r.get("type") in ("message", "tool_result"):
+                context.append(message_of(r))
+            elif r.get("type") == "event" and r.get("kind") == "compaction":
+                context = apply_compaction(context, r)
+        return context
+
+
+__all__ = ["SCHEMA_VERSION", "Trajectory", "TrajectoryWriter", "apply_compaction", "read_records",
+           "scrub", "is_secret_key"]
