@@ -1,0 +1,289 @@
+"""The ``fetch`` tool: a URL in, clean markdown out, paged so long documents fit the context.
+
+Pages are downloaded with one shared httpx client (HTTP/1.1 and 2), following redirects by hand
+so every hop is checked by ``netguard`` before it is requested. HTML goes to trafilatura as raw
+**bytes** (it detects the charset better than we could), PDFs go to pypdf, plain text is decoded.
+The extracted document is cached per run, so ``page=2`` does not download it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from agentkit.errors import ToolError
+from agentkit.tools.base import Observation, ToolContext
+from agentkit.tools.netguard import AddressRefused, AllowList, GuardedBackend, check_url
+
+__all__ = ["Document", "FetchTool", "extract_html", "extract_pdf", "split_pages"]
+
+USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/126.0.0.0 Safari/537.36")
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/rss+xml",
+               "application/atom+xml", "application/javascript", "application/x-yaml", "application/yaml")
+
+
+@dataclass
+class Document:
+    """A fetched page after extraction."""
+
+    url: str  # what was asked for (the source-table key)
+    final_url: str  # after redirects
+    text: str
+    title: str = ""
+    author: str = ""
+    date: str = ""
+    kind: str = "html"  # html | pdf | text
+    note: str = ""  # e.g. that the download stopped at the size cap
+
+
+# ---------------------------------------------------------------------------- extraction helpers
+_FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+
+
+def extract_html(data: bytes, url: str) -> tuple[str, dict[str, str]]:
+    """Main text of an HTML page as markdown, plus its metadata (title, author, date, ...)."""
+    import trafilatura
+
+    out = trafilatura.extract(data, url=url, output_format="markdown", with_metadata=True,
+                              include_tables=True, include_comments=False, favor_recall=True)
+    meta: dict[str, str] = {}
+    text = out or ""
+    m = _FRONT.match(text)
+    if m:
+        for line in m.group(1).splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                meta[key.strip()] = value.strip().strip('"')
+        text = text[m.end():]
+    if not text.strip():
+        # Nothing looked like an article (a tiny page, a link list): keep all visible text.
+        text = trafilatura.html2txt(data) or ""
+        if not meta.get("title"):
+            md = trafilatura.extract_metadata(data.decode("utf-8", "replace"), default_url=url)
+            if md is not None and md.title:
+                meta["title"] = md.title
+    return text.strip(), meta
+
+
+def extract_pdf(data: bytes) -> tuple[str, dict[str, str]]:
+    """Text of a PDF, one block per page, plus title/author from its info dictionary."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        parts = [(p.extract_text() or "").strip() for p in reader.pages]
+        info = reader.metadata or {}
+    except (PdfReadError, ValueError, KeyError) as e:
+        raise ToolError(f"Could not read the PDF ({e}); try another source for this document.") from e
+    meta = {k: str(info.get(f"/{k.capitalize()}") or "") for k in ("title", "author")}
+    return "\n\n".join(p for p in parts if p), {k: v for k, v in meta.items() if v}
+
+
+def split_pages(text: str, page_chars: int) -> list[str]:
+    """Cut ``text`` into pages of at most ``page_chars``, at paragraph, then line, then word breaks.
+
+    Concatenating the pages gives back ``text`` exactly: paging never loses a character.
+    """
+    if len(text) <= page_chars:
+        return [text]
+    pages: list[str] = []
+    start = 0
+    while start < len(text):
+        end = start + page_chars
+        if end >= len(text):
+            pages.append(text[start:])
+            break
+        window = text[start:end]
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            i = window.rfind(sep)
+            if i > page_chars // 3:
+                cut = i + len(sep)
+                break
+        if cut <= 0:
+            cut = page_chars
+        pages.append(text[start:start + cut])
+        start += cut
+    return pages
+
+
+def _charset(content_type: str) -> str | None:
+    m = re.search(r"charset=([\w.:-]+)", content_type, re.I)
+    return m.group(1).strip("\"'") if m else None
+
+
+# ---------------------------------------------------------------------------- the tool
+class FetchTool:
+    """Download a web page or PDF and return its main text as markdown, one page at a time."""
+
+    name = "fetch"
+    description = (
+        "Open a web page or PDF by URL and read its main content as clean markdown (menus, ads and "
+        "boilerplate removed), with its title, author and date. Long documents are split into pages: "
+        "the result says how many pages there are, and fetch(url, page=2) continues where page 1 "
+        "stopped. Use it to read a search result in full before relying on it; cite it with the "
+        "[citation:N] number shown in the result. Only public http(s) URLs can be opened."
+    )
+    parameters: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "description": "The full http:// or https:// URL to open."},
+            "page": {"type": "integer", "minimum": 1, "default": 1,
+                     "description": "Which page of a long document to return (1 = the beginning)."},
+        },
+        "required": ["url"],
+    }
+    parallel_safe = True
+
+    def __init__(self, *, allow: list[str] | None = None, timeout: float = 20.0,
+                 max_bytes: int = 15_000_000, max_redirects: int = 5, page_chars: int = 12_000,
+                 user_agent: str = USER_AGENT, http2: bool = True) -> None:
+        self.allow_entries = list(allow or [])
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        self.page_chars = page_chars
+        self.user_agent = user_agent
+        self.http2 = http2
+        self._clients: dict[tuple[int, tuple[str, ...]], httpx.AsyncClient] = {}
+
+    # -- client ---------------------------------------------------------------------------------
+    def _allow(self, ctx: ToolContext | None) -> AllowList:
+        extra = (ctx.settings.get("fetch_allow") if ctx else None) or []
+        if isinstance(extra, str):
+            extra = [extra]
+        return AllowList([*self.allow_entries, *extra])
+
+    def client(self, allow: AllowList, entries: tuple[str, ...] = ()) -> httpx.AsyncClient:
+        """The shared client for this event loop and allow-list (connections are reused)."""
+        key = (id(asyncio.get_running_loop()), entries)
+        cl = self._clients.get(key)
+        if cl is None or cl.is_closed:
+            transport = httpx.AsyncHTTPTransport(http2=self.http2, retries=0)
+            pool = getattr(transport, "_pool", None)
+            if pool is None or not hasattr(pool, "_network_backend"):  # pragma: no cover - httpx changed
+                raise RuntimeError("httpx transport layout changed: cannot install the address guard")
+            pool._network_backend = GuardedBackend(allow)
+            cl = httpx.AsyncClient(
+                transport=transport, follow_redirects=False, trust_env=False,
+                timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+                headers={"User-Agent": self.user_agent,
+                         "Accept": "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5",
+                         "Accept-Language": "en-US,en;q=0.9"})
+            self._clients[key] = cl
+        return cl
+
+    async def aclose(self) -> None:
+        for cl in self._clients.values():
+            await cl.aclose()
+        self._clients.clear()
+
+    # -- download -------------------------------------------------------------------------------
+    async def download(self, url: str, ctx: ToolContext | None = None) -> tuple[str, str, bytes, bool]:
+        """GET ``url`` following checked redirects; returns (final_url, content_type, body, cut)."""
+        allow = self._allow(ctx)
+        entries = tuple(sorted([*self.allow_entries, *((ctx.settings.get("fetch_allow") or []) if ctx else [])]))
+        client = self.client(allow, entries)
+        current = url
+        for _hop in range(self.max_redirects + 1):
+            await check_url(current, allow)
+            async with client.stream("GET", current) as resp:
+                if resp.is_redirect and "location" in resp.headers:
+                    current = urljoin(current, resp.headers["location"])
+                    continue
+                if resp.status_code >= 400:
+                    raise ToolError(f"HTTP {resp.status_code} {resp.reason_phrase} for {current}; "
+                                    "the page is unavailable, try another source.")
+                ctype = resp.headers.get("content-type", "")
+                body = bytearray()
+                cut = False
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        del body[self.max_bytes:]
+                        cut = True
+                        break
+                return current, ctype, bytes(body), cut
+        raise ToolError(f"Too many redirects (more than {self.max_redirects}) starting at {url}; "
+                        "try the final URL directly or another source.")
+
+    async def load(self, url: str, ctx: ToolContext | None = None) -> Document:
+        """Download and extract ``url`` (no caching)."""
+        final, ctype, body, cut = await self.download(url, ctx)
+        mime = ctype.split(";")[0].strip().lower()
+        note = f"download stopped at the {self.max_bytes // 1_000_000} MB limit" if cut else ""
+        if mime == "application/pdf" or (not mime and body.startswith(b"%PDF-")) or \
+                (mime == "application/octet-stream" and body.startswith(b"%PDF-")):
+            if cut:
+                raise ToolError(f"The PDF at {url} is larger than the {self.max_bytes // 1_000_000} MB limit.")
+            text, meta = await asyncio.to_thread(extract_pdf, body)
+            kind = "pdf"
+        elif mime in _HTML_TYPES or (not mime and body.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))):
+            text, meta = await asyncio.to_thread(extract_html, body, final)
+            kind = "html"
+        elif mime.startswith(_TEXT_TYPES) or not mime:
+            text = body.decode(_charset(ctype) or "utf-8", "replace")
+            meta, kind = {}, "text"
+        else:
+            raise ToolError(f"Cannot read {url}: its content type is {mime!r}, not a web page, PDF or text.")
+        return Document(url=url, final_url=final, text=text, title=meta.get("title", ""),
+                        author=meta.get("author", ""), date=meta.get("date", ""), kind=kind, note=note)
+
+    # -- tool call ------------------------------------------------------------------------------
+    async def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
+        url = str(args.get("url") or "").strip()
+        try:
+            page = int(args.get("page") or 1)
+        except (TypeError, ValueError):
+            return Observation(text="`page` must be a whole number (1 for the beginning).", is_error=True)
+        if not url:
+            return Observation(text="Give the `url` to open (a full http:// or https:// URL).", is_error=True)
+        cache: dict[str, Document] = ctx.data.setdefault("fetch_cache", {})
+        doc = cache.get(url)
+        if doc is None:
+            try:
+                doc = await self.load(url, ctx)
+            except AddressRefused as e:
+                return Observation(text=str(e), is_error=True, data={"url": url, "refused": True, **e.details})
+            except ToolError as e:
+                return Observation(text=str(e), is_error=True, data={"url": url})
+            except httpx.TimeoutException:
+                return Observation(text=f"Timed out after {self.timeout:g}s fetching {url}; try another source.",
+                                   is_error=True, data={"url": url})
+            except httpx.HTTPError as e:
+                return Observation(text=f"Could not fetch {url}: {type(e).__name__}: {e}. Check the URL or "
+                                        "try another source.", is_error=True, data={"url": url})
+            cache[url] = doc
+        pages = split_pages(doc.text, self.page_chars)
+        n = ctx.sources.add(url, doc.title)
+        if page > len(pages):
+            return Observation(text=f"{url} has only {len(pages)} page(s); ask for page 1 to {len(pages)}.",
+                               is_error=True, data={"url": url, "pages": len(pages)})
+        return Observation(text=self._render(doc, n, page, pages),
+                           data={"url": url, "final_url": doc.final_url, "source": n, "page": page,
+                                 "pages": len(pages), "kind": doc.kind, "title": doc.title})
+
+    @staticmethod
+    def _render(doc: Document, n: int, page: int, pages: list[str]) -> str:
+        head = [f"[citation:{n}] {doc.title or doc.url}", f"URL: {doc.final_url}"]
+        if doc.final_url != doc.url:
+            head[-1] += f" (redirected from {doc.url})"
+        by = " | ".join(x for x in (f"Author: {doc.author}" if doc.author else "",
+                                      f"Date: {doc.date}" if doc.date else "") if x)
+        if by:
+            head.append(by)
+        total = len(pages)
+        head.append(f"Page {page} of {total}" + (f" ({doc.note})" if doc.note else ""))
+        body = pages[page - 1].strip() or "(no readable text on this page)"
+        tail = (f"\n\n[Page {page} of {total}. Call fetch with page={page + 1} to continue.]"
+                if page < total else (f"\n\n[End of document, page {page} of {total}.]" if total > 1 else ""))
+        return "\n".join(head) + "\n\n" + body + tail
