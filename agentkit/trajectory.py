@@ -233,6 +233,13 @@ class Trajectory:
                    and (r.get("message") or {}).get("role") == "assistant")
 
     @property
+    def model_turns(self) -> int:
+        """Turns the model produced, summaries included (what a replay of this run has played)."""
+        return sum(1 for r in self.records if (r.get("type") == "message"
+                   and (r.get("message") or {}).get("role") == "assistant")
+                   or (r.get("type") == "event" and r.get("summary_message")))
+
+    @property
     def usage(self) -> Usage:
         total = Usage()
         for r in self.records:

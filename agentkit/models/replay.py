@@ -33,8 +33,13 @@ def _load_turns(source: str | os.PathLike[str] | list[dict[str, Any]]) -> list[d
         except ValueError as exc:
             raise ConfigError(f"replay script {path} is not valid JSONL: {exc}") from None
     if items and items[0].get("type") == "run":  # a trajectory: take its assistant messages
-        return [r["message"] for r in items if r.get("type") == "message"
-                and (r.get("message") or {}).get("role") == "assistant"]
+        turns = []
+        for r in items:  # model-written summaries (compaction events) were turns too
+            if r.get("type") == "message" and (r.get("message") or {}).get("role") == "assistant":
+                turns.append(r["message"])
+            elif r.get("type") == "event" and r.get("summary_message"):
+                turns.append(r["summary_message"])
+        return turns
     return [dict(t) for t in items]
 
 
