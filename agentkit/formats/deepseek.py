@@ -1,0 +1,326 @@
+"""Render conversations to DeepSeek prompt text, byte for byte as the official chat templates do.
+
+The official templates (V3.1, V3-0324, R1) are the oracle: ``tests/test_render_oracle.py`` renders
+them with jinja2 and requires identical strings. The templates' quirks are reproduced on purpose
+(e.g. V3-0324 and R1 never reset their "first tool call" flag between turns), because the model
+was trained on exactly what they produce. Where a template would raise (a missing ``content``,
+arguments given as a dict), we are lenient instead: missing text is ``""``, dict arguments become
+JSON text.
+
+Tools are not rendered by the templates; the caller puts the model card's ``## Tools`` block into
+the system text. ``render_prompt`` does that: system messages joined with ``\\n\\n``, then the block.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+from pydantic import BaseModel
+
+from agentkit.formats.special import (ASSISTANT, BOS, CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, EOS,
+                                      OUTPUT_BEGIN, OUTPUT_END, OUTPUTS_BEGIN, OUTPUTS_END, SEP, THINK_BEGIN,
+                                      THINK_END, USER)
+from agentkit.messages import content_text
+
+Version = Literal["v3.1", "v3-0324", "r1"]
+VERSIONS: tuple[str, ...] = ("v3.1", "v3-0324", "r1")
+
+# The later V3.1 model card's tool description (reference §2.1, "MC-late"). One place to correct it.
+TOOLS_HEADER = "## Tools\nYou have access to the following tools:\n"
+TOOL_SECTION = "\n### {name}\nDescription: {description}\n\nParameters: {parameters}\n"
+TOOLS_FOOTER = (
+    "\nIMPORTANT: ALWAYS adhere to this exact format for tool use:\n"
+    f"{CALLS_BEGIN}{CALL_BEGIN}tool_call_name{SEP}tool_call_arguments{CALL_END}{{additional_tool_calls}}{CALLS_END}\n"
+    "\n"
+    "Where:\n"
+    "- `tool_call_name` must be an exact match to one of the available tools\n"
+    "- `tool_call_arguments` must be valid JSON that strictly follows the tool's Parameters Schema\n"
+    "- For multiple tool calls, chain them directly without separators or spaces"
+)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _as_dict(message: Any) -> Mapping[str, Any]:
+    """A message as the OpenAI dict the template sees (typed messages via ``to_openai``)."""
+    if isinstance(message, BaseModel):
+        return message.to_openai()  # type: ignore[attr-defined,no-any-return]
+    if isinstance(message, Mapping):
+        return message
+    raise TypeError(f"expected a message object or an OpenAI message dict, got {type(message).__name__}")
+
+
+def _text(value: Any) -> str:
+    """Content as text; ``None``/missing become ``""`` (the template would raise there)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return content_text(value)
+    return str(value)
+
+
+def _call_parts(call: Any) -> tuple[str, str, str]:
+    """(type, name, arguments-as-text) of a tool call in any of the shapes we accept."""
+    if isinstance(call, BaseModel):
+        call = call.to_openai()  # type: ignore[attr-defined]
+    fn = call.get("function") if isinstance(call.get("function"), Mapping) else call
+    args = fn.get("arguments", "")
+    if args is None:
+        args = ""
+    elif not isinstance(args, str):
+        args = json.dumps(args, ensure_ascii=False)
+    return str(call.get("type") or "function"), str(fn.get("name") or ""), args
+
+
+def _tool_spec(tool: Any) -> tuple[str, str, Any]:
+    if isinstance(tool, BaseModel):
+        tool = tool.model_dump()
+    fn = tool.get("function") if isinstance(tool.get("function"), Mapping) else tool
+    params = fn.get("parameters")
+    if params is None:
+        params = {"type": "object", "properties": {}}
+    return str(fn.get("name") or ""), str(fn.get("description") or ""), params
+
+
+def render_tools_block(tools: Iterable[Any]) -> str:
+    """The model card's ``## Tools`` block; ``Parameters:`` is ``json.dumps`` of each schema."""
+    sections = [TOOL_SECTION.format(name=name, description=desc, parameters=json.dumps(params))
+                for name, desc, params in map(_tool_spec, tools)]
+    return TOOLS_HEADER + "".join(sections) + TOOLS_FOOTER
+
+
+def _system_prompt(msgs: Sequence[Mapping[str, Any]], tools: Sequence[Any] | None) -> str:
+    parts = [_text(m.get("content")) for m in msgs if m.get("role") == "system"]
+    if tools:
+        parts.append(render_tools_block(tools))
+    return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def _render_v31(msgs: Sequence[Mapping[str, Any]], system: str, thinking: bool, gen: bool) -> str:
+    out = [BOS, system]
+    is_tool = is_last_user = False
+    for m in msgs:
+        role = m.get("role")
+        if role == "user":
+            is_tool, is_last_user = False, True
+            out.append(USER + _text(m.get("content")))
+        elif role == "assistant" and m.get("tool_calls") is not None:
+            if is_last_user:
+                out.append(ASSISTANT + THINK_END)
+            is_last_user = is_tool = False
+            content = m.get("content")
+            for i, call in enumerate(m["tool_calls"]):
+                _, name, args = _call_parts(call)
+                head = (CALLS_BEGIN if content is None else _text(content) + CALLS_BEGIN) if i == 0 else ""
+                out.append(head + CALL_BEGIN + name + SEP + args + CALL_END)
+            out.append(CALLS_END + EOS)
+        elif role == "assistant":
+            if is_last_user:
+                out.append(ASSISTANT + (THINK_BEGIN if m.get("prefix") and thinking else THINK_END))
+            is_last_user = False
+            content = _text(m.get("content"))
+            if is_tool:
+                is_tool = False
+            elif THINK_END in content:
+                content = content.split(THINK_END, 1)[1]
+            out.append(content + EOS)
+        elif role == "tool":
+            is_last_user, is_tool = False, True
+            out.append(OUTPUT_BEGIN + _text(m.get("content")) + OUTPUT_END)
+    if gen and is_last_user and not is_tool:
+        out.append(ASSISTANT + (THINK_BEGIN if thinking else THINK_END))
+    return "".join(out)
+
+
+def _legacy_call(call: Any) -> str:
+    kind, name, args = _call_parts(call)
+    return CALL_BEGIN + kind + SEP + name + "\n```json\n" + args + "\n```" + CALL_END
+
+
+def _render_v3_0324(msgs: Sequence[Mapping[str, Any]], system: str, gen: bool) -> str:
+    out = [BOS, system]
+    is_first = is_tool = False
+    is_output_first = True
+    for m in msgs:
+        role = m.get("role")
+        if role == "user":
+            is_tool = False
+            out.append(USER + _text(m.get("content")))
+        elif role == "assistant" and m.get("content") is None:
+            is_tool = False
+            for call in m.get("tool_calls") or []:
+                if not is_first:  # the template never resets this flag: later turns take the else branch
+                    out.append(ASSISTANT + CALLS_BEGIN + _legacy_call(call))
+                    is_first = True
+                else:
+                    out.append("\n" + _legacy_call(call) + CALLS_END + EOS)
+        elif role == "assistant":
+            if is_tool:
+                out.append(OUTPUTS_END + _text(m["content"]) + EOS)
+                is_tool = False
+            else:
+                out.append(ASSISTANT + _text(m["content"]) + EOS)
+        elif role == "tool":
+            is_tool = True
+            out.append((OUTPUTS_BEGIN if is_output_first else "\n") + OUTPUT_BEGIN + _text(m.get("content"))
+                       + OUTPUT_END)
+            is_output_first = False
+    if is_tool:
+        out.append(OUTPUTS_END)
+    if gen and not is_tool:
+        out.append(ASSISTANT)
+    return "".join(out)
+
+
+def _render_r1(msgs: Sequence[Mapping[str, Any]], system: str, gen: bool) -> str:
+    out = [BOS, system]
+    is_first = is_tool = False
+    is_output_first = True
+    for m in msgs:
+        role = m.get("role")
+        if role == "user":
+            is_tool = False
+            out.append(USER + _text(m.get("content")))
+        elif role == "assistant" and "tool_calls" in m:
+            is_tool = False
+            content = m.get("content")
+            for call in m.get("tool_calls") or []:
+                if not is_first:  # never reset, as in the template
+                    out.append(ASSISTANT + ("" if content is None else _text(content)) + CALLS_BEGIN
+                               + _legacy_call(call))
+                    is_first = True
+                else:
+                    out.append("\n" + _legacy_call(call))
+            out.append(CALLS_END + EOS)
+        elif role == "assistant":
+            content = _text(m.get("content"))
+            if is_tool:
+                out.append(OUTPUTS_END + content + EOS)
+                is_tool = False
+            else:
+                if THINK_END in content:
+                    content = content.split(THINK_END)[-1]
+                out.append(ASSISTANT + content + EOS)
+        elif role == "tool":
+            is_tool = True
+            out.append((OUTPUTS_BEGIN if is_output_first else "") + OUTPUT_BEGIN + _text(m.get("content"))
+                       + OUTPUT_END)
+            is_output_first = False
+    if is_tool:
+        out.append(OUTPUTS_END)
+    if gen and not is_tool:
+        out.append(ASSISTANT + THINK_BEGIN + "\n")
+    return "".join(out)
+
+
+def render_prompt(messages: Iterable[Any], tools: Sequence[Any] | None = None, thinking: bool = False,
+                  add_generation_prompt: bool = True, version: str = "v3.1") -> str:
+    """The prompt text the model sees for ``messages`` (typed messages or OpenAI dicts).
+
+    ``thinking`` only matters for V3.1 (``<think>`` instead of ``</think>`` after the final
+    ``<｜Assistant｜>``); R1 always opens ``<think>\\n`` and V3-0324 has no thinking.
+    """
+    msgs = [_as_dict(m) for m in messages]
+    system = _system_prompt(msgs, tools)
+    if version == "v3.1":
+        return _render_v31(msgs, system, thinking, add_generation_prompt)
+    if version == "v3-0324":
+        return _render_v3_0324(msgs, system, add_generation_prompt)
+    if version == "r1":
+        return _render_r1(msgs, system, add_generation_prompt)
+    raise ValueError(f"unknown DeepSeek prompt version {version!r}; use one of {', '.join(VERSIONS)}")
+
+
+# --------------------------------------------------------------------------- search agent
+
+
+def _reasoning(m: Mapping[str, Any]) -> str:
+    for key in ("reasoning_content", "reasoning"):
+        if isinstance(m.get(key), str):
+            return m[key]
+    return ""
+
+
+@dataclass(frozen=True)
+class SearchAgentFormat:
+    """The search agent's prompt format: our documented reading of the model card (design §3).
+
+    DeepSeek's exact search-agent template is not public, so every choice lives here:
+
+    - thinking mode: a new turn opens with ``<｜Assistant｜><think>``;
+    - the current turn (everything after the last user message) keeps its reasoning across tool
+      calls: ``<think>{reasoning}</think>{content}<｜tool▁calls▁begin｜>…<｜end▁of▁sentence｜>``, tool
+      outputs, and the model goes on reasoning right after ``<｜tool▁output▁end｜>``;
+    - earlier turns are rendered exactly as the official template does (reasoning dropped).
+
+    ``reopen_think_after_tool`` writes an explicit ``<think>`` after the tool outputs instead.
+    """
+
+    thinking: bool = True
+    keep_current_reasoning: bool = True
+    reopen_think_after_tool: bool = False
+
+    def render(self, messages: Iterable[Any], tools: Sequence[Any] | None = None,
+               add_generation_prompt: bool = True) -> str:
+        msgs = [_as_dict(m) for m in messages]
+        if not self.thinking:
+            return render_prompt(msgs, tools, thinking=False, add_generation_prompt=add_generation_prompt)
+        last_user = max((i for i, m in enumerate(msgs) if m.get("role") == "user"), default=-1)
+        history, current = msgs[: last_user + 1], msgs[last_user + 1:]
+        system = _system_prompt(msgs, tools)
+        out = [_render_v31(history, system, thinking=True, gen=False)]
+        prev = "user" if last_user >= 0 else None
+        for m in current:
+            role = m.get("role")
+            if role == "assistant":
+                if prev == "tool":
+                    out.append(THINK_BEGIN if self.reopen_think_after_tool else "")
+                else:
+                    out.append(ASSISTANT + THINK_BEGIN)
+                if self.keep_current_reasoning:
+                    out.append(_reasoning(m))
+                out.append(THINK_END + _text(m.get("content")))
+                calls = m.get("tool_calls") or []
+                if calls:
+                    out.append(CALLS_BEGIN + "".join(CALL_BEGIN + n + SEP + a + CALL_END
+                                                     for _, n, a in map(_call_parts, calls)) + CALLS_END)
+                out.append(EOS)
+            elif role == "tool":
+                out.append(OUTPUT_BEGIN + _text(m.get("content")) + OUTPUT_END)
+            else:
+                continue  # system text is already in the prompt head; unknown roles are ignored
+            prev = role
+        if add_generation_prompt:
+            out.append(self.generation_prefix(prev))
+        return "".join(out)
+
+    def generation_prefix(self, last_role: str | None) -> str:
+        """What follows the conversation so the model starts reasoning."""
+        if last_role == "tool":
+            return THINK_BEGIN if self.reopen_think_after_tool else ""
+        if last_role == "assistant":
+            return ""
+        return ASSISTANT + THINK_BEGIN
+
+    def starts_in_reasoning(self, messages: Iterable[Any]) -> bool:
+        """Whether a completion of this prompt begins inside the reasoning (before ``</think>``)."""
+        if not self.thinking:
+            return False
+        roles = [_as_dict(m).get("role") for m in messages]
+        roles = [r for r in roles if r != "system"]
+        return bool(roles) and roles[-1] in ("user", "tool")
+
+
+def render_search_prompt(messages: Iterable[Any], tools: Sequence[Any] | None = None,
+                         add_generation_prompt: bool = True,
+                         fmt: SearchAgentFormat | None = None) -> str:
+    """The search agent's prompt (see ``SearchAgentFormat``)."""
+    return (fmt or SearchAgentFormat()).render(messages, tools, add_generation_prompt)

@@ -1,0 +1,39 @@
+"""DeepSeek V3.1 special tokens, spelled exactly as the tokenizer has them.
+
+``｜`` is U+FF5C and ``▁`` is U+2581; the ASCII look-alikes are different strings and are not
+single tokens, so every place that writes a marker takes it from here.
+"""
+
+from __future__ import annotations
+
+import re
+
+BOS = "<｜begin▁of▁sentence｜>"
+EOS = "<｜end▁of▁sentence｜>"
+PAD = "<｜▁pad▁｜>"
+USER = "<｜User｜>"
+ASSISTANT = "<｜Assistant｜>"
+THINK_BEGIN = "<think>"
+THINK_END = "</think>"
+EOT = "<|EOT|>"  # ASCII bars: this one really is spelled that way
+CALLS_BEGIN = "<｜tool▁calls▁begin｜>"
+CALLS_END = "<｜tool▁calls▁end｜>"
+CALL_BEGIN = "<｜tool▁call▁begin｜>"
+CALL_END = "<｜tool▁call▁end｜>"
+SEP = "<｜tool▁sep｜>"
+OUTPUTS_BEGIN = "<｜tool▁outputs▁begin｜>"
+OUTPUTS_END = "<｜tool▁outputs▁end｜>"
+OUTPUT_BEGIN = "<｜tool▁output▁begin｜>"
+OUTPUT_END = "<｜tool▁output▁end｜>"
+SEARCH_BEGIN = "<｜search▁begin｜>"
+SEARCH_END = "<｜search▁end｜>"
+
+ALL_MARKERS = (BOS, EOS, PAD, USER, ASSISTANT, CALLS_BEGIN, CALLS_END, CALL_BEGIN, CALL_END, SEP,
+               OUTPUTS_BEGIN, OUTPUTS_END, OUTPUT_BEGIN, OUTPUT_END, SEARCH_BEGIN, SEARCH_END,
+               "<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>", EOT)
+
+# Any ``<｜…｜>`` marker, full-width or ASCII bars (a leak may use either), DSML-style included.
+# Kept short and free of nested quantifiers so it stays linear on hostile input.
+MARKER_RE = re.compile(r"<[｜|][^<>\n｜|]{1,40}[｜|][^<>\n]{0,200}?>|<[｜|][^<>\n｜|]{1,40}[｜|]>")
+# The markers the viewer highlights: the fixed vocabulary plus think tags.
+HIGHLIGHT_RE = re.compile("|".join(re.escape(m) for m in (*ALL_MARKERS, THINK_BEGIN, THINK_END)))
