@@ -45,6 +45,9 @@ class ModelSettings(BaseModel):
     user: str | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None  # per-request read timeout override
+    # OpenRouter app attribution, sent as HTTP-Referer / X-Title headers (never in the body).
+    app_url: str | None = None
+    app_title: str | None = None
 
     def merged(self, other: "ModelSettings | None") -> "ModelSettings":
         """Fields set in ``other`` win; ``extra_body`` dicts are merged."""

@@ -1,0 +1,67 @@
+"""``Fallback([m1, m2, ...])``: try each model in turn once the one before has given up.
+
+Each model does its own retries first; only its final error moves on to the next model, and
+that switch is reported as ``ModelEvent(kind="fallback")`` so the trajectory records it. A
+request that is wrong in itself (400/422) would fail everywhere, so it is raised at once. A
+stream only falls back while it has shown nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+from agentkit.errors import BadRequest, ConfigError, ModelError
+from agentkit.messages import Message
+from agentkit.models.base import Completion, CompletionDelta, Model, ModelEvent, ModelSettings, OnEvent
+
+
+def _final(err: ModelError) -> bool:
+    """Errors no other model can fix: the request itself is malformed."""
+    return isinstance(err, BadRequest) and err.status in (400, 422)
+
+
+class Fallback:
+    def __init__(self, models: list[Model]) -> None:
+        if not models:
+            raise ConfigError("Fallback needs at least one model")
+        self.models = list(models)
+        self.name = self.models[0].name
+        self.provider = self.models[0].provider
+
+    def __repr__(self) -> str:
+        return f"Fallback({self.models!r})"
+
+    def _switch(self, on_event: OnEvent | None, i: int, err: ModelError) -> None:
+        if on_event is not None:
+            on_event(ModelEvent(kind="fallback", model=self.models[i].name, attempt=i + 1, error=str(err),
+                                status=err.status, to_model=self.models[i + 1].name))
+
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                       settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
+        for i, model in enumerate(self.models):
+            try:
+                return await model.complete(messages, tools, settings, on_event=on_event)
+            except ModelError as err:
+                if _final(err) or i == len(self.models) - 1:
+                    raise
+                self._switch(on_event, i, err)
+        raise AssertionError("unreachable")
+
+    async def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                     settings: ModelSettings | None = None, *,
+                     on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]:
+        for i, model in enumerate(self.models):
+            shown = False
+            try:
+                async for delta in model.stream(messages, tools, settings, on_event=on_event):
+                    shown = shown or delta.completion is None
+                    yield delta
+                return
+            except ModelError as err:
+                if shown or _final(err) or i == len(self.models) - 1:
+                    raise
+                self._switch(on_event, i, err)
+
+    async def aclose(self) -> None:
+        for model in self.models:
+            await model.aclose()
