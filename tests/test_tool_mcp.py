@@ -1,0 +1,112 @@
+"""MCPServer against a real MCP server (the mcp package's MCPServer, formerly FastMCP) over stdio."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agentkit.errors import ToolError
+from agentkit.tools.base import Tool, ToolContext, tool_schema
+from agentkit.tools.mcp import MCPServer, MCPTool
+
+SERVER = textwrap.dedent('''
+    import os
+    from mcp.server.mcpserver import MCPServer
+
+    app = MCPServer("calc")
+
+    @app.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @app.tool()
+    def shout(text: str, times: int = 1) -> str:
+        """Upper-case the text, repeated."""
+        return " ".join([text.upper()] * times)
+
+    @app.tool()
+    def fail(msg: str) -> str:
+        """Always fails."""
+        raise ValueError(msg)
+
+    @app.tool()
+    def crash() -> str:
+        """Kills the server process."""
+        os._exit(3)
+
+    if __name__ == "__main__":
+        app.run()
+''')
+
+
+@pytest.fixture
+def server_script(tmp_path: Path) -> Path:
+    path = tmp_path / "calc_server.py"
+    path.write_text(SERVER)
+    return path
+
+
+@pytest.fixture
+async def calc(server_script: Path):
+    async with MCPServer(command=[sys.executable, str(server_script)], name="calc", timeout=20) as srv:
+        yield srv
+
+
+async def test_tools_are_listed_namespaced_with_their_schemas(calc: MCPServer) -> None:
+    by_name = {t.name: t for t in calc.tools}
+    assert set(by_name) == {"calc__add", "calc__shout", "calc__fail", "calc__crash"}
+    add = by_name["calc__add"]
+    assert isinstance(add, Tool) and isinstance(add, MCPTool)
+    assert add.description == "Add two integers."
+    assert add.parameters["required"] == ["a", "b"]
+    assert add.parameters["properties"]["a"]["type"] == "integer"
+    assert by_name["calc__shout"].parameters["properties"]["times"]["default"] == 1
+    assert tool_schema(add)["function"]["name"] == "calc__add"
+    assert calc.server_name == "calc"
+
+
+async def test_calls_return_the_servers_answer(calc: MCPServer) -> None:
+    tools = {t.name: t for t in calc.tools}
+    obs = await tools["calc__add"]({"a": 2, "b": 40}, ToolContext())
+    assert not obs.is_error and obs.text == "42"
+    assert obs.data["structured"] == {"result": 42} and obs.data["tool"] == "add"
+    obs = await tools["calc__shout"]({"text": "hi", "times": 3}, ToolContext())
+    assert obs.text == "HI HI HI"
+
+
+async def test_tool_errors_become_error_observations(calc: MCPServer) -> None:
+    tools = {t.name: t for t in calc.tools}
+    obs = await tools["calc__fail"]({"msg": "nope"}, ToolContext())
+    assert obs.is_error and "fail" in obs.text
+    bad_args = await tools["calc__add"]({"a": "x"}, ToolContext())
+    assert bad_args.is_error
+    unknown = await calc.call("no_such_tool", {})
+    assert unknown.is_error and "no_such_tool" in unknown.text
+
+
+async def test_dead_server_is_reported_not_raised(server_script: Path) -> None:
+    async with MCPServer(command=[sys.executable, str(server_script)], name="calc", timeout=10) as srv:
+        tools = {t.name: t for t in srv.tools}
+        crashed = await tools["calc__crash"]({}, ToolContext())
+        assert crashed.is_error
+        after = await tools["calc__add"]({"a": 1, "b": 1}, ToolContext())
+        assert after.is_error
+
+
+async def test_server_that_cannot_start(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match="failed to start"):
+        await MCPServer(command=[str(tmp_path / "missing-binary")]).start()
+    broken = tmp_path / "broken.py"
+    broken.write_text("import sys\nsys.stderr.write('missing config file\\n')\nsys.exit(2)\n")
+    with pytest.raises(ToolError, match="missing config file"):
+        await MCPServer(command=[sys.executable, str(broken)], start_timeout=20).start()
+
+
+def test_names_are_safe_for_openai_tool_names(server_script: Path) -> None:
+    srv = MCPServer(command=[sys.executable, "/opt/my.server-v2.py"])
+    assert srv.prefix == "my_server-v2"
+    assert MCPTool(srv, "get.weather/now", "", {}).name == "my_server-v2__get_weather_now"
