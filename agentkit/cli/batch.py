@@ -1,0 +1,67 @@
+"""``agentkit batch TASKS.jsonl``: many runs, N at a time, resumable, with a global cost budget."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from agentkit.cli.common import add_limit_flags, add_model_flags, add_sandbox_flags, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="run many code/research tasks from a JSONL file",
+                       description="Each line: {\"id\", \"preset\": \"code\"|\"research\", \"task\", \"repo\"?, "
+                                   "\"test_cmd\"?}. Finished ids in OUT/results.jsonl are skipped on re-runs.")
+    p.add_argument("tasks", metavar="TASKS.jsonl")
+    p.add_argument("--workers", type=int, default=2, help="tasks run at the same time (default: 2)")
+    p.add_argument("--out", help="output folder (default: runs/batch-<file name>)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run each task as a Ray task on this cluster "
+                                                   "(\"auto\", \"ray://host:10001\", or \"local\" to start one)")
+    p.add_argument("--search-backend", help="search backend of research tasks")
+    p.add_argument("--quiet", action="store_true", help="no per-task lines")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_model_flags(p)
+    add_sandbox_flags(p)
+    add_limit_flags(p, cost_help="stop launching tasks once the batch has spent this many US dollars")
+    p.set_defaults(func=cmd_batch)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from agentkit.batch import load_tasks, run_batch, summary_table
+    from agentkit.presets.runner import RunOptions
+
+    tasks = load_tasks(args.tasks)
+    out = Path(args.out or f"runs/batch-{Path(args.tasks).stem}")
+    base = RunOptions(model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
+                      sandbox=args.sandbox, image=args.image, max_steps=args.max_steps,
+                      search_backend=args.search_backend, progress="quiet")
+    stream = sys.stderr if args.json else sys.stdout
+
+    def on_result(r: dict[str, Any]) -> None:
+        if args.quiet:
+            return
+        test = r.get("test")
+        extra = f" tests {'passed' if test.get('passed') else 'failed'}" if isinstance(test, dict) else ""
+        cost = r.get("cost_usd")
+        print(f"{r['id']}: {r.get('status')}{extra} ({r.get('steps', 0)} steps, "
+              f"{'?' if cost is None else f'${cost:.4f}'})" + (f" — {r['error']}" if r.get("error") else ""),
+              file=stream, flush=True)
+
+    summary = asyncio.run(run_batch(tasks, base, out, workers=args.workers, max_cost=args.max_cost,
+                                    ray_address=args.ray, on_result=on_result))
+    if args.json:
+        print_json({**summary.model_dump(), "pass_rate": summary.pass_rate, "out": str(out)})
+    elif not args.quiet:
+        Console(file=stream).print(summary_table(summary))
+        if summary.cost_stop:
+            print(f"cost budget ${args.max_cost} reached: {summary.not_started} task(s) not started; "
+                  "raise --max-cost and run the same command again to continue", file=stream)
+        print(f"results: {out / 'results.jsonl'}", file=stream)
+    bad = summary.finished - summary.statuses.get("done", 0)
+    failed_tests = summary.tests_run - summary.tests_passed
+    return 0 if (bad == 0 and failed_tests == 0 and summary.not_started == 0) else 1

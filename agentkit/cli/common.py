@@ -1,0 +1,99 @@
+"""Flags shared by the commands that run a model (``chat``, ``code``, ``research``, ``batch``, ``resume``).
+
+Each ``add_*`` function adds one group of flags to an argparse parser; ``run_options`` turns the parsed
+namespace into ``RunOptions`` so every command maps flags the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from agentkit.errors import ConfigError
+
+
+def add_model_flags(parser: argparse.ArgumentParser, thinking_default: str = "the preset's mode") -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("--provider", help="openrouter | deepseek | atlascloud | vllm | sglang | llamacpp | "
+                                      "openai-compatible | raw (default: from the model name and the keys set)")
+    g.add_argument("--model", help="model name, or replay:FILE.jsonl to replay a script "
+                                   "(default: deepseek/deepseek-chat-v3.1)")
+    g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    g.add_argument("--thinking", dest="thinking", action="store_true", default=None,
+                   help=f"reasoning on (default: {thinking_default})")
+    g.add_argument("--no-thinking", dest="thinking", action="store_false", help="reasoning off")
+
+
+def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("sandbox")
+    g.add_argument("--sandbox", choices=["local", "docker"], default="local",
+                   help="where commands run (default: local)")
+    g.add_argument("--image", help="Docker image for --sandbox docker (default: agentkit-sandbox:latest)")
+
+
+def add_limit_flags(parser: argparse.ArgumentParser, cost_help: str = "stop the run after this many US dollars") -> None:
+    g = parser.add_argument_group("limits")
+    g.add_argument("--max-steps", type=_positive_int, help="stop after this many model calls")
+    g.add_argument("--max-cost", type=_positive_float, help=cost_help)
+
+
+def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output folder (default: runs/<timestamp>-<slug>/)") -> None:
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", help=out_help)
+    g.add_argument("--quiet", action="store_true", help="no progress display")
+    g.add_argument("--json", action="store_true", help="print result.json to stdout when done")
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """All shared flags: model, sandbox, limits, output."""
+    add_model_flags(parser)
+    add_sandbox_flags(parser)
+    add_limit_flags(parser)
+    add_output_flags(parser)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def progress_mode(args: argparse.Namespace) -> str:
+    if getattr(args, "quiet", False):
+        return "quiet"
+    return "auto"
+
+
+def progress_stream(args: argparse.Namespace) -> Any:
+    """Progress goes to stderr when stdout carries the JSON result."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The model flags as keyword arguments of ``agentkit.models.make_model``."""
+    return {"provider": getattr(args, "provider", None), "base_url": getattr(args, "base_url", None)}
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

@@ -1,0 +1,117 @@
+"""``agentkit code``, ``agentkit research`` and ``agentkit resume``: one agent run from the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from agentkit.cli.common import (add_limit_flags, add_model_flags, add_output_flags, add_sandbox_flags,
+                                 print_json, progress_mode, progress_stream)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    code = sub.add_parser("code", help="fix or change code in a repository (non-thinking, shell + editor)",
+                          description="Run the code agent on a copy of a repository and write a patch.")
+    code.add_argument("task", metavar="TASK", help="what to do, as text or @FILE (e.g. an issue body)")
+    code.add_argument("--repo", default=".", help="the repository to work on (default: current directory)")
+    code.add_argument("--in-place", action="store_true", help="edit the repository itself instead of a copy")
+    code.add_argument("--test-cmd", help="command run in the sandbox at the end; its result goes in result.json")
+    code.add_argument("--confirm", action="store_true", help="ask before each shell command")
+    add_model_flags(code, "off")
+    add_sandbox_flags(code)
+    add_limit_flags(code)
+    add_output_flags(code)
+    code.set_defaults(func=cmd_code)
+
+    res = sub.add_parser("research", help="answer a question with web search and citations (thinking)",
+                         description="Run the search agent; the answer with [citation:N] goes to answer.md.")
+    res.add_argument("question", metavar="QUESTION", help="the question, as text or @FILE")
+    res.add_argument("--python", action="store_true", help="also give the agent a python tool (runs in the sandbox)")
+    res.add_argument("--search-backend", help="duckduckgo (default) | searxng:URL | fixture:FILE.json")
+    res.add_argument("--max-searches", type=int, help="most search calls in the run")
+    res.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
+                     help="let fetch reach this private host or network (repeatable)")
+    add_model_flags(res, "on")
+    add_sandbox_flags(res)
+    add_limit_flags(res)
+    add_output_flags(res)
+    res.set_defaults(func=cmd_research)
+
+    rs = sub.add_parser("resume", help="continue a run from its trajectory.jsonl",
+                        description="Continue a stopped or limited run with the same preset, model and settings.")
+    rs.add_argument("trajectory", metavar="TRAJ", help="the run's trajectory.jsonl")
+    rs.add_argument("--model", help="continue with another model (e.g. replay:FILE)")
+    rs.add_argument("--provider")
+    rs.add_argument("--base-url")
+    add_limit_flags(rs)
+    rs.add_argument("--quiet", action="store_true", help="no progress display")
+    rs.add_argument("--json", action="store_true", help="print result.json to stdout when done")
+    rs.set_defaults(func=cmd_resume)
+
+
+def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> Any:
+    from agentkit.presets.runner import RunOptions
+
+    return RunOptions(preset=preset, task=task, model=args.model, provider=args.provider, base_url=args.base_url,
+                      thinking=args.thinking, sandbox=args.sandbox, image=args.image, max_steps=args.max_steps,
+                      max_cost=args.max_cost, out=args.out, progress=progress_mode(args), **extra)
+
+
+def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    from agentkit.presets.runner import exit_code
+
+    if args.json:
+        print_json(result)
+    elif not args.quiet:
+        _print_summary(result)
+    return exit_code(result)
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    out = Path(result["out"])
+    tokens = result.get("tokens") or {}
+    cost = result.get("cost_usd")
+    print(f"\nstatus: {result['status']}  steps: {result['steps']}  tokens: {tokens.get('total', 0):,}  "
+          f"cost: {'?' if cost is None else f'${cost:.4f}'}")
+    if result.get("error"):
+        print(f"error: {result['error']}")
+    test = result.get("test")
+    if test:
+        print(f"tests: {'passed' if test['passed'] else 'FAILED'} (exit {test['exit_code']}): {test['cmd']}")
+    for label, key in (("answer", "answer"), ("patch", "patch"), ("trajectory", "trajectory"), ("view", "html")):
+        name = result.get("files", {}).get(key)
+        if name:
+            print(f"{label + ':':12}{out / name}")
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from agentkit.progress import Progress
+
+    return Progress(progress_mode(args), stream=progress_stream(args))
+
+
+def cmd_code(args: argparse.Namespace) -> int:
+    from agentkit.presets.runner import run_task
+
+    opts = _options(args, "code", args.task, repo=args.repo, in_place=args.in_place, test_cmd=args.test_cmd,
+                    confirm=args.confirm)
+    return _finish(args, asyncio.run(run_task(opts, _progress(args))))
+
+
+def cmd_research(args: argparse.Namespace) -> int:
+    from agentkit.presets.runner import run_task
+
+    opts = _options(args, "research", args.question, python=args.python, search_backend=args.search_backend,
+                    max_searches=args.max_searches, fetch_allow=args.fetch_allow)
+    return _finish(args, asyncio.run(run_task(opts, _progress(args))))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from agentkit.presets.runner import resume_task
+
+    overrides = {"model": args.model, "provider": args.provider, "base_url": args.base_url,
+                 "max_steps": args.max_steps, "max_cost": args.max_cost}
+    return _finish(args, asyncio.run(resume_task(args.trajectory, overrides, _progress(args))))

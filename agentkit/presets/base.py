@@ -1,0 +1,62 @@
+"""``Preset``: everything that makes a generic agent a code agent or a search agent.
+
+A preset is data (system prompt, tool names, thinking mode, stop rule); ``build_agent`` turns it
+into an ``Agent`` with concrete tools, so the CLI, batch runs and library users share one path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkit.models.base import ModelSettings
+
+
+class ToolOptions(BaseModel):
+    """Per-run options of the preset tools (CLI flags map onto these)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search_backend: str | None = None  # e.g. "duckduckgo", "searxng:URL", "fixture:PATH"
+    max_searches: int | None = None
+    fetch_allow: list[str] = Field(default_factory=list)  # hosts/CIDRs fetch may reach despite the SSRF guard
+    confirm: bool = False  # ask on the terminal before each shell command
+
+
+class Preset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    system: str
+    tools: list[str]
+    thinking: bool
+    require_submit: bool
+    needs_sandbox: bool = False
+    settings: ModelSettings = Field(default_factory=ModelSettings)
+
+    def build_tools(self, options: ToolOptions | None = None) -> list[Any]:
+        from agentkit.presets.toolset import build_tools
+
+        return build_tools(self.tools, options or ToolOptions())
+
+    def build_agent(self, model: Any, *, sandbox: Any = None, tools: list[Any] | None = None,
+                    extra_tools: list[Any] = (), options: ToolOptions | None = None,
+                    limits: Any = None, trajectory: str | Path | None = None,
+                    run_info: dict[str, Any] | None = None, **agent_kw: Any) -> Any:
+        """An ``agentkit.agent.Agent`` for this preset (``tools`` replaces the preset's tool set)."""
+        from agentkit.agent import Agent, Limits
+
+        kw: dict[str, Any] = dict(
+            tools=list(tools if tools is not None else self.build_tools(options)) + list(extra_tools),
+            sandbox=sandbox, system=self.system, thinking=self.thinking,
+            limits=limits if limits is not None else Limits(),
+            settings=self.settings.merged(ModelSettings(thinking=self.thinking)),
+            require_submit=self.require_submit,
+            run_info={"preset": self.name, **(run_info or {})},
+        )
+        if trajectory is not None:
+            kw["trajectory"] = str(trajectory)
+        kw.update(agent_kw)
+        return Agent(model, **kw)

@@ -1,0 +1,306 @@
+"""One run of a preset from start to files on disk; shared by the CLI, batch runs and Ray workers.
+
+The output folder holds everything a run produced: ``trajectory.jsonl``, ``result.json``, the HTML
+view, and ``patch.diff`` (code) or ``answer.md`` (research). For code runs the working copy lives in
+``workspace/`` inside it, which is what makes ``agentkit resume`` possible.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkit.errors import AgentkitError, ConfigError, ModelError, SandboxError
+from agentkit.presets import get_preset
+from agentkit.presets.base import Preset, ToolOptions
+from agentkit.presets.workspace import Baseline, check_repo, copy_repo
+from agentkit.progress import Progress
+
+DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
+TRAJECTORY, RESULT, PATCH, HTML, ANSWER = "trajectory.jsonl", "result.json", "patch.diff", "trajectory.html", "answer.md"
+WORKSPACE, BASELINE = "workspace", ".baseline.git"
+TEST_OUTPUT_CHARS = 4000
+
+
+class RunOptions(BaseModel):
+    """Everything a run needs besides secrets (keys come from the environment), as the CLI gives it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: Literal["code", "research"] = "code"
+    task: str = ""
+    repo: str | None = None
+    in_place: bool = False
+    test_cmd: str | None = None
+    test_timeout: float = 900.0
+    out: str | None = None
+    run_id: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    base_url: str | None = None
+    thinking: bool | None = None  # None: the preset's mode
+    sandbox: Literal["local", "docker"] = "local"
+    image: str | None = None
+    max_steps: int | None = None
+    max_cost: float | None = None
+    python: bool = False
+    search_backend: str | None = None
+    max_searches: int | None = None
+    fetch_allow: list[str] = Field(default_factory=list)
+    confirm: bool = False
+    progress: Literal["auto", "live", "plain", "quiet"] = "auto"
+    html: bool = True
+
+
+def slug(text: str, n: int = 40) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return (words[:n].rstrip("-") or "run")
+
+
+def default_out(task: str, root: str | Path = "runs") -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{slug(task)}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = Path(f"{base}-{i}")
+    return path
+
+
+def read_task(task: str) -> str:
+    """TASK as given, or the contents of the file when it is ``@path``."""
+    if task.startswith("@"):
+        path = Path(task[1:]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"task file {task[1:]} not found; pass the task as text or @FILE with an existing file")
+        return path.read_text(encoding="utf-8")
+    return task
+
+
+# -- building the parts -------------------------------------------------------------------------------
+
+def build_model(opts: RunOptions, preset: Preset) -> Any:
+    from agentkit.models import make_model
+
+    model = opts.model or DEFAULT_MODEL
+    return make_model(model, provider=opts.provider, base_url=opts.base_url)
+
+
+def build_limits(opts: RunOptions) -> Any:
+    from agentkit.agent import Limits
+
+    kw: dict[str, Any] = {}
+    if opts.max_steps is not None:
+        kw["max_steps"] = opts.max_steps
+    if opts.max_cost is not None:
+        kw["max_cost_usd"] = opts.max_cost
+    return Limits(**kw)
+
+
+async def open_sandbox(opts: RunOptions, workspace: Path) -> Any:
+    from agentkit.sandboxes import make_sandbox
+
+    kw: dict[str, Any] = {}
+    if opts.sandbox == "docker" and opts.image:
+        kw["image"] = opts.image
+    try:
+        sandbox = make_sandbox(opts.sandbox, workspace=str(workspace), **kw)
+        await sandbox.start()
+    except SandboxError as e:
+        if opts.sandbox == "docker":
+            raise ConfigError(f"Docker sandbox unavailable: {e} — start Docker (e.g. `sudo systemctl start docker` "
+                              "or `bash scripts/start-dockerd`) and build the image "
+                              "(`bash sandboxes/build-offline-image.sh`), or use --sandbox local") from None
+        raise
+    return sandbox
+
+
+def tool_options(opts: RunOptions) -> ToolOptions:
+    return ToolOptions(search_backend=opts.search_backend, max_searches=opts.max_searches,
+                       fetch_allow=list(opts.fetch_allow), confirm=opts.confirm)
+
+
+# -- running ---------------------------------------------------------------------------------------------
+
+class _Prepared(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    opts: RunOptions
+    preset: Preset
+    out: Path
+    workdir: Path | None = None
+    baseline: Any = None
+
+
+def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
+    preset = get_preset(opts.preset, python=opts.python)
+    if opts.thinking is not None and opts.thinking != preset.thinking:
+        preset = preset.model_copy(update={"thinking": opts.thinking})
+    if not opts.task.strip() and not resume:
+        raise ConfigError("the task is empty; pass the task text or @FILE")
+    out = Path(opts.out) if opts.out else default_out(opts.task)
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    workdir = baseline = None
+    if preset.name == "code":
+        if not opts.repo:
+            raise ConfigError("the code agent needs a repository: pass --repo PATH")
+        repo = check_repo(opts.repo)
+        if opts.in_place:
+            workdir = repo
+        elif resume and (out / WORKSPACE).is_dir():
+            workdir = out / WORKSPACE
+        else:
+            workdir = copy_repo(repo, out / WORKSPACE)
+        baseline = Baseline.take(workdir, out / BASELINE)
+    elif preset.needs_sandbox:
+        workdir = out / WORKSPACE
+        workdir.mkdir(exist_ok=True)
+    return _Prepared(opts=opts, preset=preset, out=out.resolve(), workdir=workdir, baseline=baseline)
+
+
+async def run_task(opts: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Run one task to the end; returns the ``result.json`` content (also written to the folder)."""
+    opts = opts.model_copy(update={"task": read_task(opts.task)})
+    prep = _prepare(opts)
+    return await _execute(prep, progress, resume_from=None)
+
+
+async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None = None,
+                      progress: Progress | None = None) -> dict[str, Any]:
+    """Continue the run recorded in ``trajectory`` with the same preset, model and settings."""
+    from agentkit.trajectory import Trajectory
+
+    path = Path(trajectory)
+    if not path.is_file():
+        raise ConfigError(f"{trajectory}: no such trajectory file; pass the trajectory.jsonl of a run")
+    traj = Trajectory.load(path)
+    saved = (traj.run or {}).get("options")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{trajectory} was not written by `agentkit code`/`research`; "
+                          "resume it from Python with Agent.resume()")
+    data = {**saved, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    data["out"] = str(path.parent)
+    opts = RunOptions.model_validate(data)
+    prep = _prepare(opts, resume=True)
+    return await _execute(prep, progress, resume_from=path)
+
+
+async def _execute(prep: _Prepared, progress: Progress | None, resume_from: Path | None) -> dict[str, Any]:
+    opts, preset, out = prep.opts, prep.preset, prep.out
+    progress = progress or Progress(opts.progress)
+    model = build_model(opts, preset)
+    sandbox = None
+    started = time.monotonic()
+    end: Any = None
+    try:
+        if prep.workdir is not None:
+            sandbox = await open_sandbox(opts, prep.workdir)
+        run_info = {"options": opts.model_dump(mode="json", exclude={"progress"})}
+        agent = preset.build_agent(model, sandbox=sandbox, options=tool_options(opts), limits=build_limits(opts),
+                                   trajectory=out / TRAJECTORY, run_info=run_info)
+        events = agent.iter_resume(resume_from) if resume_from else agent.iter(opts.task)
+        progress.start()
+        try:
+            async for event in events:
+                progress.update(event)
+                if getattr(event, "kind", None) == "end":
+                    end = event
+        finally:
+            progress.close()
+        if end is not None and end.status == "error" and _is_unknown_model(end.error):
+            raise ConfigError(f"unknown model {opts.model or DEFAULT_MODEL!r} for this provider: {end.error} "
+                              "— run `agentkit models` for known names or pass --model")
+        test = await _run_tests(opts, sandbox, progress) if opts.test_cmd and sandbox is not None else None
+        if sandbox is not None and hasattr(sandbox, "copy_out") and not opts.in_place and prep.workdir is not None:
+            await sandbox.copy_out(str(prep.workdir))
+    finally:
+        if sandbox is not None:
+            await sandbox.close()
+        await model.aclose()
+    return _write_outputs(prep, end, test, time.monotonic() - started)
+
+
+def _is_unknown_model(error: str | None) -> bool:
+    text = (error or "").lower()
+    return ("404" in text or "not found" in text or "not a valid model" in text or "unknown model" in text) \
+        and "model" in text
+
+
+async def _run_tests(opts: RunOptions, sandbox: Any, progress: Progress) -> dict[str, Any]:
+    progress.note(f"running tests: {opts.test_cmd}")
+    res = await sandbox.run(opts.test_cmd, timeout=opts.test_timeout)
+    output = res.output if len(res.output) <= TEST_OUTPUT_CHARS else "…" + res.output[-TEST_OUTPUT_CHARS:]
+    return {"cmd": opts.test_cmd, "exit_code": res.exit_code, "passed": res.exit_code == 0,
+            "timed_out": res.timed_out, "output": output}
+
+
+def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elapsed: float) -> dict[str, Any]:
+    from agentkit.trajectory import Trajectory
+
+    opts, out = prep.opts, prep.out
+    traj = Trajectory.load(out / TRAJECTORY)
+    usage = traj.usage
+    result: dict[str, Any] = {
+        "id": opts.run_id or out.name, "preset": prep.preset.name,
+        "status": traj.status if traj.end else (getattr(end, "status", None) or "error"),
+        "answer": traj.answer, "error": getattr(end, "error", None),
+        "steps": traj.steps,
+        "tokens": {"prompt": usage.prompt, "completion": usage.completion, "reasoning": usage.reasoning,
+                   "cached": usage.cached, "total": usage.total},
+        "cost_usd": traj.cost_usd,
+        "model": (traj.run or {}).get("model"), "provider": (traj.run or {}).get("provider"),
+        "test": test, "elapsed_s": round(elapsed, 3),
+        "files": {"trajectory": TRAJECTORY},
+    }
+    if prep.baseline is not None:
+        patch = prep.baseline.diff()
+        (out / PATCH).write_text(patch, encoding="utf-8")
+        result["files"]["patch"] = PATCH
+        result["changed_files"] = re.findall(r"^diff --git a/(\S+)", patch, flags=re.M)
+    if prep.preset.name == "research":
+        (out / ANSWER).write_text(answer_markdown(traj.answer or "", traj.sources), encoding="utf-8")
+        result["files"]["answer"] = ANSWER
+        result["sources"] = traj.sources
+    if opts.html:
+        html = _html(out / TRAJECTORY)
+        if html is not None:
+            (out / HTML).write_text(html, encoding="utf-8")
+            result["files"]["html"] = HTML
+    (out / RESULT).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    result["out"] = str(out)
+    return result
+
+
+def _html(path: Path) -> str | None:
+    try:
+        from agentkit.formats.html import render_html
+    except ImportError:
+        return None
+    return render_html(path)
+
+
+def answer_markdown(answer: str, sources: list[dict[str, Any]]) -> str:
+    """The answer plus a numbered list of the sources it cites (all sources when it cites none)."""
+    cited = {int(n) for n in re.findall(r"\[citation:(\d+)\]", answer)}
+    listed = [s for s in sources if not cited or int(s.get("n", 0)) in cited]
+    text = answer.rstrip() + "\n"
+    if listed:
+        text += "\n## Sources\n\n"
+        for s in sorted(listed, key=lambda s: int(s.get("n", 0))):
+            title = s.get("title") or s.get("url")
+            text += f"{s.get('n')}. [{title}]({s.get('url')})\n"
+    return text
+
+
+def exit_code(result: dict[str, Any]) -> int:
+    """0 when the run finished (and its tests passed, if any), else 1."""
+    test = result.get("test")
+    ok = result.get("status") == "done" and (test is None or bool(test.get("passed")))
+    return 0 if ok else 1

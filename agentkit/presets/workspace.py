@@ -1,0 +1,64 @@
+"""The code agent's working copy and the patch of what it changed.
+
+The agent works on a copy of the user's repo (never the user's tree unless ``--in-place``). The
+baseline is recorded in a separate git directory outside the workspace, so the agent's own git
+commands cannot disturb it and repos that are not git repos get a patch too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from agentkit.errors import ConfigError
+
+# Never part of the patch: caches the tests leave behind and the sandbox's saved outputs.
+_EXCLUDES = ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".agentkit/", ".venv/", "node_modules/"]
+_COPY_IGNORE = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".mypy_cache", ".venv", "node_modules")
+
+
+def check_repo(repo: str | Path) -> Path:
+    path = Path(repo).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--repo {repo}: not a directory; pass the path of the repository to work on")
+    return path.resolve()
+
+
+def copy_repo(repo: Path, dest: Path) -> Path:
+    """Copy ``repo`` (with its .git, so the agent can use git) to ``dest``."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(repo, dest, symlinks=True, ignore=_COPY_IGNORE)
+    return dest
+
+
+def _git(git_dir: Path, work: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = ["git", f"--git-dir={git_dir}", f"--work-tree={work}", "-c", "core.autocrlf=false",
+           "-c", "user.name=agentkit", "-c", "user.email=agentkit@localhost", "-c", "commit.gpgsign=false", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, cwd=work)
+
+
+class Baseline:
+    """A snapshot of a directory taken before the run; ``diff()`` is the patch of everything since."""
+
+    def __init__(self, work: Path, git_dir: Path) -> None:
+        self.work, self.git_dir = Path(work).resolve(), Path(git_dir).resolve()
+
+    @classmethod
+    def take(cls, work: Path, git_dir: Path) -> "Baseline":
+        base = cls(work, git_dir)
+        work, git_dir = base.work, base.git_dir
+        if (git_dir / "HEAD").exists():  # resuming: keep the original baseline
+            return base
+        git_dir.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True, capture_output=True)
+        (git_dir / "info").mkdir(exist_ok=True)
+        (git_dir / "info" / "exclude").write_text("\n".join(_EXCLUDES) + "\n")
+        _git(git_dir, work, "add", "-A", ".")
+        _git(git_dir, work, "commit", "-q", "--allow-empty", "-m", "baseline")
+        return base
+
+    def diff(self) -> str:
+        _git(self.git_dir, self.work, "add", "-A", ".")
+        return _git(self.git_dir, self.work, "diff", "--cached", "--binary", "HEAD").stdout
