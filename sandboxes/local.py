@@ -1,0 +1,363 @@
+"""The local sandbox: a persistent shell on this machine, inside bubblewrap when it is installed.
+
+With ``bwrap`` the whole filesystem is mounted read-only except the workspace (bound at the
+same path, so paths mean the same inside and out) and a private ``/tmp``; the network is
+unshared unless allowed, and capabilities are dropped. Without ``bwrap`` commands run on the
+host as they are, and a warning says so once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import warnings
+import weakref
+from typing import Literal
+
+from agentkit.errors import SandboxError
+from agentkit.sandboxes.base import DirEntry, ExecResult
+from agentkit.sandboxes.paths import resolve_inside
+from agentkit.sandboxes.session import SessionLimits, ShellSession, Stream
+
+log = logging.getLogger(__name__)
+
+_warned_unisolated = False
+_bwrap_ok: bool | None = None
+_live: "weakref.WeakSet[LocalSandbox]" = weakref.WeakSet()
+
+
+def bwrap_available() -> bool:
+    """Whether ``bwrap`` is installed and can actually create a sandbox here (cached)."""
+    global _bwrap_ok
+    if _bwrap_ok is None:
+        exe = shutil.which("bwrap")
+        if not exe:
+            _bwrap_ok = False
+        else:
+            try:
+                r = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
+                                    "--proc", "/proc", "--dev", "/dev", "true"],
+                                   capture_output=True, timeout=20)
+                _bwrap_ok = r.returncode == 0
+                if not _bwrap_ok:
+                    log.info("bwrap is installed but cannot run here: %s", r.stderr.decode(errors="replace").strip())
+            except (OSError, subprocess.TimeoutExpired):
+                _bwrap_ok = False
+    return _bwrap_ok
+
+
+class _ProcStream(Stream):
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def read(self) -> bytes:
+        assert self.proc.stdout is not None
+        return await self.proc.stdout.read(65536)
+
+    async def write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        await self.proc.stdin.drain()
+
+    async def close(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        if self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except asyncio.TimeoutError:
+                log.warning("local shell %s did not exit after SIGKILL", self.proc.pid)
+
+
+def _stat_fields(pid: int) -> tuple[int, int, int] | None:
+    """(ppid, pgrp, session) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2:].split()
+    try:
+        return int(rest[1]), int(rest[2]), int(rest[3])
+    except (IndexError, ValueError):
+        return None
+
+
+def _all_pids() -> list[int]:
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def _ns_pid(pid: int) -> int | None:
+    """The pid a process has in its innermost pid namespace (what ``$$`` shows inside bwrap)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def kill_session_members(leader: int, protect: set[int], rounds: int = 50) -> int:
+    """Stop then kill every process in session ``leader`` except ``protect``; returns the count.
+
+    Stopping first freezes fork bombs (stopped processes cannot fork), so a few passes catch all.
+    """
+    seen: set[int] = set()
+    for _ in range(rounds):
+        fresh = []
+        for pid in _all_pids():
+            if pid in protect or pid in seen:
+                continue
+            st = _stat_fields(pid)
+            if st and st[2] == leader:
+                fresh.append(pid)
+        if not fresh:
+            break
+        for pid in fresh:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        seen.update(fresh)
+    for pid in seen:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(seen)
+
+
+class LocalSession(ShellSession):
+    def __init__(self, sandbox: "LocalSandbox", limits: SessionLimits) -> None:
+        super().__init__(sandbox.workspace, sandbox.env, limits)
+        self.sb = sandbox
+        self.proc: asyncio.subprocess.Process | None = None
+        self._host_shell_pid: int | None = None
+
+    def _argv(self) -> list[str]:
+        shell = ["bash", "--noprofile", "--norc"]
+        if not self.sb.isolated:
+            return shell
+        ws, tmp = self.sb.workspace, self.sb.tmp_dir
+        args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                "--bind", tmp, "/tmp", "--bind", ws, ws, "--chdir", ws,
+                "--setenv", "HOME", "/tmp/home", "--setenv", "TMPDIR", "/tmp"]
+        if not self.sb.network:
+            args.append("--unshare-net")
+        if os.geteuid() == 0:
+            args += ["--cap-drop", "ALL"]
+        return args + ["--"] + shell
+
+    async def _spawn(self) -> Stream:
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "USER", "LOGNAME")}
+        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self._argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, cwd=self.sb.workspace, env=env, start_new_session=True)
+        except FileNotFoundError as e:
+            raise SandboxError(f"cannot start the local shell: {e.filename} not found; install bash") from e
+        self._host_shell_pid = None
+        return _ProcStream(self.proc)
+
+    def _find_host_shell(self) -> int | None:
+        if self._host_shell_pid is None and self.proc is not None and self.shell_pid is not None:
+            if not self.sb.isolated:
+                self._host_shell_pid = self.shell_pid
+            else:
+                for pid in _all_pids():
+                    st = _stat_fields(pid)
+                    if st and st[2] == self.proc.pid and _ns_pid(pid) == self.shell_pid:
+                        self._host_shell_pid = pid
+                        break
+        return self._host_shell_pid
+
+    async def _kill(self, include_shell: bool) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        leader = self.proc.pid
+        if include_shell:
+            try:
+                os.killpg(leader, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await asyncio.to_thread(kill_session_members, leader, set())
+            return
+        shell = self._find_host_shell()
+        protect = {leader}
+        pid = shell
+        while pid and pid not in (leader, 1):  # the shell and its ancestors (bwrap's init)
+            protect.add(pid)
+            st = _stat_fields(pid)
+            pid = st[0] if st else None
+        await asyncio.to_thread(kill_session_members, leader, protect)
+
+    async def _save_output(self, name: str, data: bytes) -> str | None:
+        host_dir = os.path.join(self.sb.tmp_dir, "agentkit-output")
+        os.makedirs(host_dir, exist_ok=True)
+        with open(os.path.join(host_dir, name), "wb") as f:
+            f.write(data)
+        inside = "/tmp" if self.sb.isolated else self.sb.tmp_dir
+        return f"{inside}/agentkit-output/{name}"
+
+
+class LocalSandbox:
+    """A workspace directory plus a persistent shell on this machine (bwrap-isolated when possible).
+
+    ``workspace``: a directory to work in (used in place), or None for a fresh temporary one that
+    is deleted on ``close()``. ``isolate``: "auto" uses bwrap when it works, True requires it,
+    False never uses it. ``network``: allow network access inside bwrap.
+    """
+
+    kind = "local"
+
+    def __init__(self, workspace: str | os.PathLike[str] | None = None,
+                 isolate: bool | Literal["auto"] = "auto", *, network: bool = False,
+                 env: dict[str, str] | None = None, timeout: float | None = 120.0,
+                 idle_timeout: float | None = None, output_cap: int = 16_000,
+                 max_output: int = 256 * 1024 * 1024) -> None:
+        self._own_workspace = workspace is None
+        if workspace is None:
+            workspace = tempfile.mkdtemp(prefix="agentkit-ws-")
+        ws = os.path.realpath(os.fspath(workspace))
+        if not os.path.isdir(ws):
+            raise SandboxError(f"workspace {ws} is not a directory; create it or pass another path")
+        self.workspace: str = ws
+        if isolate == "auto":
+            self.isolated: bool = bwrap_available()
+        elif isolate:
+            if not bwrap_available():
+                raise SandboxError("isolate=True needs bubblewrap: install it (apt-get install bubblewrap) "
+                                   "or use isolate='auto'")
+            self.isolated = True
+        else:
+            self.isolated = False
+        self.network = network
+        self.env = dict(env or {})
+        self.tmp_dir = tempfile.mkdtemp(prefix="agentkit-tmp-")
+        os.makedirs(os.path.join(self.tmp_dir, "home"), exist_ok=True)
+        if not self.isolated:
+            self.env.setdefault("TMPDIR", self.tmp_dir)
+        self.limits = SessionLimits(timeout=timeout, idle_timeout=idle_timeout, output_cap=output_cap,
+                                    max_output=max_output)
+        self.session = LocalSession(self, self.limits)
+        self._started = False
+        self._closed = False
+
+    # ----- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._started:
+            return
+        global _warned_unisolated
+        if not self.isolated and not _warned_unisolated:
+            _warned_unisolated = True
+            warnings.warn("LocalSandbox is not isolated: commands run directly on this machine "
+                          "(install bubblewrap and use isolate='auto', or use the Docker sandbox).",
+                          RuntimeWarning, stacklevel=3)
+        await self.session.start()
+        self._started = True
+        _live.add(self)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.session.close()
+        _live.discard(self)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        if self._own_workspace:
+            shutil.rmtree(self.workspace, ignore_errors=True)
+
+    async def __aenter__(self) -> "LocalSandbox":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ----- commands --------------------------------------------------------------------
+    async def run(self, command: str, timeout: float | None = None,
+                  idle_timeout: float | None = None) -> ExecResult:
+        if not self._started:
+            await self.start()
+        return await self.session.run(command, timeout=timeout, idle_timeout=idle_timeout)
+
+    # ----- files -----------------------------------------------------------------------
+    def resolve(self, path: str) -> str:
+        """The host path for ``path``; refuses anything outside the workspace."""
+        return resolve_inside(self.workspace, path)
+
+    async def read_file(self, path: str) -> bytes:
+        real = self.resolve(path)
+        return await asyncio.to_thread(_read_bytes, real)
+
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        real = self.resolve(path)
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        await asyncio.to_thread(_write_bytes, real, payload)
+
+    async def list_dir(self, path: str = ".") -> list[DirEntry]:
+        real = self.resolve(path)
+        return await asyncio.to_thread(_list, real)
+
+    def __repr__(self) -> str:
+        return f"LocalSandbox(workspace={self.workspace!r}, isolated={self.isolated})"
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _list(path: str) -> list[DirEntry]:
+    out = []
+    with os.scandir(path) as it:
+        for e in it:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if e.is_symlink():
+                kind = "symlink"
+            elif e.is_dir(follow_symlinks=False):
+                kind = "dir"
+            elif e.is_file(follow_symlinks=False):
+                kind = "file"
+            else:
+                kind = "other"
+            out.append(DirEntry(name=e.name, kind=kind, size=st.st_size if kind == "file" else 0))
+    return sorted(out, key=lambda d: d.name)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Interpreter exit: kill shells of sandboxes that were never closed (bwrap dies with us anyway)."""
+    for sb in list(_live):
+        proc = sb.session.proc
+        if proc is not None and proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            kill_session_members(proc.pid, set(), rounds=3)
+        shutil.rmtree(sb.tmp_dir, ignore_errors=True)
+

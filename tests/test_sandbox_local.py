@@ -1,0 +1,191 @@
+"""LocalSandbox specifics: bubblewrap isolation, the unisolated fallback, the factory, helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import warnings
+
+import pytest
+
+from agentkit.errors import ConfigError, SandboxError
+from agentkit.sandboxes import LocalSandbox, Sandbox, make_sandbox
+from agentkit.sandboxes import local as local_mod
+from agentkit.sandboxes.output import OutputCapture, clean, strip_ansi
+from agentkit.sandboxes.session import ansi_c_quote
+
+needs_bwrap = pytest.mark.skipif(not local_mod.bwrap_available(), reason="bubblewrap (bwrap) is not usable here")
+
+
+async def _loopback_server() -> tuple[asyncio.base_events.Server, int]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello from host\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+_CONNECT = ("python3 -c \"import socket,sys; s=socket.create_connection(('127.0.0.1', {port}), timeout=3); "
+            "print(s.recv(100).decode().strip())\"; echo rc=$?")
+
+
+def test_satisfies_the_protocol(tmp_path):
+    sb = LocalSandbox(tmp_path, isolate=False)
+    assert isinstance(sb, Sandbox)
+    assert sb.workspace == os.path.realpath(tmp_path)
+
+
+def test_factory(tmp_path):
+    sb = make_sandbox("local", tmp_path, isolate=False)
+    assert isinstance(sb, LocalSandbox) and sb.workspace == os.path.realpath(tmp_path)
+    with pytest.raises(ConfigError, match="unknown sandbox kind"):
+        make_sandbox("vm")
+
+
+def test_missing_workspace_is_a_clear_error(tmp_path):
+    with pytest.raises(SandboxError, match="not a directory"):
+        LocalSandbox(tmp_path / "nope")
+
+
+async def test_temporary_workspace_is_removed_on_close():
+    async with LocalSandbox(isolate=False) as sb:
+        ws = sb.workspace
+        await sb.write_file("f", "x")
+        assert os.path.isfile(os.path.join(ws, "f"))
+    assert not os.path.exists(ws)
+
+
+async def test_given_workspace_is_kept_and_edited_in_place(tmp_path):
+    (tmp_path / "keep.txt").write_text("orig")
+    async with LocalSandbox(tmp_path) as sb:
+        r = await sb.run("cat keep.txt; echo new > made.txt")
+        assert r.output == "orig"
+    assert (tmp_path / "made.txt").read_text() == "new\n"
+
+
+async def test_close_kills_background_processes(tmp_path):
+    sb = LocalSandbox(tmp_path)
+    await sb.start()
+    await sb.run("sleep 100000 >/dev/null 2>&1 &")
+    leader = sb.session.proc.pid
+    await sb.close()
+    assert _live_members(leader) == []
+
+
+def _live_members(session: int) -> list[int]:
+    """Processes of a session that are still alive (killed-but-unreaped zombies do not count)."""
+    out = []
+    for pid in local_mod._all_pids():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] not in (b"Z", b"X"):
+            out.append(pid)
+    return out
+
+
+async def test_unisolated_runs_on_host_and_warns_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_mod, "_warned_unisolated", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with LocalSandbox(tmp_path, isolate=False) as sb:
+            assert sb.isolated is False
+            server, port = await _loopback_server()
+            async with server:
+                r = await sb.run(_CONNECT.format(port=port), timeout=20)
+            assert "hello from host" in r.output
+        async with LocalSandbox(tmp_path, isolate=False):
+            pass
+    msgs = [w for w in caught if "not isolated" in str(w.message)]
+    assert len(msgs) == 1
+
+
+def test_isolate_true_without_bwrap_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_mod, "_bwrap_ok", False)
+    with pytest.raises(SandboxError, match="bubblewrap"):
+        LocalSandbox(tmp_path, isolate=True)
+    assert LocalSandbox(tmp_path, isolate="auto").isolated is False
+
+
+@needs_bwrap
+async def test_bwrap_network_is_off_unless_allowed(tmp_path):
+    server, port = await _loopback_server()
+    async with server:
+        async with LocalSandbox(tmp_path, isolate=True) as sb:
+            assert sb.isolated
+            r = await sb.run(_CONNECT.format(port=port), timeout=20)
+            assert "hello from host" not in r.output and "rc=1" in r.output
+            ifaces = await sb.run("tail -n +3 /proc/net/dev | cut -d: -f1")
+            assert ifaces.output.split() == ["lo"]
+            assert (await sb.run("echo still here")).output == "still here\n"
+        async with LocalSandbox(tmp_path, isolate=True, network=True) as sb:
+            r = await sb.run(_CONNECT.format(port=port), timeout=20)
+            assert "hello from host" in r.output
+
+
+@needs_bwrap
+async def test_bwrap_only_workspace_and_private_tmp_are_writable(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    outside = f"/var/tmp/agentkit-probe-{os.getpid()}"  # a host-writable place outside /tmp
+    beside = tmp_path / "beside.txt"  # next to the workspace: lands in the private /tmp only
+    async with LocalSandbox(ws, isolate=True) as sb:
+        r = await sb.run(f"echo x > {outside}; echo rc=$?; touch /etc/agentkit-probe; echo rc=$?; "
+                         "touch /usr/agentkit-probe; echo rc=$?")
+        assert r.output.count("Read-only file system") == 3
+        assert "rc=0" not in r.output
+        assert (await sb.run("echo in > inside.txt && echo tmp > /tmp/t && cat /tmp/t")).output == "tmp\n"
+        await sb.run(f"echo x > {beside}")
+    assert not os.path.exists(outside) and not beside.exists()
+    assert not os.path.exists("/etc/agentkit-probe") and not os.path.exists("/usr/agentkit-probe")
+    assert (ws / "inside.txt").read_text() == "in\n"
+    # the sandbox's /tmp was private: nothing landed in the host's /tmp
+    assert not os.path.exists("/tmp/t") or open("/tmp/t").read() != "tmp\n"
+
+
+@needs_bwrap
+async def test_bwrap_containment_of_runaway_commands(tmp_path):
+    async with LocalSandbox(tmp_path, isolate=True, max_output=8 * 1024 * 1024) as sb:
+        r = await sb.run("head -c 1073741824 /dev/zero | tr '\\0' x", timeout=120)
+        assert r.timed_out and r.truncated and "more than" in r.note
+        assert len(r.output) < 20_000
+        assert (await sb.run("echo next")).output == "next\n"
+        r = await sb.run("sleep 100000", timeout=1)
+        assert r.timed_out and (await sb.run("echo next")).output == "next\n"
+        r = await sb.run("exit")
+        assert r.restarted and (await sb.run("echo next")).output == "next\n"
+
+
+def test_ansi_c_quote_round_trips_through_bash():
+    samples = ["plain", "it's", "back\\slash", "new\nline", "\x01\x1b[0m", "ünï ✓", "$HOME `x` $(y)"]
+    for s in samples:
+        out = subprocess.run(["bash", "-c", f"printf %s {ansi_c_quote(s)}"], capture_output=True).stdout
+        assert out.decode() == s
+
+
+def test_strip_ansi_and_clean():
+    assert strip_ansi("\x1b[31mred\x1b[0m") == "red"
+    assert strip_ansi("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\") == "link"
+    assert strip_ansi("10%\r50%\r100%\nnext") == "100%\nnext"
+    assert strip_ansi("a\r\nb") == "a\nb"
+    assert strip_ansi("bell\x07 nul\x00") == "bell nul"
+    assert clean(b"ok \xff\xfe") == "ok \ufffd\ufffd"
+
+
+def test_output_capture_head_tail_and_full_limit():
+    cap = OutputCapture(cap=100, full_limit=150)
+    for i in range(100):
+        cap.add(f"{i:03d}\n".encode())
+    assert cap.total == 400 and cap.truncated and not cap.full_complete
+    assert len(cap.full) == 150
+    text = cap.text("/tmp/out.log")
+    assert text.startswith("000\n001\n") and text.endswith("098\n099\n")
+    assert "300 bytes of output omitted; full output saved to /tmp/out.log" in text
+    small = OutputCapture(cap=100, full_limit=150)
+    small.add(b"short")
+    assert not small.truncated and small.text() == "short"
