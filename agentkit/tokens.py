@@ -1,0 +1,114 @@
+"""Token counting for the DeepSeek V3 family with tiktoken, fully offline.
+
+tiktoken normally downloads its tables; ours ships in ``agentkit/data`` (built from
+DeepSeek-V3.1's tokenizer.json by ``scripts/make-token-table``). The pre-tokenizer regex folds
+the tokenizer's three split rules into one, and the ranks are DeepSeek's own token ids, so
+``encode`` returns real DeepSeek ids. ``count_tokens`` renders the conversation the way the
+V3.1 chat template does (via ``agentkit.formats.deepseek`` when present) and counts that.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import json
+from importlib import resources
+from typing import Any, Iterable, Sequence
+
+import tiktoken
+
+from agentkit.messages import Message, content_text
+
+TABLE = "deepseek-v3.1"
+
+
+@functools.lru_cache(maxsize=1)
+def encoding() -> tiktoken.Encoding:
+    """The DeepSeek V3.1 encoding (loaded once, about 0.3 s)."""
+    data = resources.files("agentkit") / "data"
+    meta = json.loads((data / f"{TABLE}.json").read_text(encoding="utf-8"))
+    ranks: dict[bytes, int] = {}
+    with gzip.open(str(data / f"{TABLE}.tiktoken.gz"), "rb") as fh:
+        for line in fh:
+            if line.strip():
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
+    return tiktoken.Encoding(name=meta["name"], pat_str=meta["pat_str"], mergeable_ranks=ranks,
+                             special_tokens=meta["special_tokens"])
+
+
+def encode(text: str) -> list[int]:
+    """DeepSeek token ids; special-token text (``<｜User｜>``, ``<think>``) counts as the special
+    token, as the Hugging Face tokenizer treats it."""
+    return encoding().encode(text, allowed_special="all")
+
+
+def decode(ids: Iterable[int]) -> str:
+    return encoding().decode(list(ids))
+
+
+def count_text(text: str | None) -> int:
+    if not text:
+        return 0
+    return len(encode(text))
+
+
+def _version(model: str | None) -> str:
+    name = (model or "").lower()
+    if "r1" in name and "distill" not in name:
+        return "r1"
+    if "0324" in name:
+        return "v3-0324"
+    return "v3.1"
+
+
+def render_for_count(messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+                     model: str | None = None) -> str:
+    """The prompt text the model would see (the formats renderer when available, else a close
+    rendering of the V3.1 template)."""
+    try:
+        from agentkit.formats.deepseek import render_prompt
+
+        return render_prompt(messages, tools=list(tools) if tools else None, version=_version(model))
+    except Exception:  # noqa: BLE001 - missing or unhappy renderer: fall back to the approximation
+        return _approx_render(messages, tools)
+
+
+def _approx_render(messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None) -> str:
+    out = ["<｜begin▁of▁sentence｜>"]
+    system = [content_text(_get(m, "content")) for m in messages if _get(m, "role") == "system"]
+    out.append("\n\n".join(system))
+    if tools:
+        out.append("\n\n## Tools\n" + json.dumps(list(tools), ensure_ascii=False))
+    for m in messages:
+        role = _get(m, "role")
+        text = content_text(_get(m, "content"))
+        if role == "user":
+            out.append("<｜User｜>" + text)
+        elif role == "assistant":
+            out.append("<｜Assistant｜></think>" + text)
+            calls = _get(m, "tool_calls") or []
+            if calls:
+                out.append("<｜tool▁calls▁begin｜>")
+                for c in calls:
+                    name, args = (c.name, c.arguments) if hasattr(c, "name") else \
+                        ((c.get("function") or {}).get("name", ""), (c.get("function") or {}).get("arguments", ""))
+                    out.append(f"<｜tool▁call▁begin｜>{name}<｜tool▁sep｜>{args}<｜tool▁call▁end｜>")
+                out.append("<｜tool▁calls▁end｜>")
+            out.append("<｜end▁of▁sentence｜>")
+        elif role == "tool":
+            out.append("<｜tool▁output▁begin｜>" + text + "<｜tool▁output▁end｜>")
+    out.append("<｜Assistant｜></think>")
+    return "".join(out)
+
+
+def _get(m: Any, key: str) -> Any:
+    return m.get(key) if isinstance(m, dict) else getattr(m, key, None)
+
+
+def count_tokens(messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+                 model: str | None = None) -> int:
+    """Tokens of the prompt these messages (and tool schemas) make for a DeepSeek model,
+    generation prompt included."""
+    return count_text(render_for_count(messages, tools, model))
