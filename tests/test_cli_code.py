@@ -1,0 +1,132 @@
+"""`agentkit code` end to end in subprocesses: with the replay model, with the fake HTTP server,
+in place, with --confirm, and stopped by a limit then resumed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agentkit import demo
+from tests.fixtures_cli import run_cli, write_jsonl
+
+FIX_OLD = "    middle = len(ordered) // 2\n    return ordered[middle]\n"
+FIX_NEW = ("    middle = len(ordered) // 2\n    if len(ordered) % 2 == 0:\n"
+           "        return (ordered[middle - 1] + ordered[middle]) / 2\n    return ordered[middle]\n")
+
+
+def _call(name: str, **args: object) -> dict:
+    return {"name": name, "arguments": json.dumps(args)}
+
+
+def _turns() -> list[dict]:
+    """Assistant turns that fix the demo repo (short form understood by Replay and the fake server)."""
+    return [
+        {"content": "Run the tests first.", "tool_calls": [_call("bash", command="python3 -m unittest discover -s tests 2>&1 | tail -3")]},
+        {"content": "Fix median.", "tool_calls": [_call("str_replace_editor", command="str_replace",
+                                                         path="textstats/stats.py", old_str=FIX_OLD, new_str=FIX_NEW)]},
+        {"content": "Check again.", "tool_calls": [_call("bash", command="python3 -m unittest discover -s tests 2>&1 | tail -3")]},
+        {"content": "", "tool_calls": [_call("submit", summary="median fixed for even lengths")]},
+    ]
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()]
+
+
+def test_code_with_replay_model_writes_all_outputs(tmp_path: Path, demo_repo: Path) -> None:
+    script = write_jsonl(tmp_path / "script.jsonl", _turns())
+    issue = tmp_path / "issue.md"
+    issue.write_text("median() is wrong for even-length lists; make the tests pass.\n")
+    out = tmp_path / "out"
+    proc = run_cli("code", f"@{issue}", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                   "--test-cmd", demo.TEST_CMD, "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)  # --json: stdout is exactly result.json (progress went to stderr)
+    assert result == {**json.loads((out / "result.json").read_text()), "out": str(out)}
+    assert result["status"] == "done" and result["steps"] == 4
+    assert result["answer"] == "median fixed for even lengths"
+    assert result["test"]["passed"] is True
+    assert result["tokens"]["total"] > 0 and result["cost_usd"] == 0.0
+    assert "bash: python3 -m unittest" in proc.stderr
+    assert "return (ordered[middle - 1] + ordered[middle]) / 2" in (out / "patch.diff").read_text()
+    # the user's repo is untouched: the agent worked on out/workspace
+    assert "return ordered[middle]\n" in (demo_repo / "textstats" / "stats.py").read_text()
+    assert "ordered[middle - 1]" in (out / "workspace" / "textstats" / "stats.py").read_text()
+    run = _records(out)[0]
+    assert run["task"].startswith("median() is wrong")  # @file was read
+    assert run["thinking"] is False and run["require_submit"] is True
+    assert [t["function"]["name"] for t in run["tools"]] == ["bash", "str_replace_editor", "submit"]
+    assert run["options"]["test_cmd"] == demo.TEST_CMD and run["options"]["repo"] == str(demo_repo)
+
+
+def test_code_against_the_fake_server(tmp_path: Path, demo_repo: Path, server_process) -> None:
+    base_url = server_process([{"reply": t} for t in _turns()])
+    out = tmp_path / "out"
+    proc = run_cli("code", "Fix median() for even-length lists.", "--repo", str(demo_repo),
+                   "--provider", "openai-compatible", "--base-url", base_url, "--model", "deepseek-v3.1",
+                   "--test-cmd", demo.TEST_CMD, "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == ""  # --quiet and no --json: nothing on stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "done" and result["test"]["passed"] is True
+    assert result["provider"] == "openai-compatible" and result["model"] == "deepseek-v3.1"
+    records = _records(out)
+    msgs = [r["message"] for r in records if r["type"] == "message"]
+    assert msgs[0]["role"] == "system" and "submit" in msgs[0]["content"]
+    # the second request carried the real bash output of the first call back to the server
+    outputs = [r["observation"]["text"] for r in records if r["type"] == "tool_result" and r["name"] == "bash"]
+    assert "FAILED" in outputs[0] and "OK" in outputs[1]
+
+
+def test_code_in_place_edits_the_repo_itself(tmp_path: Path, demo_repo: Path) -> None:
+    script = write_jsonl(tmp_path / "script.jsonl", _turns())
+    out = tmp_path / "out"
+    proc = run_cli("code", "fix median", "--repo", str(demo_repo), "--in-place", "--model", f"replay:{script}",
+                   "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "ordered[middle - 1]" in (demo_repo / "textstats" / "stats.py").read_text()
+    assert not (out / "workspace").exists()
+    assert "ordered[middle - 1]" in (out / "patch.diff").read_text()
+
+
+def test_confirm_asks_before_each_shell_command(tmp_path: Path, demo_repo: Path) -> None:
+    turns = [
+        {"content": "", "tool_calls": [_call("bash", command="touch refused-marker")]},
+        {"content": "", "tool_calls": [_call("bash", command="touch allowed-marker")]},
+        {"content": "", "tool_calls": [_call("submit", summary="done")]},
+    ]
+    script = write_jsonl(tmp_path / "script.jsonl", turns)
+    out = tmp_path / "out"
+    proc = run_cli("code", "make markers", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                   "--confirm", "--out", str(out), "--quiet", input="n\ny\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("Run it?") == 2 and "$ touch refused-marker" in proc.stderr
+    assert not (out / "workspace" / "refused-marker").exists()
+    assert (out / "workspace" / "allowed-marker").exists()
+    results = [r for r in _records(out) if r["type"] == "tool_result" and r["name"] == "bash"]
+    assert results[0]["observation"]["is_error"] is True
+    assert "declined" in results[0]["observation"]["text"]
+    assert not results[1]["observation"].get("is_error")
+
+
+def test_limit_then_resume_finishes_the_run(tmp_path: Path, demo_repo: Path) -> None:
+    script = write_jsonl(tmp_path / "script.jsonl", _turns())
+    out = tmp_path / "out"
+    proc = run_cli("code", "fix median", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                   "--test-cmd", demo.TEST_CMD, "--max-steps", "2", "--out", str(out), "--quiet")
+    assert proc.returncode == 1, proc.stderr  # a limit is a failed run
+    first = json.loads((out / "result.json").read_text())
+    assert first["status"] == "limit" and first["steps"] == 2
+    assert first["test"]["passed"] is True  # the fix landed in step 2, tests ran at the stop
+
+    proc = run_cli("resume", str(out / "trajectory.jsonl"), "--max-steps", "10", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "done" and result["steps"] == 4
+    assert result["answer"] == "median fixed for even lengths"
+    assert result["test"]["passed"] is True
+    # one trajectory holds both sessions, with the resume event between them
+    records = _records(out)
+    assert [r["type"] for r in records].count("run") == 1
+    assert any(r["type"] == "event" and r.get("kind") == "resume" for r in records)
+    assert "ordered[middle - 1]" in (out / "patch.diff").read_text()
