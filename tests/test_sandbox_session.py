@@ -90,7 +90,7 @@ async def test_timeout_kills_the_whole_process_group(any_sandbox):
 async def test_idle_timeout(any_sandbox):
     r = await any_sandbox.run("echo tick; sleep 0.3; echo tock; sleep 100000", timeout=60, idle_timeout=1)
     assert r.timed_out and r.exit_code is None
-    assert r.output == "tick\ntock\n"
+    assert r.output.startswith("tick\ntock\n")
     assert "no output for 1s" in r.note
     assert (await any_sandbox.run("echo fine")).output == "fine\n"
 

@@ -1,0 +1,557 @@
+"""The Docker sandbox: a container with safe defaults and one persistent shell inside it.
+
+The container's main process is ``sleep infinity`` under docker's init; the shell is a single
+``docker exec`` whose stdin stays open, attached over the engine's socket (no exec per command).
+Defaults are restrictive: no network, a non-root user when the image has one, memory/CPU/pids
+limits, every capability dropped except KILL (used only by the root helper that kills a timed-out
+command's processes), no-new-privileges. The workspace is copied in with ``put_archive`` (or
+bind-mounted when asked) and ``copy_out`` brings it back. Containers carry the label
+``agentkit.sandbox=1``; ``close()`` removes them, as does interpreter exit and
+``agentkit sandboxes prune``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import io
+import logging
+import os
+import posixpath
+import secrets
+import shlex
+import socket
+import struct
+import tarfile
+import tempfile
+import time
+from typing import Any
+
+from agentkit.errors import SandboxError
+from agentkit.sandboxes.base import DirEntry, ExecResult
+from agentkit.sandboxes.session import SessionLimits, ShellSession, Stream, ansi_c_quote
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE = "agentkit-sandbox:latest"
+LABEL = "agentkit.sandbox"
+_created: set[str] = set()  # containers this process created and has not removed yet
+
+# Run as root inside the container with CAP_KILL: stop, then kill, every process of the shell's
+# session (the shell itself too when $2 is 1). Stopping first freezes fork bombs. Only shell
+# builtins are used, so it needs a single pid even when the container is at its pids limit.
+_KILL_SCRIPT = r"""
+sid=$1; all=$2; me=$$; seen=" "; i=0
+while [ $i -lt 60 ]; do
+  i=$((i+1)); fresh=""
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    case "$seen" in *" $p "*) continue;; esac
+    [ "$p" = "$me" ] && continue
+    if [ "$all" != 1 ] && [ "$p" = "$sid" ]; then continue; fi
+    read -r line < "$d/stat" 2>/dev/null || continue
+    rest=${line##*) }
+    set -- $rest
+    [ "$4" = "$sid" ] || continue
+    fresh="$fresh $p"
+  done
+  [ -z "$fresh" ] && break
+  kill -STOP $fresh 2>/dev/null
+  seen="$seen$fresh "
+done
+[ "$seen" = " " ] || kill -KILL $seen 2>/dev/null
+exit 0
+"""
+
+
+def _client(docker_host: str | None = None, timeout: int = 60) -> Any:
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError as e:  # pragma: no cover - docker is a core dependency
+        raise SandboxError("the docker Python package is missing: pip install docker") from e
+    try:
+        if docker_host:
+            client = docker.DockerClient(base_url=docker_host, timeout=timeout)
+        else:
+            client = docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except DockerException as e:
+        where = docker_host or os.environ.get("DOCKER_HOST") or "the default socket"
+        raise SandboxError(f"cannot reach a Docker engine at {where}: start one (scripts/start-dockerd) "
+                           "or set DOCKER_HOST") from e
+
+
+def create_container(image: str = DEFAULT_IMAGE, *, network: bool = False,
+                     mem_limit: str | None = "2g", cpus: float | None = 2.0, pids_limit: int | None = 512,
+                     mounts: dict[str, dict[str, str]] | None = None, labels: dict[str, str] | None = None,
+                     docker_host: str | None = None, client: Any = None) -> str:
+    """Create and start a sandbox container with safe defaults; returns its id.
+
+    The main process (``sleep infinity``) runs as root so that ``docker exec -u root`` keeps
+    CAP_KILL for the kill helper; the shell itself runs as the sandbox user (see DockerSandbox).
+    """
+    from docker.errors import APIError, ImageNotFound
+
+    client = client or _client(docker_host)
+    kw: dict[str, Any] = dict(
+        command=["sleep", "infinity"],
+        detach=True,
+        init=True,
+        labels={LABEL: "1", "agentkit.pid": str(os.getpid()), **(labels or {})},
+        network_mode="bridge" if network else "none",
+        cap_drop=["ALL"],
+        cap_add=["KILL"],
+        security_opt=["no-new-privileges"],
+        privileged=False,
+        volumes=mounts or {},
+        user="0",
+    )
+    if mem_limit:
+        kw["mem_limit"] = mem_limit
+        kw["memswap_limit"] = mem_limit  # no swap: the limit is the limit
+    if cpus:
+        kw["nano_cpus"] = int(cpus * 1e9)
+    if pids_limit:
+        kw["pids_limit"] = pids_limit
+    try:
+        container = client.containers.run(image, **kw)
+    except ImageNotFound as e:
+        raise SandboxError(f"Docker image {image} not found: build it with sandboxes/build-offline-image.sh "
+                           "(or docker build -t agentkit-sandbox sandboxes/)") from e
+    except APIError as e:
+        raise SandboxError(f"cannot start a container from {image}: {e.explanation or e}") from e
+    _created.add(container.id)
+    return container.id
+
+
+def remove_container(container_id: str, docker_host: str | None = None, client: Any = None) -> None:
+    """Force-remove a container (ignored if it is already gone)."""
+    from docker.errors import DockerException, NotFound
+
+    try:
+        (client or _client(docker_host)).api.remove_container(container_id, force=True, v=True)
+    except NotFound:
+        pass
+    except DockerException as e:
+        log.warning("could not remove container %s: %s", container_id[:12], e)
+    _created.discard(container_id)
+
+
+def prune(docker_host: str | None = None, client: Any = None) -> list[str]:
+    """Remove every container labelled as an agentkit sandbox; returns the removed ids."""
+    client = client or _client(docker_host)
+    removed = []
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+        remove_container(c.id, client=client)
+        removed.append(c.id)
+    return removed
+
+
+@atexit.register
+def _remove_leftovers() -> None:
+    if not _created:
+        return
+    try:
+        client = _client(timeout=10)
+    except SandboxError:
+        return
+    for cid in list(_created):
+        remove_container(cid, client=client)
+
+
+class _ExecStream(Stream):
+    """The multiplexed stdout/stderr stream of an attached exec, read without threads."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, keep: Any) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._keep = keep  # the SDK's socket wrapper and response: closing them would close ours
+
+    async def read(self) -> bytes:
+        try:
+            header = await self.reader.readexactly(8)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return b""
+        size = struct.unpack(">BxxxL", header)[1]
+        try:
+            return await self.reader.readexactly(size) if size else await self.read()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception as e:
+            log.debug("closing exec socket: %s", e)
+
+
+async def open_exec_stream(api: Any, container_id: str, cmd: list[str], *, user: str = "",
+                           workdir: str | None = None, environment: dict[str, str] | None = None) -> _ExecStream:
+    """Start ``cmd`` in the container with stdin open and return its attached byte stream."""
+    exec_id = await asyncio.to_thread(
+        api.exec_create, container_id, cmd, stdin=True, stdout=True, stderr=True, tty=False,
+        user=user, workdir=workdir, environment=environment)
+    sock_io = await asyncio.to_thread(api.exec_start, exec_id["Id"], socket=True)
+    raw = getattr(sock_io, "_sock", sock_io)
+    if not isinstance(raw, socket.socket):
+        raise SandboxError("this Docker connection type cannot be attached asynchronously; "
+                           "use a unix:// or tcp:// DOCKER_HOST")
+    reader, writer = await asyncio.open_connection(sock=raw, limit=1 << 20)
+    return _ExecStream(reader, writer, keep=(sock_io, exec_id))
+
+
+class DockerSession(ShellSession):
+    def __init__(self, sandbox: "DockerSandbox", limits: SessionLimits) -> None:
+        super().__init__(sandbox.workspace, sandbox.env, limits)
+        self.sb = sandbox
+
+    async def _spawn(self) -> Stream:
+        # setsid: the shell leads its own session, which is how its processes are found and killed.
+        return await open_exec_stream(self.sb.api, self.sb.container_id,
+                                      ["setsid", "-w", "bash", "--noprofile", "--norc"],
+                                      user=self.sb.user, workdir=self.sb.workspace)
+
+    def _init_lines(self) -> list[str]:
+        if self.sb.nproc_limit and self.sb.uid not in (0, None):
+            # Keep a fork bomb below the container's pids limit so the kill helper can still start.
+            return [f"ulimit -u {self.sb.nproc_limit} 2>/dev/null"]
+        return []
+
+    async def _kill(self, include_shell: bool) -> None:
+        if self.shell_pid is None:
+            return
+        cmd = ["sh", "-c", _KILL_SCRIPT, "sh", str(self.shell_pid), "1" if include_shell else "0"]
+        for attempt in range(5):
+            try:
+                await asyncio.to_thread(self.sb.exec_simple, cmd, "root")
+                return
+            except Exception as e:  # the container may be at its pids limit for a moment
+                log.debug("kill helper failed (attempt %d): %s", attempt + 1, e)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        # Last resort: restart the container. Its filesystem (the workspace) survives.
+        log.warning("could not kill processes in %s; restarting the container", self.sb.container_id[:12])
+        await asyncio.to_thread(self.sb.api.restart, self.sb.container_id, timeout=0)
+
+    async def _save_output(self, name: str, data: bytes) -> str | None:
+        await asyncio.to_thread(self.sb.put_files, "/tmp", {f"agentkit-output/{name}": data})
+        return f"/tmp/agentkit-output/{name}"
+
+
+class DockerSandbox:
+    """A container sandbox with a persistent shell.
+
+    ``workspace``: a host directory copied into ``workdir`` (or bind-mounted with ``mount=True``);
+    None starts with an empty ``workdir``. ``container``: attach to an existing container (e.g. one
+    shared by many tests) instead of creating one; it is then not removed on ``close()``.
+    """
+
+    kind = "docker"
+    isolated = True
+
+    def __init__(self, image: str = DEFAULT_IMAGE, workspace: str | os.PathLike[str] | None = None, *,
+                 workdir: str = "/workspace", mount: bool = False, network: bool = False,
+                 user: str | None = None, mem_limit: str | None = "2g", cpus: float | None = 2.0,
+                 pids_limit: int | None = 512, env: dict[str, str] | None = None,
+                 timeout: float | None = 120.0, idle_timeout: float | None = None, output_cap: int = 16_000,
+                 max_output: int = 256 * 1024 * 1024, container: str | None = None,
+                 docker_host: str | None = None, labels: dict[str, str] | None = None) -> None:
+        if not posixpath.isabs(workdir):
+            raise SandboxError(f"workdir must be an absolute path inside the container, not {workdir!r}")
+        self.image = image
+        self.host_workspace = os.path.realpath(os.fspath(workspace)) if workspace is not None else None
+        if self.host_workspace is not None and not os.path.isdir(self.host_workspace):
+            raise SandboxError(f"workspace {self.host_workspace} is not a directory")
+        if mount and self.host_workspace is None:
+            raise SandboxError("mount=True needs a host workspace directory to mount")
+        self.workspace: str = posixpath.normpath(workdir)
+        self.mount = mount
+        self.network = network
+        self.user_arg = user
+        self.mem_limit, self.cpus, self.pids_limit = mem_limit, cpus, pids_limit
+        self.nproc_limit = max(pids_limit - 64, 32) if pids_limit else None
+        self.env = dict(env or {})
+        self.docker_host = docker_host
+        self.labels = labels
+        self.container_id: str = container or ""
+        self._own_container = container is None
+        self.user = ""  # what exec runs as ("" = the image's user)
+        self.uid: int | None = None
+        self.gid: int | None = None
+        self.limits = SessionLimits(timeout=timeout, idle_timeout=idle_timeout, output_cap=output_cap,
+                                    max_output=max_output)
+        self.client: Any = None
+        self.api: Any = None
+        self.session = DockerSession(self, self.limits)
+        self._files: DockerSession | None = None  # a second shell for the file API's path checks
+        self._started = False
+        self._closed = False
+        self.start_seconds: float | None = None
+
+    # ----- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._started:
+            return
+        t0 = time.monotonic()
+        self.client = await asyncio.to_thread(_client, self.docker_host)
+        self.api = self.client.api
+        try:
+            if self._own_container:
+                await self._create()
+            await asyncio.to_thread(self._resolve_user)
+            if not self.mount:
+                await asyncio.to_thread(self._prepare_workdir)
+            await self.session.start()
+        except BaseException:
+            await self._remove()
+            raise
+        self._started = True
+        self.start_seconds = time.monotonic() - t0
+
+    async def _create(self) -> None:
+        mounts = {self.host_workspace: {"bind": self.workspace, "mode": "rw"}} if self.mount else None
+        self.container_id = await asyncio.to_thread(
+            create_container, self.image, network=self.network, mem_limit=self.mem_limit,
+            cpus=self.cpus, pids_limit=self.pids_limit, mounts=mounts, labels=self.labels, client=self.client)
+
+    def _resolve_user(self) -> None:
+        """Which user the shell runs as, and its uid/gid (for the ownership of copied-in files)."""
+        if self.user_arg is not None:
+            user = self.user_arg
+        elif self.mount:
+            user = f"{os.getuid()}:{os.getgid()}"  # files written through the mount stay the host user's
+        else:
+            image_id = self.api.inspect_container(self.container_id)["Image"]
+            user = self.api.inspect_image(image_id)["Config"].get("User") or "0"
+        self.user = user
+        out = self.exec_simple(["sh", "-c", "id -u; id -g"], user=user).split()
+        try:
+            self.uid, self.gid = int(out[0]), int(out[1])
+        except (IndexError, ValueError) as e:
+            raise SandboxError(f"cannot determine the sandbox user in {self.image}: {out!r}") from e
+
+    def _prepare_workdir(self) -> None:
+        """Create the workdir owned by the sandbox user and copy the host workspace into it."""
+        parent, name = posixpath.split(self.workspace)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            top = tarfile.TarInfo(name)
+            top.type, top.mode = tarfile.DIRTYPE, 0o755
+            top.uid, top.gid, top.mtime = self.uid or 0, self.gid or 0, int(time.time())
+            tar.addfile(top)
+            if self.host_workspace:
+                for root, dirs, files in os.walk(self.host_workspace):
+                    for entry in sorted(dirs) + sorted(files):
+                        full = os.path.join(root, entry)
+                        rel = os.path.relpath(full, self.host_workspace)
+                        info = tar.gettarinfo(full, arcname=f"{name}/{rel}")
+                        info.uid, info.gid, info.uname, info.gname = self.uid or 0, self.gid or 0, "", ""
+                        if info.isreg():
+                            with open(full, "rb") as f:
+                                tar.addfile(info, f)
+                        elif info.isdir() or info.issym():
+                            tar.addfile(info)
+        self._ensure_dir(parent)
+        self.api.put_archive(self.container_id, parent, buf.getvalue())
+
+    def _ensure_dir(self, path: str) -> None:
+        if path in ("", "/"):
+            return
+        try:
+            self.exec_simple(["mkdir", "-p", "--", path], user=self.user)
+        except SandboxError:
+            self.exec_simple(["mkdir", "-p", "--", path], user="root")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._files is not None:
+            await self._files.close()
+        if self._own_container:
+            await self._drop_stream_only()
+            await self._remove()
+        else:
+            await self.session.close()
+            # a shared container: leave it running but remove this sandbox's workdir
+            if self._started and self.api is not None and not self.mount:
+                try:
+                    await asyncio.to_thread(self.exec_simple, ["rm", "-rf", "--", self.workspace], self.user)
+                except Exception as e:
+                    log.debug("could not remove %s: %s", self.workspace, e)
+        if self.client is not None:
+            self.client.close()
+
+    async def _drop_stream_only(self) -> None:
+        await self.session._drop_stream()
+
+    async def _remove(self) -> None:
+        if self._own_container and self.container_id:
+            await asyncio.to_thread(remove_container, self.container_id, client=self.client)
+
+    async def __aenter__(self) -> "DockerSandbox":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ----- helpers (sync; call through asyncio.to_thread) ---------------------------------
+    def exec_simple(self, cmd: list[str], user: str = "") -> str:
+        """Run one short command with ``docker exec`` and return its output; raises on failure."""
+        res = self.api.exec_create(self.container_id, cmd, stdout=True, stderr=True, user=user)
+        out = self.api.exec_start(res["Id"])
+        code = self.api.exec_inspect(res["Id"]).get("ExitCode")
+        if code not in (0, None):
+            raise SandboxError(f"`{shlex.join(cmd)[:80]}` failed in the container ({code}): "
+                               f"{out.decode(errors='replace').strip()[:200]}")
+        return out.decode(errors="replace")
+
+    def put_files(self, directory: str, files: dict[str, bytes], mode: int = 0o644) -> None:
+        """Write files (relative names, parents created) under ``directory``, owned by the user."""
+        buf = io.BytesIO()
+        made: set[str] = set()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for rel, data in files.items():
+                parts = rel.split("/")
+                for i in range(1, len(parts)):
+                    d = "/".join(parts[:i])
+                    if d not in made:
+                        made.add(d)
+                        di = tarfile.TarInfo(d)
+                        di.type, di.mode = tarfile.DIRTYPE, 0o755
+                        di.uid, di.gid, di.mtime = self.uid or 0, self.gid or 0, int(time.time())
+                        tar.addfile(di)
+                info = tarfile.TarInfo(rel)
+                info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+                info.uid, info.gid = self.uid or 0, self.gid or 0
+                tar.addfile(info, io.BytesIO(data))
+        self.api.put_archive(self.container_id, directory, buf.getvalue())
+
+    # ----- commands --------------------------------------------------------------------
+    async def run(self, command: str, timeout: float | None = None,
+                  idle_timeout: float | None = None) -> ExecResult:
+        if not self._started:
+            await self.start()
+        return await self.session.run(command, timeout=timeout, idle_timeout=idle_timeout)
+
+    # ----- files -----------------------------------------------------------------------
+    async def _fs(self, script: str) -> str:
+        """Run a short file-API helper in a second persistent shell (never the user's one)."""
+        if not self._started:
+            await self.start()
+        if self._files is None or not self._files.alive:
+            self._files = DockerSession(self, SessionLimits(timeout=30, output_cap=1 << 20))
+            await self._files.start()
+        r = await self._files.run(script, timeout=30)
+        if r.exit_code is None:
+            raise SandboxError(f"file operation failed in the container: {r.note}")
+        return r.output
+
+    async def _resolve(self, path: str) -> tuple[str, str, str]:
+        """(real path, kind, octal mode) of ``path``; kind is "", "file", "dir" or "other"."""
+        raw = os.fspath(path)
+        if "\x00" in raw or "\n" in raw:
+            raise SandboxError(f"invalid path {raw!r}")
+        joined = raw if raw.startswith("/") else posixpath.join(self.workspace, raw)
+        marker = secrets.token_hex(4)
+        out = await self._fs(
+            f"p=$(realpath -m -- {ansi_c_quote(joined)}) && w=$(realpath -m -- {ansi_c_quote(self.workspace)}) && "
+            f"printf '{marker}%s\\n%s\\n' \"$p\" \"$w\" && "
+            "if [ -d \"$p\" ]; then echo dir; elif [ -f \"$p\" ]; then echo file; "
+            "elif [ -e \"$p\" ]; then echo other; else echo; fi && stat -c %a -- \"$p\" 2>/dev/null; true")
+        lines = out.split(marker, 1)[-1].split("\n")
+        real, root, kind = lines[0], lines[1], lines[2]
+        mode = lines[3] if len(lines) > 3 else ""
+        if not real.startswith("/") or (real != root and not real.startswith(root.rstrip("/") + "/")):
+            raise SandboxError(f"path {raw!r} is outside the workspace {self.workspace}; use a path inside it")
+        return real, kind, mode
+
+    async def read_file(self, path: str) -> bytes:
+        real, kind, _ = await self._resolve(path)
+        if kind == "":
+            raise FileNotFoundError(2, "No such file or directory", path)
+        if kind == "dir":
+            raise IsADirectoryError(21, "Is a directory", path)
+        return await asyncio.to_thread(self._get_file, real, path)
+
+    def _get_file(self, real: str, shown: str) -> bytes:
+        from docker.errors import NotFound
+
+        try:
+            stream, _ = self.api.get_archive(self.container_id, real)
+        except NotFound as e:
+            raise FileNotFoundError(2, "No such file or directory", shown) from e
+        with tempfile.SpooledTemporaryFile(max_size=32 << 20) as tmp:
+            for chunk in stream:
+                tmp.write(chunk)
+            tmp.seek(0)
+            with tarfile.open(fileobj=tmp, mode="r|") as tar:
+                for member in tar:
+                    if member.isdir():
+                        raise IsADirectoryError(21, "Is a directory", shown)
+                    f = tar.extractfile(member)
+                    if f is None:
+                        raise SandboxError(f"{shown} is not a regular file")
+                    return f.read()
+        raise FileNotFoundError(2, "No such file or directory", shown)
+
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        real, kind, mode = await self._resolve(path)
+        if kind == "dir":
+            raise IsADirectoryError(21, "Is a directory", path)
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        parent, name = posixpath.split(real)
+        await self._fs(f"mkdir -p -- {ansi_c_quote(parent)}")
+        file_mode = int(mode, 8) if kind == "file" and mode.isdigit() else 0o644
+        await asyncio.to_thread(self.put_files, parent, {name: payload}, file_mode)
+
+    async def list_dir(self, path: str = ".") -> list[DirEntry]:
+        real, kind, _ = await self._resolve(path)
+        if kind == "":
+            raise FileNotFoundError(2, "No such file or directory", path)
+        if kind != "dir":
+            raise NotADirectoryError(20, "Not a directory", path)
+        out = await self._fs(f"find {ansi_c_quote(real)} -mindepth 1 -maxdepth 1 -printf '%y\\t%s\\t%f\\n'")
+        kinds = {"f": "file", "d": "dir", "l": "symlink"}
+        entries = []
+        for line in out.splitlines():
+            parts = line.split("\t", 2)
+            if len(parts) != 3:
+                continue
+            k = kinds.get(parts[0], "other")
+            entries.append(DirEntry(name=parts[2], kind=k, size=int(parts[1]) if k == "file" else 0))  # type: ignore[arg-type]
+        return sorted(entries, key=lambda e: e.name)
+
+    async def copy_out(self, dest: str | os.PathLike[str]) -> str:
+        """Copy the container's workspace to the host directory ``dest`` (created); returns it."""
+        dest_path = os.path.realpath(os.fspath(dest))
+        os.makedirs(dest_path, exist_ok=True)
+        await asyncio.to_thread(self._copy_out, dest_path)
+        return dest_path
+
+    def _copy_out(self, dest: str) -> None:
+        stream, _ = self.api.get_archive(self.container_id, self.workspace)
+        top = posixpath.basename(self.workspace)
+        with tempfile.TemporaryFile() as tmp:
+            for chunk in stream:
+                tmp.write(chunk)
+            tmp.seek(0)
+            with tarfile.open(fileobj=tmp, mode="r:") as tar:
+                members = []
+                for m in tar.getmembers():
+                    if m.name == top:
+                        continue
+                    if not m.name.startswith(top + "/"):
+                        continue
+                    m.name = m.name[len(top) + 1:]
+                    members.append(m)
+                tar.extractall(dest, members=members, filter="data")
+
+    def __repr__(self) -> str:
+        return f"DockerSandbox(image={self.image!r}, container={self.container_id[:12]!r}, workdir={self.workspace!r})"
