@@ -61,6 +61,7 @@ class Reply:
     chunk_chars: int = 8  # streaming split size
     chunk_delay_s: float = 0.0  # pause between streamed chunks
     usage_in_separate_chunk: bool = False  # OpenAI style (choices: []) instead of on the finish chunk
+    send_usage: bool = True  # False: no usage at all, like servers that never report it
 
 
 @dataclass
@@ -383,7 +384,7 @@ class FakeServer:
                 "model": reply.model or body.get("model") or "fake-model",
                 "choices": [{"index": 0, "message": message, "finish_reason": self._finish(reply, "chat"),
                              "logprobs": None}],
-                "usage": self._usage(reply, body, text)}
+                **({"usage": self._usage(reply, body, text)} if reply.send_usage else {})}
 
     def _text_of(self, reply: Reply) -> str:
         return reply.text if reply.text is not None else (reply.content or "")
@@ -394,7 +395,7 @@ class FakeServer:
                 "model": reply.model or body.get("model") or "fake-model",
                 "choices": [{"index": 0, "text": text, "finish_reason": self._finish(reply, "text"),
                              "logprobs": None}],
-                "usage": self._usage(reply, body, text)}
+                **({"usage": self._usage(reply, body, text)} if reply.send_usage else {})}
 
     def _chunks(self, reply: Reply, kind: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:
         """All SSE chunks of a streamed reply, and for each the count of visible characters so far
@@ -418,7 +419,9 @@ class FakeServer:
                 sent.append(total)
             last = text_chunk("", self._finish(reply, "text"))
             usage = self._usage(reply, body, text)
-            if reply.usage_in_separate_chunk:
+            if not reply.send_usage:
+                pass
+            elif reply.usage_in_separate_chunk:
                 chunks.append(last)
                 sent.append(total)
                 last = {"id": cid, "object": "text_completion", "created": created, "model": model,
@@ -467,7 +470,9 @@ class FakeServer:
         text = (reply.content or "") + "".join(c["name"] + c["arguments"] for c in calls)
         usage = self._usage(reply, body, text)
         last = chat_chunk({}, self._finish(reply, "chat"))
-        if reply.usage_in_separate_chunk:
+        if not reply.send_usage:
+            pass
+        elif reply.usage_in_separate_chunk:
             chunks.append(last)
             sent.append(total)
             last = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
