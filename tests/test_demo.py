@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from agentkit import demo
 from tests.fixtures_cli import run_cli
 
@@ -72,3 +74,20 @@ def test_demo_research_answers_with_citations_from_local_pages(tmp_path: Path) -
     assert records[0]["thinking"] is True
     assert any((r.get("message") or {}).get("reasoning_content") or (r.get("message") or {}).get("reasoning")
                for r in records if r["type"] == "message")
+
+
+@pytest.mark.docker
+def test_demo_code_in_the_docker_sandbox(tmp_path: Path) -> None:
+    from tests.fixtures_sandbox import require_docker
+
+    require_docker()
+    out = tmp_path / "run"
+    proc = run_cli("demo", "--sandbox", "docker", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "done" and result["test"]["passed"] is True
+    # the container's edit came back to the working copy, so the patch shows it
+    assert "ordered[middle - 1]" in (out / "patch.diff").read_text()
+    assert "ordered[middle - 1]" in (out / "workspace" / "textstats" / "stats.py").read_text()
+    records = [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()]
+    assert records[0]["sandbox"]["type"] == "DockerSandbox"

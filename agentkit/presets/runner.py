@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentkit.errors import AgentkitError, ConfigError, ModelError, SandboxError
 from agentkit.presets import get_preset
 from agentkit.presets.base import Preset, ToolOptions
-from agentkit.presets.workspace import Baseline, check_repo, copy_repo
+from agentkit.presets.workspace import Baseline, check_repo, copy_repo, sync_tree
 from agentkit.progress import Progress
 
 DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
@@ -85,7 +85,7 @@ def read_task(task: str) -> str:
 
 # -- building the parts -------------------------------------------------------------------------------
 
-def build_model(opts: RunOptions, preset: Preset) -> Any:
+def build_model(opts: RunOptions) -> Any:
     from agentkit.models import make_model
 
     model = opts.model or DEFAULT_MODEL
@@ -114,9 +114,7 @@ async def open_sandbox(opts: RunOptions, workspace: Path) -> Any:
         await sandbox.start()
     except SandboxError as e:
         if opts.sandbox == "docker":
-            raise ConfigError(f"Docker sandbox unavailable: {e} — start Docker (e.g. `sudo systemctl start docker` "
-                              "or `bash scripts/start-dockerd`) and build the image "
-                              "(`bash sandboxes/build-offline-image.sh`), or use --sandbox local") from None
+            raise ConfigError(f"--sandbox docker: {e}; or run with --sandbox local") from None
         raise
     return sandbox
 
@@ -168,8 +166,13 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
 async def run_task(opts: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run one task to the end; returns the ``result.json`` content (also written to the folder)."""
     opts = opts.model_copy(update={"task": read_task(opts.task)})
-    prep = _prepare(opts)
-    return await _execute(prep, progress, resume_from=None)
+    model = build_model(opts)  # first: a missing key should fail before any file is written
+    try:
+        prep = _prepare(opts)
+    except BaseException:
+        await model.aclose()
+        raise
+    return await _execute(prep, model, progress, resume_from=None)
 
 
 async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None = None,
@@ -188,14 +191,18 @@ async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None =
     data = {**saved, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     data["out"] = str(path.parent)
     opts = RunOptions.model_validate(data)
-    prep = _prepare(opts, resume=True)
-    return await _execute(prep, progress, resume_from=path)
+    model = build_model(opts)
+    try:
+        prep = _prepare(opts, resume=True)
+    except BaseException:
+        await model.aclose()
+        raise
+    return await _execute(prep, model, progress, resume_from=path)
 
 
-async def _execute(prep: _Prepared, progress: Progress | None, resume_from: Path | None) -> dict[str, Any]:
+async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resume_from: Path | None) -> dict[str, Any]:
     opts, preset, out = prep.opts, prep.preset, prep.out
     progress = progress or Progress(opts.progress)
-    model = build_model(opts, preset)
     sandbox = None
     started = time.monotonic()
     end: Any = None
@@ -218,13 +225,26 @@ async def _execute(prep: _Prepared, progress: Progress | None, resume_from: Path
             raise ConfigError(f"unknown model {opts.model or DEFAULT_MODEL!r} for this provider: {end.error} "
                               "— run `agentkit models` for known names or pass --model")
         test = await _run_tests(opts, sandbox, progress) if opts.test_cmd and sandbox is not None else None
-        if sandbox is not None and hasattr(sandbox, "copy_out") and not opts.in_place and prep.workdir is not None:
-            await sandbox.copy_out(str(prep.workdir))
+        if sandbox is not None and hasattr(sandbox, "copy_out") and prep.workdir is not None:
+            await _bring_back(sandbox, prep)
     finally:
         if sandbox is not None:
             await sandbox.close()
         await model.aclose()
     return _write_outputs(prep, end, test, time.monotonic() - started)
+
+
+async def _bring_back(sandbox: Any, prep: _Prepared) -> None:
+    """A container worked on its own copy: bring its workspace back into the run's working copy."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="agentkit-copyout-"))
+    try:
+        await sandbox.copy_out(str(tmp))
+        sync_tree(tmp, prep.workdir, prep.baseline)  # type: ignore[arg-type]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _is_unknown_model(error: str | None) -> bool:

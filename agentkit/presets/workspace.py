@@ -62,3 +62,30 @@ class Baseline:
     def diff(self) -> str:
         _git(self.git_dir, self.work, "add", "-A", ".")
         return _git(self.git_dir, self.work, "diff", "--cached", "--binary", "HEAD").stdout
+
+
+def sync_tree(src: Path, dest: Path, baseline: Baseline | None = None) -> None:
+    """Make ``dest`` match ``src`` (a copy brought back from a container): copy every file over, and
+    delete files the baseline knew that are gone from ``src``. Untracked files in ``dest`` that the
+    baseline never saw (ignored build outputs, a virtualenv) are left alone."""
+    src, dest = Path(src), Path(dest)
+    for path in src.rglob("*"):
+        rel = path.relative_to(src)
+        target = dest / rel
+        if path.is_symlink():
+            if target.is_symlink() or target.exists():
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink()
+            target.symlink_to(path.readlink())
+        elif path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    if baseline is not None:
+        known = _git(baseline.git_dir, baseline.work, "ls-files", "-z").stdout.split("\0")
+        for rel in filter(None, known):
+            if not (src / rel).exists() and not (src / rel).is_symlink() and (dest / rel).exists():
+                (dest / rel).unlink()
