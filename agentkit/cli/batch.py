@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", metavar="ADDRESS", help="run each task as a Ray task on this cluster "
                                                    "(\"auto\", \"ray://host:10001\", or \"local\" to start one)")
     p.add_argument("--search-backend", help="search backend of research tasks")
+    p.add_argument("--max-searches", type=int, help="most search calls per research task")
+    p.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
+                   help="let fetch reach this private host or network (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no per-task lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_model_flags(p)
@@ -39,7 +42,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/batch-{Path(args.tasks).stem}")
     base = RunOptions(model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
                       sandbox=args.sandbox, image=args.image, max_steps=args.max_steps,
-                      search_backend=args.search_backend, progress="quiet")
+                      search_backend=args.search_backend, max_searches=args.max_searches,
+                      fetch_allow=args.fetch_allow, progress="quiet")
     stream = sys.stderr if args.json else sys.stdout
 
     def on_result(r: dict[str, Any]) -> None:

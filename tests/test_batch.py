@@ -1,0 +1,121 @@
+"""`agentkit batch`: N workers, per-task folders, results.jsonl + summary, resume by skipping finished
+tasks, and the global cost budget — end to end against the fake server, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentkit import demo
+from agentkit.batch import BatchTask, load_tasks
+from agentkit.errors import ConfigError
+from agentkit.testing.server import Reply
+from tests.fixtures_cli import run_cli, write_jsonl
+
+SUBMIT = Reply(content="", tool_calls=[{"name": "submit", "arguments": json.dumps({"summary": "nothing to change"})}],
+               usage={"prompt_tokens": 1000, "completion_tokens": 50, "cost": 0.4})
+
+
+def _tasks(tmp_path: Path, repo: Path, n: int) -> Path:
+    rows = []
+    for i in range(n):
+        row = {"id": f"t{i}", "preset": "code", "task": f"task {i}", "repo": str(repo),
+               "test_cmd": demo.TEST_CMD if i % 2 == 0 else "true"}
+        rows.append(row)
+    return write_jsonl(tmp_path / "tasks.jsonl", rows)
+
+
+def _results(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_batch_cost_stop_then_resume(tmp_path: Path, demo_repo: Path, fake_server_thread) -> None:
+    srv = fake_server_thread(responder=lambda request: SUBMIT)
+    tasks = _tasks(tmp_path, demo_repo, 5)
+    out = tmp_path / "out"
+    common = ["--provider", "openai-compatible", "--base-url", srv.base_url, "--model", "deepseek-v3.1",
+              "--out", str(out)]
+    # one worker: $0.4 per task, budget $1 -> tasks 1-3 run (0.4, 0.8 < 1), then launching stops
+    proc = run_cli("batch", str(tasks), "--workers", "1", "--max-cost", "1.0", *common)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cost budget $1.0 reached: 2 task(s) not started" in proc.stdout
+    first = _results(out)
+    assert [r["id"] for r in first] == ["t0", "t1", "t2"]
+    assert all(r["status"] == "done" for r in first)
+    assert [r["cost_usd"] for r in first] == pytest.approx([0.4, 0.4, 0.4])
+    for r in first:  # one folder per task with its own trajectory and patch
+        folder = out / "tasks" / r["id"]
+        assert (folder / "trajectory.jsonl").is_file() and (folder / "result.json").is_file()
+        assert (folder / "patch.diff").read_text() == ""
+    # the bug is still there: the demo test command fails, `true` passes
+    assert [r["test"]["passed"] for r in first] == [False, True, False]
+
+    # same command with a bigger budget: the three finished tasks are skipped, two more run
+    proc = run_cli("batch", str(tasks), "--workers", "2", "--max-cost", "10", "--json", *common)
+    summary = json.loads(proc.stdout)
+    assert summary["ran"] == 2 and summary["skipped_done"] == 3 and summary["finished"] == 5
+    assert summary["statuses"] == {"done": 5} and summary["not_started"] == 0 and not summary["cost_stop"]
+    assert summary["tests_run"] == 5 and summary["tests_passed"] == 2 and summary["pass_rate"] == pytest.approx(0.4)
+    assert summary["cost_usd"] == pytest.approx(2.0)
+    assert summary["prompt_tokens"] == 5000 and summary["completion_tokens"] == 250
+    assert sorted(r["id"] for r in _results(out)) == ["t0", "t1", "t2", "t3", "t4"]
+    assert json.loads((out / "summary.json").read_text())["finished"] == 5
+    assert proc.returncode == 1  # some tests failed
+    # 5 tasks x 1 model call each reached the server, nothing re-ran
+    assert len([r for r in srv.requests if r["path"].endswith("/chat/completions")]) == 5
+
+    # a third run has nothing left to do
+    proc = run_cli("batch", str(tasks), "--max-cost", "10", *common)
+    assert "5 (0 now, 5 before)" in proc.stdout
+
+
+def test_batch_parallel_workers_with_replay_fix_everything(tmp_path: Path, demo_repo: Path) -> None:
+    tasks = _tasks(tmp_path, demo_repo, 3)
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(tasks), "--workers", "3", "--model", f"replay:{demo.CODE_SCRIPT}", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = {r["id"]: r for r in _results(out)}
+    assert set(results) == {"t0", "t1", "t2"}
+    assert all(r["status"] == "done" and r["test"]["passed"] for r in results.values())
+    for tid in results:  # each task had its own working copy and sandbox
+        assert "ordered[middle - 1]" in (out / "tasks" / tid / "patch.diff").read_text()
+    assert "tests passed" in proc.stdout and "3/3 (100%)" in proc.stdout
+    assert "return ordered[middle]\n" in (demo_repo / "textstats" / "stats.py").read_text()
+
+
+def test_batch_research_tasks_and_failures_are_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with demo.research_site(tmp_path / "site") as site:
+        tasks = write_jsonl(tmp_path / "tasks.jsonl", [
+            {"id": "q1", "preset": "research", "task": demo.QUESTION},
+            {"id": "q2", "preset": "research", "task": demo.QUESTION},
+        ])
+        proc = run_cli("batch", str(tasks), "--model", f"replay:{site['script']}",
+                       "--search-backend", f"fixture:{site['search_fixture']}", "--out", str(out), "--json")
+    # fetch of 127.0.0.1 is refused without an allow-list: the agent is told, keeps going, and finishes
+    assert proc.returncode == 0, proc.stderr
+    results = {r["id"]: r for r in _results(out)}
+    assert all(r["status"] == "done" for r in results.values())
+    assert "[citation:1]" in (out / "tasks" / "q1" / "answer.md").read_text()
+    traj = [json.loads(line) for line in (out / "tasks" / "q2" / "trajectory.jsonl").read_text().splitlines()]
+    fetches = [r for r in traj if r["type"] == "tool_result" and r["name"] == "fetch"]
+    assert fetches and all(r["observation"]["is_error"] for r in fetches)
+
+
+def test_load_tasks_validates(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "t.jsonl", [{"id": "a", "task": "x", "repo": "."},
+                                               {"id": "b", "preset": "research", "task": "y"}])
+    with path.open("a") as fh:
+        fh.write("\n# a comment line\n")
+    assert load_tasks(path) == [BatchTask(id="a", task="x", repo="."), BatchTask(id="b", preset="research", task="y")]
+    write_jsonl(path, [{"id": "a", "task": "x", "repo": "."}, {"id": "a", "task": "y", "repo": "."}])
+    with pytest.raises(ConfigError, match="t.jsonl:2: duplicate task id 'a'"):
+        load_tasks(path)
+    write_jsonl(path, [{"id": "../evil", "task": "x", "repo": "."}])
+    with pytest.raises(ConfigError, match="t.jsonl:1: id"):
+        load_tasks(path)
+    write_jsonl(path, [{"id": "a", "task": "x", "repo": ".", "extra": 1}])
+    with pytest.raises(ConfigError, match="extra"):
+        load_tasks(path)
