@@ -215,7 +215,7 @@ class DockerSession(ShellSession):
         # setsid: the shell leads its own session, which is how its processes are found and killed.
         return await open_exec_stream(self.sb.api, self.sb.container_id,
                                       ["setsid", "-w", "bash", "--noprofile", "--norc"],
-                                      user=self.sb.user, workdir=self.sb.workspace)
+                                      user=self.sb.user, workdir="/")
 
     def _init_lines(self) -> list[str]:
         if self.sb.nproc_limit and self.sb.uid not in (0, None):
@@ -304,9 +304,24 @@ class DockerSandbox:
             if self._own_container:
                 await self._create()
             await asyncio.to_thread(self._resolve_user)
+            await self.session.start()
+            # One round trip through the new shell instead of separate execs: ids and parent dir.
+            parent = posixpath.dirname(self.workspace)
+            r = await self.session.run(f"id -u; id -g; mkdir -p -- {ansi_c_quote(parent)}", timeout=30)
+            ids = r.output.split()
+            try:
+                self.uid, self.gid = int(ids[0]), int(ids[1])
+            except (IndexError, ValueError) as e:
+                raise SandboxError(f"cannot determine the sandbox user in {self.image}: {r.output[:200]!r}") from e
             if not self.mount:
                 await asyncio.to_thread(self._prepare_workdir)
-            await self.session.start()
+            setup = f"cd -- {ansi_c_quote(self.workspace)}"
+            lines = self.session._init_lines()
+            if lines:
+                setup = "; ".join(lines) + "; " + setup
+            r = await self.session.run(setup, timeout=30)
+            if r.exit_code != 0:
+                raise SandboxError(f"cannot enter the workspace {self.workspace} in the container: {r.output[:200]}")
         except BaseException:
             await self._remove()
             raise
@@ -320,7 +335,7 @@ class DockerSandbox:
             cpus=self.cpus, pids_limit=self.pids_limit, mounts=mounts, labels=self.labels, client=self.client)
 
     def _resolve_user(self) -> None:
-        """Which user the shell runs as, and its uid/gid (for the ownership of copied-in files)."""
+        """Which user the shell runs as: the caller's choice, the host's for mounts, else the image's."""
         if self.user_arg is not None:
             user = self.user_arg
         elif self.mount:
@@ -329,11 +344,6 @@ class DockerSandbox:
             image_id = self.api.inspect_container(self.container_id)["Image"]
             user = self.api.inspect_image(image_id)["Config"].get("User") or "0"
         self.user = user
-        out = self.exec_simple(["sh", "-c", "id -u; id -g"], user=user).split()
-        try:
-            self.uid, self.gid = int(out[0]), int(out[1])
-        except (IndexError, ValueError) as e:
-            raise SandboxError(f"cannot determine the sandbox user in {self.image}: {out!r}") from e
 
     def _prepare_workdir(self) -> None:
         """Create the workdir owned by the sandbox user and copy the host workspace into it."""
@@ -356,16 +366,7 @@ class DockerSandbox:
                                 tar.addfile(info, f)
                         elif info.isdir() or info.issym():
                             tar.addfile(info)
-        self._ensure_dir(parent)
         self.api.put_archive(self.container_id, parent, buf.getvalue())
-
-    def _ensure_dir(self, path: str) -> None:
-        if path in ("", "/"):
-            return
-        try:
-            self.exec_simple(["mkdir", "-p", "--", path], user=self.user)
-        except SandboxError:
-            self.exec_simple(["mkdir", "-p", "--", path], user="root")
 
     async def close(self) -> None:
         if self._closed:
@@ -377,13 +378,13 @@ class DockerSandbox:
             await self._drop_stream_only()
             await self._remove()
         else:
-            await self.session.close()
             # a shared container: leave it running but remove this sandbox's workdir
-            if self._started and self.api is not None and not self.mount:
+            if self._started and not self.mount and self.session.alive:
                 try:
-                    await asyncio.to_thread(self.exec_simple, ["rm", "-rf", "--", self.workspace], self.user)
+                    await self.session.run(f"cd / && rm -rf -- {ansi_c_quote(self.workspace)}", timeout=60)
                 except Exception as e:
                     log.debug("could not remove %s: %s", self.workspace, e)
+            await self.session.close()
         if self.client is not None:
             self.client.close()
 
@@ -446,7 +447,7 @@ class DockerSandbox:
         if not self._started:
             await self.start()
         if self._files is None or not self._files.alive:
-            self._files = DockerSession(self, SessionLimits(timeout=30, output_cap=1 << 20))
+            self._files = DockerSession(self, SessionLimits(timeout=30, output_cap=8 << 20))
             await self._files.start()
         r = await self._files.run(script, timeout=30)
         if r.exit_code is None:
