@@ -69,10 +69,10 @@ def _one(model: str, provider: str | None, base_url: str | None, api_key: str | 
             raise ConfigError("replay needs a script path: --model replay:PATH")
         return Replay(path)
     if provider == "raw":
-        from agentkit.models.raw_deepseek import RawDeepSeek
-
         if not base_url:
             raise ConfigError("provider 'raw' needs --base-url of a /v1/completions server")
+        from agentkit.models.raw_deepseek import RawDeepSeek
+
         kw: dict[str, Any] = {"api_key": api_key}
         if settings is not None:
             kw["settings"] = settings
