@@ -1,0 +1,366 @@
+"""``RawDeepSeek``: DeepSeek through a server's raw ``/v1/completions`` endpoint.
+
+For self-hosted servers (vLLM, SGLang, llama.cpp) whose chat template or tool parser we do not
+trust: we render the prompt ourselves (``agentkit.formats.deepseek``, byte-identical to the
+official template, tools as the model card's block, or the search-agent format), send it as
+text, and parse the completion with ``agentkit.formats.parser``. So the model sees exactly the
+documented code-agent and search-agent formats whatever the server is configured with.
+
+Retries reuse ``agentkit.models.retry`` (same policy as the chat client); one shared
+``httpx.AsyncClient`` per event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import httpx
+
+from agentkit.errors import ModelError, RateLimited
+from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
+from agentkit.formats.parser import ParsedCompletion, StreamParser, parse_completion
+from agentkit.formats.special import EOS, OUTPUT_BEGIN, USER
+from agentkit.messages import AssistantMessage, Message, Usage
+from agentkit.models.base import (Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent,
+                                  ToolCallDelta)
+from agentkit.models.retry import Backoff, http_error, stream_error
+from agentkit.models.sse import iter_sse_data
+
+log = logging.getLogger("agentkit.models")
+
+# Where a turn is over: end of sentence; a new user turn or a tool output the model should not write.
+DEFAULT_STOP = (EOS, USER, OUTPUT_BEGIN)
+# ModelSettings fields a /v1/completions server understands, sent under the same name.
+_PASSTHROUGH = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "frequency_penalty",
+                "presence_penalty", "seed", "logit_bias", "response_format", "structured_outputs", "user")
+KEY_ENV = "AGENTKIT_API_KEY"
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class RawDeepSeek:
+    """The ``Model`` protocol over ``/v1/completions`` with our own DeepSeek renderer and parser."""
+
+    def __init__(self, model: str, base_url: str, api_key: str | None = None, version: str = "v3.1",
+                 search_format: bool | SearchAgentFormat = False, settings: ModelSettings | None = None,
+                 provider: str = "raw", headers: dict[str, str] | None = None, timeout_s: float = 600.0,
+                 connect_timeout_s: float = 15.0, max_retries: int = 4, backoff: Backoff | None = None,
+                 stop: tuple[str, ...] | list[str] = DEFAULT_STOP, transport: httpx.AsyncBaseTransport | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        if version not in ("v3.1", "v3-0324", "r1"):
+            raise ValueError(f"unknown DeepSeek prompt version {version!r}; use v3.1, v3-0324 or r1")
+        self.name = model
+        self.provider = provider
+        self.version = version
+        self.search_format: SearchAgentFormat | None = (
+            search_format if isinstance(search_format, SearchAgentFormat)
+            else SearchAgentFormat() if search_format else None)
+        base = base_url.rstrip("/")
+        self.base_url = base if base.rsplit("/", 1)[-1].startswith("v1") else base + "/v1"
+        self._api_key = api_key if api_key is not None else os.environ.get(KEY_ENV)
+        self.settings = settings or ModelSettings()
+        self.extra_headers = dict(headers or {})
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.max_retries = max_retries
+        self.backoff = backoff or Backoff()
+        self.stop = list(stop)
+        self._transport = transport
+        self._sleep = sleep
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self.context_window: int | None = None
+        try:
+            from agentkit.models.catalog import lookup
+
+            info = lookup(model)
+            self.context_window = info.context_window if info else None
+        except Exception:  # noqa: BLE001 - the catalog is optional information
+            pass
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"RawDeepSeek(model={self.name!r}, base_url={self.base_url!r}, version={self.version!r})"
+
+    # ------------------------------------------------------------------ prompt
+    def render(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+               settings: ModelSettings | None = None) -> tuple[str, bool]:
+        """(prompt text, whether the completion starts inside the reasoning)."""
+        s = self.settings.merged(settings)
+        if s.tool_choice == "none":
+            tools = None
+        if self.search_format is not None:
+            fmt = self.search_format
+            if s.thinking is False and fmt.thinking:
+                fmt = SearchAgentFormat(thinking=False)
+            return fmt.render(messages, tools), fmt.starts_in_reasoning(messages)
+        thinking = bool(s.thinking)
+        prompt = render_prompt(messages, tools, thinking=thinking, version=self.version)
+        if self.version == "r1":
+            return prompt, prompt.endswith("<think>\n")
+        return prompt, self.version == "v3.1" and thinking and prompt.endswith("<think>")
+
+    def build_body(self, prompt: str, s: ModelSettings, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.name, "prompt": prompt}
+        for field in _PASSTHROUGH:
+            value = getattr(s, field)
+            if value is not None:
+                body[field] = value
+        extra = [s.stop] if isinstance(s.stop, str) else list(s.stop or [])
+        body["stop"] = self.stop + [x for x in extra if x not in self.stop]
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        if s.extra_body:
+            body = _deep_merge(body, s.extra_body)
+        return body
+
+    # ------------------------------------------------------------------ plumbing
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(transport=self._transport, follow_redirects=False,
+                                       timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s))
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def _headers(self, stream: bool) -> dict[str, str]:
+        from agentkit import __version__
+
+        h = {"Content-Type": "application/json", "User-Agent": f"agentkit/{__version__}",
+             "Accept": "text/event-stream" if stream else "application/json"}
+        if self._api_key:
+            h["Authorization"] = f"Bearer {self._api_key}"
+        h.update(self.extra_headers)
+        return h
+
+    def _timeout(self, s: ModelSettings) -> httpx.Timeout:
+        return httpx.Timeout(s.timeout_s or self.timeout_s, connect=self.connect_timeout_s)
+
+    def _http_error(self, status: int, headers: Any, text: str) -> ModelError:
+        return http_error(status, headers, text, model=self.name, provider=self.provider, key_env=KEY_ENV,
+                          context_window=self.context_window)
+
+    def _transport_error(self, e: Exception, partial: Completion | None = None) -> ModelError:
+        if isinstance(e, httpx.ConnectError):
+            msg = f"cannot connect to {self.base_url}: {e or type(e).__name__}"
+        elif isinstance(e, httpx.TimeoutException):
+            msg = f"{self.provider} ({self.name}) timed out ({type(e).__name__})"
+        else:
+            msg = f"connection to {self.base_url} broke: {type(e).__name__} {e}".rstrip()
+        return ModelError(msg, retryable=True, partial=partial)
+
+    async def _retry_wait(self, err: ModelError, attempt: int, on_event: OnEvent | None) -> None:
+        """Sleep before the next attempt, or raise when retrying cannot help or is used up."""
+        if not err.retryable or attempt >= self.max_retries:
+            if not err.retryable:
+                raise err
+            msg = f"{err.message} (after {attempt + 1} attempts); try again later or use --fallback"
+            out = (RateLimited(msg, retry_after=err.retry_after, status=err.status, partial=err.partial)
+                   if isinstance(err, RateLimited) else
+                   ModelError(msg, status=err.status, retryable=True, partial=err.partial))
+            raise out from err
+        retry_after = getattr(err, "retry_after", None)
+        if retry_after is None and isinstance(err.details.get("retry_after"), (int, float)):
+            retry_after = float(err.details["retry_after"])  # type: ignore[arg-type]
+        wait = self.backoff.delay(attempt, retry_after)
+        log.info("model %s: retry %d in %.1fs: %s", self.name, attempt + 1, wait, err)
+        if on_event is not None:
+            on_event(ModelEvent(kind="retry", model=self.name, attempt=attempt + 1, error=str(err),
+                                status=err.status, wait_s=wait))
+        await self._sleep(wait)
+
+    def _usage(self, raw: Any, prompt: str, text: str, model: str) -> Usage:
+        try:
+            from agentkit.models.assemble import usage_from_raw
+
+            usage = usage_from_raw(raw, model)
+        except ImportError:
+            usage = None
+        if usage is not None:
+            return usage
+        try:  # the server sent none: count the exact prompt text with the offline counter
+            from agentkit.tokens import count_text
+
+            usage = Usage(prompt=count_text(prompt), completion=count_text(text), cost_usd=None)
+        except Exception:  # noqa: BLE001 - an estimate must never fail a call
+            return Usage(cost_usd=None)
+        try:
+            from agentkit.models.catalog import lookup
+
+            info = lookup(model)
+            usage.cost_usd = info.cost(usage.prompt, usage.completion, usage.cached) if info else None
+        except Exception:  # noqa: BLE001
+            usage.cost_usd = None
+        return usage
+
+    def _completion(self, parsed: ParsedCompletion, finish: str | None, usage: Usage, model: str | None,
+                    latency: float, cid: str | None) -> Completion:
+        content: str | None = parsed.content
+        if parsed.tool_calls and not (content or "").strip():
+            content = None
+        msg = AssistantMessage(content=content, reasoning=parsed.reasoning, tool_calls=parsed.tool_calls)
+        if parsed.tool_calls and finish in (None, "stop"):
+            finish = "tool_calls"
+        return Completion(message=msg, usage=usage, finish_reason=finish, model=model or self.name,
+                          provider=self.provider, latency_s=latency, id=cid, warnings=list(parsed.errors))
+
+    # ------------------------------------------------------------------ complete
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                       settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
+        s = self.settings.merged(settings)
+        prompt, in_reasoning = self.render(messages, tools, s)
+        body = self.build_body(prompt, s, stream=False)
+        attempt = 0
+        while True:
+            try:
+                return await self._complete_once(body, s, prompt, in_reasoning)
+            except ModelError as err:
+                await self._retry_wait(err, attempt, on_event)
+                attempt += 1
+
+    async def _complete_once(self, body: dict[str, Any], s: ModelSettings, prompt: str,
+                             in_reasoning: bool) -> Completion:
+        t0 = time.monotonic()
+        try:
+            resp = await self._client().post(self.base_url + "/completions", json=body, headers=self._headers(False),
+                                             timeout=self._timeout(s))
+        except httpx.TransportError as e:
+            raise self._transport_error(e) from e
+        if resp.status_code >= 400:
+            raise self._http_error(resp.status_code, resp.headers, resp.text)
+        try:
+            data = json.loads(resp.text)
+        except ValueError:
+            raise ModelError(f"{self.provider} ({self.name}) sent a malformed response body: "
+                             f"{' '.join(resp.text.split())[:120]!r}", retryable=True) from None
+        if not isinstance(data, dict):
+            raise ModelError(f"{self.provider} ({self.name}) sent a non-object JSON body", retryable=True)
+        choices = data.get("choices") or []
+        if data.get("error") is not None and (not choices or choices[0].get("finish_reason") == "error"):
+            raise stream_error(data["error"], model=self.name, provider=self.provider,
+                               context_window=self.context_window)
+        if not choices or not isinstance(choices[0], dict):
+            raise ModelError(f"{self.provider} ({self.name}) returned no choices", retryable=True)
+        text = choices[0].get("text") or ""
+        parsed = parse_completion(text, self.version, thinking=in_reasoning)
+        model = data.get("model") or self.name
+        return self._completion(parsed, choices[0].get("finish_reason"), self._usage(data.get("usage"), prompt, text,
+                                                                                     model),
+                                model, time.monotonic() - t0, data.get("id"))
+
+    # ------------------------------------------------------------------ stream
+    def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+               settings: ModelSettings | None = None, *,
+               on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]:
+        return self._stream(messages, tools, settings, on_event)
+
+    async def _stream(self, messages: list[Message], tools: list[dict[str, Any]] | None,
+                      settings: ModelSettings | None, on_event: OnEvent | None) -> AsyncIterator[CompletionDelta]:
+        s = self.settings.merged(settings)
+        prompt, in_reasoning = self.render(messages, tools, s)
+        body = self.build_body(prompt, s, stream=True)
+        attempt = 0
+        while True:
+            shown = False
+            try:
+                async for delta in self._stream_once(body, s, prompt, in_reasoning):
+                    shown = shown or delta.completion is None
+                    yield delta
+                return
+            except ModelError as err:
+                if shown:  # the caller has seen output: a retry would repeat it
+                    raise
+                await self._retry_wait(err, attempt, on_event)
+                attempt += 1
+
+    async def _stream_once(self, body: dict[str, Any], s: ModelSettings, prompt: str,
+                           in_reasoning: bool) -> AsyncIterator[CompletionDelta]:
+        t0 = time.monotonic()
+        parser = StreamParser(self.version, thinking=in_reasoning)
+        finish: str | None = None
+        raw_usage: Any = None
+        model: str | None = None
+        cid: str | None = None
+        done = False
+
+        def partial() -> Completion:
+            parsed = parse_completion(parser.text, self.version, thinking=in_reasoning)
+            return self._completion(parsed, "error", Usage(cost_usd=None), model, time.monotonic() - t0, cid)
+
+        try:
+            async with self._client().stream("POST", self.base_url + "/completions", json=body,
+                                             headers=self._headers(True), timeout=self._timeout(s)) as resp:
+                if resp.status_code >= 400:
+                    text = (await resp.aread()).decode("utf-8", "replace")
+                    raise self._http_error(resp.status_code, resp.headers, text)
+                async for data in iter_sse_data(resp.aiter_lines()):
+                    if data.strip() == "[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        raise ModelError(f"{self.provider} ({self.name}) sent a malformed stream chunk: "
+                                         f"{data[:80]!r}", retryable=True, partial=partial()) from None
+                    if not isinstance(chunk, dict):
+                        continue
+                    model = chunk.get("model") or model
+                    cid = chunk.get("id") or cid
+                    raw_usage = chunk.get("usage") or raw_usage
+                    if chunk.get("error") is not None:
+                        raise stream_error(chunk["error"], model=self.name, provider=self.provider,
+                                           context_window=self.context_window, partial=partial())
+                    for choice in chunk.get("choices") or []:
+                        if not isinstance(choice, dict):
+                            continue
+                        finish = choice.get("finish_reason") or finish
+                        piece = choice.get("text") or ""
+                        if piece:
+                            d = parser.feed(piece)
+                            if d:
+                                yield CompletionDelta(
+                                    content=d.content or None, reasoning=d.reasoning or None,
+                                    tool_calls=[ToolCallDelta(index=c.index, id=c.id, name=c.name,
+                                                              arguments=c.arguments) for c in d.tool_calls])
+        except httpx.TransportError as e:
+            raise self._transport_error(e, partial()) from e
+        if not done and finish is None:
+            raise ModelError(f"{self.provider} ({self.name}) stream ended before the reply was finished",
+                             retryable=True, partial=partial())
+        last = parser.finish()
+        if last.content or last.reasoning or last.tool_calls:
+            yield CompletionDelta(content=last.content or None, reasoning=last.reasoning or None,
+                                  tool_calls=[ToolCallDelta(index=c.index, id=c.id, name=c.name,
+                                                            arguments=c.arguments) for c in last.tool_calls])
+        assert last.completion is not None
+        answered = model or self.name
+        yield CompletionDelta(completion=self._completion(
+            last.completion, finish, self._usage(raw_usage, prompt, parser.text, answered), answered,
+            time.monotonic() - t0, cid))
+
+    # ------------------------------------------------------------------ sync facade
+    def complete_sync(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                      settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
+        """``complete`` for code without an event loop."""
+        async def run() -> Completion:
+            try:
+                return await self.complete(messages, tools, settings, on_event=on_event)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(run())

@@ -1,0 +1,201 @@
+"""RawDeepSeek end to end against the local fake server acting as a ``/v1/completions`` endpoint:
+the prompt on the wire is exactly our renderer's, completions are parsed back, streaming, the
+search-agent format across tool calls, retries and errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from agentkit.errors import BadRequest
+from agentkit.formats.deepseek import SearchAgentFormat, render_prompt, render_tools_block
+from agentkit.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
+from agentkit.models.base import ModelEvent, ModelSettings
+from agentkit.models.raw_deepseek import RawDeepSeek
+from agentkit.models.retry import Backoff
+from agentkit.testing.server import Fault, Reply
+
+B, E = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+CB, CE, SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"
+TOOLS = [{"type": "function", "function": {
+    "name": "bash", "description": "Run a shell command.",
+    "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}]
+SEARCH_TOOLS = [{"type": "function", "function": {
+    "name": "search", "description": "Search the web.",
+    "parameters": {"type": "object", "properties": {"questions": {"type": "string"}}, "required": ["questions"]}}}]
+CALL_TEXT = f'Let me look.{B}{CB}bash{SEP}{{"command": "ls -la"}}{CE}{E}'
+MSGS = [SystemMessage(content="You are a coding agent."), UserMessage(content="List the files, ünïcode ok?")]
+
+
+def model_for(srv: Any, **kw: Any) -> RawDeepSeek:
+    return RawDeepSeek("deepseek-ai/DeepSeek-V3.1", srv.base_url, backoff=Backoff(base_s=0.01, max_s=0.02), **kw)
+
+
+async def collect(model: RawDeepSeek, msgs: list[Any], tools: Any = None, **kw: Any):
+    deltas = [d async for d in model.stream(msgs, tools, **kw)]
+    assert deltas[-1].completion is not None and all(d.completion is None for d in deltas[:-1])
+    return deltas[:-1], deltas[-1].completion
+
+
+async def test_prompt_on_the_wire_is_the_rendered_template(fake_server) -> None:
+    srv = await fake_server([Reply(text=CALL_TEXT)])
+    model = model_for(srv)
+    try:
+        comp = await model.complete(MSGS, TOOLS, ModelSettings(max_tokens=100, temperature=0.2, top_k=5))
+    finally:
+        await model.aclose()
+    body = srv.requests[0]["json"]
+    assert srv.requests[0]["path"].endswith("/v1/completions")
+    assert body["prompt"] == render_prompt(MSGS, TOOLS)
+    assert body["prompt"].startswith("<｜begin▁of▁sentence｜>You are a coding agent.\n\n" + render_tools_block(TOOLS))
+    assert body["prompt"].endswith("<｜User｜>List the files, ünïcode ok?<｜Assistant｜></think>")
+    assert "<｜end▁of▁sentence｜>" in body["stop"]
+    assert (body["max_tokens"], body["temperature"], body["top_k"]) == (100, 0.2, 5)
+    assert "messages" not in body and "tools" not in body
+    assert comp.message.content == "Let me look."
+    assert [(c.name, json.loads(c.arguments)) for c in comp.message.tool_calls] == [("bash", {"command": "ls -la"})]
+    assert comp.finish_reason == "tool_calls" and comp.provider == "raw" and comp.warnings == []
+    assert comp.usage.prompt > 0 and comp.usage.completion > 0
+
+
+async def test_streaming_matches_non_streaming(fake_server) -> None:
+    srv = await fake_server([Reply(text=CALL_TEXT, chunk_chars=3), Reply(text=CALL_TEXT)])
+    model = model_for(srv)
+    try:
+        deltas, comp = await collect(model, MSGS, TOOLS)
+        one_shot = await model.complete(MSGS, TOOLS)
+    finally:
+        await model.aclose()
+    assert srv.requests[0]["json"]["stream"] is True
+    assert srv.requests[0]["json"]["prompt"] == srv.requests[1]["json"]["prompt"]
+    assert "".join(d.content or "" for d in deltas) == "Let me look."
+    args = "".join(c.arguments for d in deltas for c in d.tool_calls)
+    assert json.loads(args) == {"command": "ls -la"}
+    ids = [c.id for d in deltas for c in d.tool_calls if c.id]
+    assert [c.id for c in comp.message.tool_calls] == ids
+    assert comp.message.content == one_shot.message.content
+    assert [(c.name, c.arguments) for c in comp.message.tool_calls] == \
+        [(c.name, c.arguments) for c in one_shot.message.tool_calls]
+
+
+async def test_thinking_mode_reasoning_is_separated(fake_server) -> None:
+    srv = await fake_server([Reply(text="The user wants files. I will answer.</think>Use ls.", chunk_chars=4)])
+    model = model_for(srv)
+    try:
+        deltas, comp = await collect(model, MSGS, None, settings=ModelSettings(thinking=True))
+    finally:
+        await model.aclose()
+    assert srv.requests[0]["json"]["prompt"].endswith("<｜Assistant｜><think>")
+    assert "".join(d.reasoning or "" for d in deltas) == "The user wants files. I will answer."
+    assert comp.message.reasoning == "The user wants files. I will answer."
+    assert comp.message.content == "Use ls." and comp.finish_reason == "stop"
+
+
+async def test_search_format_keeps_current_turn_reasoning(fake_server) -> None:
+    step1 = f'I should search.</think>{B}{CB}search{SEP}{{"questions": "deepseek v3.1||release"}}{CE}{E}'
+    step2 = "Results say August 2025.</think>It was released in August 2025 [citation:1]."
+    srv = await fake_server([Reply(text=step1), Reply(text=step2, chunk_chars=5)])
+    model = model_for(srv, search_format=True)
+    msgs: list[Any] = [SystemMessage(content="Answer with citations."), UserMessage(content="When was V3.1 released?")]
+    try:
+        first = await model.complete(msgs, SEARCH_TOOLS)
+        assert first.message.reasoning == "I should search."
+        call = first.message.tool_calls[0]
+        msgs += [first.message, ToolMessage(tool_call_id=call.id, content="[webpage 1 begin]Aug 2025[webpage 1 end]")]
+        deltas, second = await collect(model, msgs, SEARCH_TOOLS)
+    finally:
+        await model.aclose()
+    p1, p2 = (r["json"]["prompt"] for r in srv.requests)
+    assert p1.endswith("<｜User｜>When was V3.1 released?<｜Assistant｜><think>")
+    assert p2 == SearchAgentFormat().render(msgs, SEARCH_TOOLS)
+    assert p2.startswith(p1)  # the prompt only grows within a turn: the reasoning is kept
+    assert p2.endswith("<think>I should search.</think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>search<｜tool▁sep｜>"
+                       '{"questions": "deepseek v3.1||release"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>'
+                       "<｜end▁of▁sentence｜><｜tool▁output▁begin｜>[webpage 1 begin]Aug 2025[webpage 1 end]"
+                       "<｜tool▁output▁end｜>")
+    assert "".join(d.reasoning or "" for d in deltas) == "Results say August 2025."
+    assert second.message.reasoning == "Results say August 2025."
+    assert second.message.content == "It was released in August 2025 [citation:1]."
+    # the next user turn renders the finished turn like the official template: reasoning dropped
+    later = SearchAgentFormat().render(msgs + [second.message, UserMessage(content="Thanks")])
+    assert "I should search." not in later and "Results say" not in later
+    assert later.endswith("<｜User｜>Thanks<｜Assistant｜><think>")
+
+
+async def test_truncated_call_is_no_call_with_warning(fake_server) -> None:
+    text = f"Let me look.{B}{CB}bash{SEP}{{\"command\": \"ls"
+    srv = await fake_server([Reply(text=text, finish_reason="length"), Reply(text=text, finish_reason="length")])
+    model = model_for(srv)
+    try:
+        comp = await model.complete(MSGS, TOOLS)
+        _, streamed = await collect(model, MSGS, TOOLS)
+    finally:
+        await model.aclose()
+    for c in (comp, streamed):
+        assert c.message.tool_calls == [] and c.message.content == text
+        assert c.finish_reason == "length" and c.warnings
+
+
+async def test_retries_then_succeeds_and_reports_events(fake_server) -> None:
+    srv = await fake_server([Fault(status=503), Fault(kind="reset_before"), Reply(text="Fine.")])
+    model = model_for(srv)
+    events: list[ModelEvent] = []
+    try:
+        comp = await model.complete(MSGS, on_event=events.append)
+    finally:
+        await model.aclose()
+    assert comp.message.content == "Fine."
+    assert [e.kind for e in events] == ["retry", "retry"] and events[0].status == 503
+    assert len(srv.requests) >= 3
+
+
+async def test_bad_request_is_not_retried(fake_server) -> None:
+    srv = await fake_server([Fault(status=400)])
+    model = model_for(srv)
+    try:
+        with pytest.raises(BadRequest):
+            await model.complete(MSGS)
+    finally:
+        await model.aclose()
+    assert len(srv.requests) == 1
+
+
+async def test_usage_estimated_with_offline_counter_when_server_sends_none(fake_server) -> None:
+    tokens = pytest.importorskip("agentkit.tokens")
+    srv = await fake_server([Reply(text="Hello there.", send_usage=False)])
+    model = model_for(srv)
+    try:
+        comp = await model.complete(MSGS, TOOLS)
+    finally:
+        await model.aclose()
+    assert comp.usage.prompt == tokens.count_text(render_prompt(MSGS, TOOLS))
+    assert comp.usage.completion == tokens.count_text("Hello there.")
+
+
+async def test_history_with_assistant_objects_round_trips(fake_server) -> None:
+    """A multi-step code-agent history renders as the official template would."""
+    srv = await fake_server([Reply(text="Done.")])
+    model = model_for(srv)
+    first = AssistantMessage.model_validate({"content": None, "reasoning": "dropped", "tool_calls": [
+        {"id": "c1", "name": "bash", "arguments": '{"command": "ls"}'}]})
+    msgs = MSGS + [first, ToolMessage(tool_call_id="c1", content="a.txt\nb.txt")]
+    try:
+        comp = await model.complete(msgs, TOOLS)
+    finally:
+        await model.aclose()
+    prompt = srv.requests[0]["json"]["prompt"]
+    assert prompt.endswith("<｜Assistant｜></think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>bash<｜tool▁sep｜>"
+                           '{"command": "ls"}<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>'
+                           "<｜tool▁output▁begin｜>a.txt\nb.txt<｜tool▁output▁end｜>")
+    assert comp.message.content == "Done."
+
+
+def test_make_model_builds_raw_provider() -> None:
+    from agentkit.models import make_model
+
+    m = make_model("deepseek-ai/DeepSeek-V3.1", provider="raw", base_url="http://127.0.0.1:9/v1")
+    assert isinstance(m, RawDeepSeek) and m.base_url == "http://127.0.0.1:9/v1"
+    assert RawDeepSeek("x", "http://127.0.0.1:9").base_url == "http://127.0.0.1:9/v1"
+    assert "sk-secret" not in repr(RawDeepSeek("x", "http://127.0.0.1:9", api_key="sk-secret"))
