@@ -248,3 +248,27 @@ def test_allow_list_entries() -> None:
     assert allow.allows_ip(ipaddress.ip_address("::1"))
     assert allow.allows_host("docs.corp.example") and allow.allows_host("WIKI.local.")
     assert not allow.allows_host("corp.example.evil.com")
+
+
+def test_fetch_loses_nothing_trafilatura_finds() -> None:
+    """Quality regression on the generated benchmark pages (bench/extraction.py): the fetch path
+    (bytes in, markdown, paging) must find every passage trafilatura alone finds."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "extraction.py"
+    spec = importlib.util.spec_from_file_location("bench_extraction", path)
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.modules.pop(spec.name, None)
+    res = bench.run(per_kind=2, seed=7)
+    ours = res["quality"]["fetch, HTML only (markdown-stripped)"]
+    alone = res["quality"]["trafilatura.extract alone, HTML only"]
+    assert ours["recall"] >= alone["recall"]
+    assert res["quality"]["fetch (markdown-stripped)"]["recall"] == 1.0  # paging and PDFs included
+    assert res["documents_spanning_several_fetch_pages"] >= 1
