@@ -1,0 +1,115 @@
+"""``agentkit chat PROMPT``: one model call from the terminal, streamed (reasoning dimmed), or as JSON.
+
+Handy to check a provider, a key or a local server before running an agent on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from agentkit.cli.common import add_model_flags, print_json
+
+DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chat", help="send one prompt to a model and print the answer",
+                       description="Send one prompt (text, @FILE or - for stdin) and print the reply.")
+    p.add_argument("prompt", metavar="PROMPT", help="the message, @FILE to read it from a file, - for stdin")
+    p.add_argument("--system", help="a system message")
+    p.add_argument("--max-tokens", type=int, help="most tokens to generate")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--no-stream", dest="stream", action="store_false", default=True,
+                   help="wait for the whole reply instead of streaming it")
+    p.add_argument("--json", action="store_true", help="print the final message, usage and cost as JSON")
+    p.add_argument("--fallback", action="append", default=[], metavar="[PROVIDER:]MODEL",
+                   help="model to try when the first one fails (repeatable)")
+    add_model_flags(p, "the provider's default")
+    p.set_defaults(func=cmd_chat)
+
+
+def _read_prompt(text: str) -> str:
+    if text == "-":
+        return sys.stdin.read()
+    if text.startswith("@") and len(text) > 1:
+        from pathlib import Path
+
+        from agentkit.errors import ConfigError
+
+        path = Path(text[1:])
+        if not path.is_file():
+            raise ConfigError(f"prompt file {path} not found")
+        return path.read_text(encoding="utf-8")
+    return text
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from agentkit.messages import SystemMessage, UserMessage
+    from agentkit.models import ModelSettings, make_model
+
+    settings = ModelSettings(thinking=args.thinking, max_tokens=args.max_tokens, temperature=args.temperature)
+    model = make_model(args.model or DEFAULT_MODEL, provider=args.provider, base_url=args.base_url,
+                       settings=settings, fallbacks=args.fallback)
+    messages: list[Any] = []
+    if args.system:
+        messages.append(SystemMessage(content=args.system))
+    messages.append(UserMessage(content=_read_prompt(args.prompt)))
+    return asyncio.run(_chat(model, messages, stream=args.stream and not args.json, as_json=args.json))
+
+
+async def _chat(model: Any, messages: list[Any], *, stream: bool, as_json: bool) -> int:
+    from rich.console import Console
+
+    from agentkit.models import ModelEvent
+
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def on_event(ev: ModelEvent) -> None:
+        what = f"falling back to {ev.to_model}" if ev.kind == "fallback" else f"retry {ev.attempt} in {ev.wait_s:.1f}s"
+        err.print(f"[{what}] {ev.error}", style="yellow", markup=False)
+
+    try:
+        if stream:
+            completion = None
+            in_reasoning = False
+            async for delta in model.stream(messages, on_event=on_event):
+                if delta.reasoning:
+                    in_reasoning = True
+                    out.print(delta.reasoning, style="dim", end="", markup=False)
+                if delta.content:
+                    if in_reasoning:
+                        out.print("\n")
+                        in_reasoning = False
+                    out.print(delta.content, end="", markup=False)
+                completion = delta.completion or completion
+            out.print()
+            assert completion is not None
+        else:
+            completion = await model.complete(messages, on_event=on_event)
+    finally:
+        await model.aclose()
+
+    msg = completion.message
+    if as_json:
+        print_json({"model": completion.model, "provider": completion.provider, "message": msg.to_openai(),
+                    "finish_reason": completion.finish_reason, "usage": completion.usage.model_dump(),
+                    "cost_usd": completion.usage.cost_usd, "latency_s": round(completion.latency_s, 3),
+                    "warnings": completion.warnings})
+        return 0
+    if not stream:
+        if msg.reasoning:
+            out.print(msg.reasoning, style="dim", markup=False)
+            out.print()
+        out.print(msg.text, markup=False)
+    for call in msg.tool_calls:
+        out.print(f"→ {call.name}({call.arguments})", style="cyan", markup=False)
+    u = completion.usage
+    cost = "cost unknown" if u.cost_usd is None else f"${u.cost_usd:.6f}"
+    err.print(f"{completion.model} · {u.prompt} in / {u.completion} out"
+              f"{f' ({u.cached} cached)' if u.cached else ''} · {cost} · {completion.finish_reason}",
+              style="dim", markup=False)
+    return 0
