@@ -10,6 +10,7 @@ files come back to this machine so the output folder looks the same as a local r
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -238,7 +239,9 @@ def _ray_runner(address: str) -> Runner:
         import ray
     except ImportError:
         raise ConfigError("--ray needs Ray: pip install 'agentkit[ray]'") from None
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
+        atexit.register(ray.shutdown)  # a cluster we started ends with this process
         try:
             if address in ("local", "auto-local"):
                 ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -258,6 +261,7 @@ def _ray_runner(address: str) -> Runner:
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+        result["out"] = str(dest)
         return result
 
     return run
