@@ -115,14 +115,20 @@ def create_container(image: str = DEFAULT_IMAGE, *, network: bool = False,
         kw["nano_cpus"] = int(cpus * 1e9)
     if pids_limit:
         kw["pids_limit"] = pids_limit
+    container = None
     try:
-        container = client.containers.run(image, **kw)
+        client.images.get(image)  # never pull implicitly: a missing image is the user's to build
+        kw.pop("detach")
+        container = client.containers.create(image, **kw)
+        _created.add(container.id)
+        container.start()
     except ImageNotFound as e:
         raise SandboxError(f"Docker image {image} not found: build it with sandboxes/build-offline-image.sh "
                            "(or docker build -t agentkit-sandbox sandboxes/)") from e
     except APIError as e:
+        if container is not None:
+            remove_container(container.id, client=client)
         raise SandboxError(f"cannot start a container from {image}: {e.explanation or e}") from e
-    _created.add(container.id)
     return container.id
 
 
@@ -210,18 +216,14 @@ class DockerSession(ShellSession):
     def __init__(self, sandbox: "DockerSandbox", limits: SessionLimits) -> None:
         super().__init__(sandbox.workspace, sandbox.env, limits)
         self.sb = sandbox
+        if sandbox.pids_limit:
+            self.proc_guard = max(int(sandbox.pids_limit * 0.9), 8)
 
     async def _spawn(self) -> Stream:
         # setsid: the shell leads its own session, which is how its processes are found and killed.
         return await open_exec_stream(self.sb.api, self.sb.container_id,
                                       ["setsid", "-w", "bash", "--noprofile", "--norc"],
                                       user=self.sb.user, workdir="/")
-
-    def _init_lines(self) -> list[str]:
-        if self.sb.nproc_limit and self.sb.uid not in (0, None):
-            # Keep a fork bomb below the container's pids limit so the kill helper can still start.
-            return [f"ulimit -u {self.sb.nproc_limit} 2>/dev/null"]
-        return []
 
     async def _kill(self, include_shell: bool) -> None:
         if self.shell_pid is None:
@@ -259,7 +261,7 @@ class DockerSandbox:
                  user: str | None = None, mem_limit: str | None = "2g", cpus: float | None = 2.0,
                  pids_limit: int | None = 512, env: dict[str, str] | None = None,
                  timeout: float | None = 120.0, idle_timeout: float | None = None, output_cap: int = 16_000,
-                 max_output: int = 256 * 1024 * 1024, container: str | None = None,
+                 max_output: int = 32 * 1024 * 1024, container: str | None = None,
                  docker_host: str | None = None, labels: dict[str, str] | None = None) -> None:
         if not posixpath.isabs(workdir):
             raise SandboxError(f"workdir must be an absolute path inside the container, not {workdir!r}")
@@ -274,7 +276,6 @@ class DockerSandbox:
         self.network = network
         self.user_arg = user
         self.mem_limit, self.cpus, self.pids_limit = mem_limit, cpus, pids_limit
-        self.nproc_limit = max(pids_limit - 64, 32) if pids_limit else None
         self.env = dict(env or {})
         self.docker_host = docker_host
         self.labels = labels
@@ -439,7 +440,12 @@ class DockerSandbox:
                   idle_timeout: float | None = None) -> ExecResult:
         if not self._started:
             await self.start()
-        return await self.session.run(command, timeout=timeout, idle_timeout=idle_timeout)
+        r = await self.session.run(command, timeout=timeout, idle_timeout=idle_timeout)
+        if r.exit_code == 137 and not r.timed_out and self.mem_limit:
+            r.note = (r.note + " " if r.note else "") + (
+                "Exit code 137: the command was killed (SIGKILL), most likely for exceeding the "
+                f"sandbox's memory limit ({self.mem_limit}).")
+        return r
 
     # ----- files -----------------------------------------------------------------------
     async def _fs(self, script: str) -> str:

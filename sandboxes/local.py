@@ -228,7 +228,7 @@ class LocalSandbox:
                  isolate: bool | Literal["auto"] = "auto", *, network: bool = False,
                  env: dict[str, str] | None = None, timeout: float | None = 120.0,
                  idle_timeout: float | None = None, output_cap: int = 16_000,
-                 max_output: int = 256 * 1024 * 1024) -> None:
+                 max_output: int = 32 * 1024 * 1024) -> None:
         self._own_workspace = workspace is None
         if workspace is None:
             workspace = tempfile.mkdtemp(prefix="agentkit-ws-")

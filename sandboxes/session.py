@@ -92,8 +92,8 @@ class SessionLimits:
     timeout: float | None = 120.0  # default total time per command
     idle_timeout: float | None = None  # default time without output before the command is killed
     output_cap: int = 16_000  # bytes of output shown (head + tail)
-    full_output_limit: int = 64 * 1024 * 1024  # bytes kept for the saved full-output file
-    max_output: int = 256 * 1024 * 1024  # a command printing more than this is killed
+    full_output_limit: int = 32 * 1024 * 1024  # bytes kept for the saved full-output file
+    max_output: int = 32 * 1024 * 1024  # a command printing more than this is killed
     kill_grace: float = 3.0  # seconds to wait for the shell after killing a command
 
 
@@ -108,12 +108,17 @@ class ShellSession(abc.ABC):
         self.cwd = workspace
         self.shell_pid: int | None = None  # pid of bash as bash sees it ($$)
         self.restarts = 0
+        # When set, the sentinel also reports how many processes the sandbox holds; at or above
+        # this number the session's background processes are killed (a fork bomb, a leak).
+        # Only meaningful where /proc shows the sandbox alone (a container's pid namespace).
+        self.proc_guard: int | None = None
         self._stream: Stream | None = None
         self._queue: asyncio.Queue[bytes | None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._eof = False
         self._lock = asyncio.Lock()
         self._saved = 0
+        self.last_nproc = 0
 
     # ----- what a subclass provides -------------------------------------------------
     @abc.abstractmethod
@@ -234,6 +239,10 @@ class ShellSession(abc.ABC):
                              f"in {self.cwd} (exported variables were reset).")
                 await self.restart()
                 restarted = True
+        if not eof and self.proc_guard and self.last_nproc >= self.proc_guard:
+            notes.append(f"The sandbox reached its process limit ({self.last_nproc} processes); every "
+                         "process started by this session was killed.")
+            await self._kill(include_shell=False)
         if eof:
             exit_code = None
             notes.append("The shell exited (the command ran `exit`, or the shell was killed); "
@@ -263,7 +272,10 @@ class ShellSession(abc.ABC):
 
     def _sentinel_cmd(self, token: str, status: str) -> str:
         # The token is split over two printf arguments so it never appears verbatim in input.
-        return f"printf '\\n%s%s:%d:%s\\n' {_TOKEN_PREFIX} {token} {status} \"$PWD\"\n"
+        # Counting processes uses only a glob (no fork), so it works even at the pids limit.
+        count = "__ak_n=(/proc/[0-9]*); " if self.proc_guard else "__ak_n=(); "
+        return (f"__ak_s={status}; {count}printf '\\n%s%s:%d:%d:%s\\n' {_TOKEN_PREFIX} {token} "
+                f"\"$__ak_s\" \"${{#__ak_n[@]}}\" \"$PWD\"; unset __ak_n __ak_s\n")
 
     async def _send(self, text: str) -> None:
         if self._stream is None:
@@ -279,7 +291,7 @@ class ShellSession(abc.ABC):
         """Read until the sentinel. Returns (capture, exit code, why it was cut short, eof)."""
         assert self._queue is not None
         marker = f"\n{_TOKEN_PREFIX}{token}:".encode()
-        pattern = re.compile(re.escape(marker) + rb"(-?\d+):([^\n]*)\n")
+        pattern = re.compile(re.escape(marker) + rb"(-?\d+):(\d+):([^\n]*)\n")
         pending = bytearray()
         last = time.monotonic()
         while True:
@@ -311,7 +323,8 @@ class ShellSession(abc.ABC):
             m = pattern.search(pending)
             if m:
                 capture.add(bytes(pending[: m.start()]))
-                self.cwd = m.group(2).decode("utf-8", errors="replace") or self.cwd
+                self.cwd = m.group(3).decode("utf-8", errors="replace") or self.cwd
+                self.last_nproc = int(m.group(2))
                 return capture, int(m.group(1)), None, False
             if marker in pending:
                 continue  # the sentinel line is still arriving
