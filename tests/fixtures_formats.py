@@ -53,69 +53,64 @@ def oracle() -> Callable[..., str]:
 
 # --------------------------------------------------------------------------- trajectories
 
-
-def make_trajectory_records(steps: int = 5, *, search: bool = False, compaction: bool = False,
-                            long_observation: int = 0) -> list[dict[str, Any]]:
-    """A plausible run as JSONL records: each step = assistant message with a tool call + result."""
-    tools = [{"type": "function", "function": {
-        "name": "bash", "description": "Run a shell command.",
-        "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}]
-    if search:
-        tools.append({"type": "function", "function": {
-            "name": "search", "description": "Search the web.",
-            "parameters": {"type": "object", "properties": {"questions": {"type": "string"}},
-                           "required": ["questions"]}}})
-    recs: list[dict[str, Any]] = [{
-        "v": 1, "type": "run", "id": "run-test", "agentkit_version": "0.1.0", "created": "2026-01-01T00:00:00Z",
-        "model": "deepseek/deepseek-chat-v3.1", "provider": "replay", "settings": {"thinking": search},
-        "tools": tools, "sandbox": "local", "task": "Fix the bug <b>now</b> & report", "preset": "search" if search else "code"}]
-    recs.append({"v": 1, "type": "message", "step": 0,
-                 "message": {"role": "system", "content": "You are a careful agent."}})
-    recs.append({"v": 1, "type": "message", "step": 0,
-                 "message": {"role": "user", "content": "Fix the bug <b>now</b> & report"}})
-    for step in range(1, steps + 1):
-        call_id = f"call_{step}"
-        name = "search" if search and step % 2 else "bash"
-        args = json.dumps({"questions": f"query {step}||other \"quoted\""} if name == "search"
-                          else {"command": f"echo step {step} && ls -la"})
-        recs.append({"v": 1, "type": "message", "step": step, "latency_s": 0.5 + step / 100,
-                     "cost_usd": 0.0001 * step,
-                     "usage": {"prompt": 1000 + step, "completion": 50, "reasoning": 10, "cached": 500,
-                               "cost_usd": 0.0001 * step},
-                     "message": {"role": "assistant", "content": f"Step {step}: let me look.",
-                                 "reasoning_content": f"Thinking about step {step} <think>?",
-                                 "tool_calls": [{"id": call_id, "type": "function",
-                                                 "function": {"name": name, "arguments": args}}]}})
-        text = f"output of step {step}\n" + ("x" * long_observation if long_observation and step == 1 else "")
-        if name == "search":
-            text = (f"[webpage {step} begin]\nTitle: Page {step}\nURL: https://example.org/{step}\n"
-                    f"Snippet about step {step}\n[webpage {step} end]")
-        recs.append({"v": 1, "type": "tool_result", "step": step, "tool_call_id": call_id, "name": name,
-                     "observation": {"text": text, "is_error": False}, "duration_s": 0.01})
-        recs.append({"v": 1, "type": "message", "step": step,
-                     "message": {"role": "tool", "tool_call_id": call_id, "name": name, "content": text}})
-        if compaction and step == max(2, steps // 2):
-            recs.append({"v": 1, "type": "event", "kind": "compaction", "step": step,
-                         "summary": "Earlier steps listed files.", "replaced": [2, 2 + 2 * step],
-                         "replacement": [{"role": "user", "content": "Summary: earlier steps listed files."}]})
-    final = "Done. The bug is fixed [citation:1]." if search else "Done. The bug is fixed."
-    recs.append({"v": 1, "type": "message", "step": steps + 1, "latency_s": 0.4,
-                 "usage": {"prompt": 2000, "completion": 20, "reasoning": 0, "cached": 0, "cost_usd": 0.0002},
-                 "cost_usd": 0.0002,
-                 "message": {"role": "assistant", "content": final, "reasoning_content": "All good."}})
-    end: dict[str, Any] = {"v": 1, "type": "end", "status": "done", "answer": final,
-                           "usage_total": {"prompt": 5000, "completion": 300, "reasoning": 40, "cached": 100,
-                                           "cost_usd": 0.003},
-                           "cost_total_usd": 0.003}
-    if search:
-        end["sources"] = [{"n": 1, "url": "https://example.org/1", "title": "Page 1"},
-                          {"n": 2, "url": "https://example.org/2?a=1&b=<2>", "title": "Page <2>"}]
-    recs.append(end)
-    return recs
+BASH_TOOL = {"type": "function", "function": {
+    "name": "bash", "description": "Run a shell command.",
+    "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}
+SEARCH_TOOL = {"type": "function", "function": {
+    "name": "search", "description": "Search the web.",
+    "parameters": {"type": "object", "properties": {"questions": {"type": "string"}}, "required": ["questions"]}}}
+TASK = "Fix the bug <b>now</b> & report"
 
 
-def write_trajectory(path: pathlib.Path, records: list[dict[str, Any]]) -> pathlib.Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+def write_trajectory(path: pathlib.Path, steps: int = 5, *, search: bool = False, compaction: bool = False,
+                     long_observation: int = 0, finished: bool = True) -> pathlib.Path:
+    """A plausible run written with the real ``TrajectoryWriter`` (design §2 records): each step is
+    an assistant turn with a tool call and its result; optionally a compaction and a search run
+    with sources."""
+    from agentkit.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage
+    from agentkit.trajectory import TrajectoryWriter
+
+    tools = [BASH_TOOL] + ([SEARCH_TOOL] if search else [])
+    context: list[Any] = [SystemMessage(content="You are a careful agent."), UserMessage(content=TASK)]
+    with TrajectoryWriter(path) as w:
+        w.run(id="run-test", agentkit_version="0.1.0", created=1767225600.0, model="deepseek/deepseek-chat-v3.1",
+              provider="replay", settings={"thinking": search}, thinking=search, tools=tools, sandbox="local",
+              task=TASK, preset="research" if search else "code")
+        for m in context:
+            w.message(0, m)
+        for step in range(1, steps + 1):
+            name = "search" if search and step % 2 else "bash"
+            args = json.dumps({"questions": f"query {step}||other \"quoted\""} if name == "search"
+                              else {"command": f"echo step {step} && ls -la"})
+            msg = AssistantMessage(content=f"Step {step}: let me look.", reasoning=f"Thinking about step {step} <think>?",
+                                   tool_calls=[ToolCall(id=f"call_{step}", name=name, arguments=args)])
+            usage = Usage(prompt=1000 + step, completion=50, reasoning=10, cached=500, cost_usd=0.0001 * step)
+            w.message(step, msg, usage=usage, latency_s=0.5 + step / 100, cost_usd=usage.cost_usd)
+            context.append(msg)
+            text = f"output of step {step}\n" + ("x" * long_observation if long_observation and step == 1 else "")
+            if name == "search":
+                text = (f"[webpage {step} begin]\nTitle: Page {step}\nURL: https://example.org/{step}\n"
+                        f"Snippet about step {step}\n[webpage {step} end]")
+            result = ToolMessage(tool_call_id=f"call_{step}", name=name, content=text)
+            w.tool_result(step, result, {"text": text, "is_error": step == 3}, 0.01)
+            context.append(result)
+            if compaction and step == max(2, steps // 2):
+                start, end = 2, len(context) - 2
+                summary = [{"role": "user", "content": "Summary: earlier steps listed files."}]
+                w.event("compaction", step=step, strategy="summary", start=start, end=end, messages=summary,
+                        tokens_before=9000, tokens_after=2000)
+                context = context[:start] + [UserMessage(content=summary[0]["content"])] + context[end:]
+        if not finished:
+            return path
+        final = "Done. The bug is fixed [citation:1]." if search else "Done. The bug is fixed."
+        usage = Usage(prompt=2000, completion=20, cost_usd=0.0002)
+        w.message(steps + 1, AssistantMessage(content=final, reasoning="All good."), usage=usage, latency_s=0.4,
+                  cost_usd=0.0002)
+        sources = ([{"n": 1, "url": "https://example.org/1", "title": "Page 1"},
+                    {"n": 2, "url": "https://example.org/2?a=1&b=<2>", "title": "Page <2>"},
+                    {"n": 3, "url": "javascript:alert(1)", "title": "not a link"}] if search else [])
+        w.end("done", final, Usage(prompt=5000, completion=300, reasoning=40, cached=100, cost_usd=0.003), 0.003,
+              steps=steps + 1, sources=sources)
     return path
 
 
@@ -125,6 +120,6 @@ def trajectory_file(tmp_path: pathlib.Path) -> Callable[..., pathlib.Path]:
     counter = iter(range(10**6))
 
     def make(steps: int = 5, **kw: Any) -> pathlib.Path:
-        return write_trajectory(tmp_path / f"traj{next(counter)}.jsonl", make_trajectory_records(steps, **kw))
+        return write_trajectory(tmp_path / f"traj{next(counter)}.jsonl", steps, **kw)
 
     return make

@@ -239,6 +239,18 @@ def render_prompt(messages: Iterable[Any], tools: Sequence[Any] | None = None, t
     raise ValueError(f"unknown DeepSeek prompt version {version!r}; use one of {', '.join(VERSIONS)}")
 
 
+def render_assistant_turn(message: Any) -> str:
+    """One assistant turn as the V3.1 template writes it after ``</think>`` (content, tool-call
+    block, end of sentence): what the model itself produced, for viewers."""
+    m = _as_dict(message)
+    calls = m.get("tool_calls") or []
+    text = _text(m.get("content"))
+    if calls:
+        text += CALLS_BEGIN + "".join(CALL_BEGIN + n + SEP + a + CALL_END for _, n, a in map(_call_parts, calls)) \
+            + CALLS_END
+    return text + EOS
+
+
 # --------------------------------------------------------------------------- search agent
 
 
