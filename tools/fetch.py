@@ -21,7 +21,7 @@ from agentkit.errors import ToolError
 from agentkit.tools.base import Observation, ToolContext
 from agentkit.tools.netguard import AddressRefused, AllowList, GuardedBackend, check_url
 
-__all__ = ["Document", "FetchTool", "extract_html", "extract_pdf", "split_pages"]
+__all__ = ["Document", "FetchTool", "extract_html", "extract_pdf", "neutralize_markers", "split_pages"]
 
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/126.0.0.0 Safari/537.36")
@@ -114,6 +114,18 @@ def split_pages(text: str, page_chars: int) -> list[str]:
         pages.append(text[start:start + cut])
         start += cut
     return pages
+
+
+def neutralize_markers(text: str) -> str:
+    """Make DeepSeek special-token look-alikes in web text inert (full-width bars become ASCII).
+
+    A page containing ``<｜tool▁output▁end｜>`` would otherwise end the tool output early when the
+    prompt is rendered for a raw-completions server: a prompt injection. ASCII bars are not
+    special tokens, so the text stays readable and harmless.
+    """
+    if "\uff5c" not in text:
+        return text
+    return text.replace("<\uff5c", "<|").replace("\uff5c>", "|>")
 
 
 def _charset(content_type: str) -> str | None:
@@ -235,7 +247,8 @@ class FetchTool:
             meta, kind = {}, "text"
         else:
             raise ToolError(f"Cannot read {url}: its content type is {mime!r}, not a web page, PDF or text.")
-        return Document(url=url, final_url=final, text=text, title=meta.get("title", ""),
+        text = neutralize_markers(text)
+        return Document(url=url, final_url=final, text=text, title=neutralize_markers(meta.get("title", "")),
                         author=meta.get("author", ""), date=meta.get("date", ""), kind=kind, note=note)
 
     # -- tool call ------------------------------------------------------------------------------

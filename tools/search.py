@@ -13,6 +13,7 @@ from typing import Any
 
 from agentkit.errors import ToolError
 from agentkit.tools.base import Observation, ToolContext
+from agentkit.tools.fetch import neutralize_markers
 from agentkit.tools.search_backends import SearchBackend, SearchHit, make_backend
 
 __all__ = ["SearchTool", "split_questions"]
@@ -121,4 +122,4 @@ class SearchTool:
             blocks.append(f"(Only the first {MAX_QUERIES} queries were searched; skipped: "
                           + " || ".join(dropped) + ")")
         data = {"queries": queries, "results": records, "backend": backend.name}
-        return Observation(text="\n\n".join(blocks), is_error=failures == len(queries), data=data)
+        return Observation(text=neutralize_markers("\n\n".join(blocks)), is_error=failures == len(queries), data=data)
