@@ -61,7 +61,10 @@ class BatchSummary(BaseModel):
 
 
 def load_tasks(path: str | Path) -> list[BatchTask]:
-    """Parse TASKS.jsonl; a bad line is a one-line ``ConfigError`` naming the line."""
+    """Parse TASKS.jsonl; a bad line is a one-line ``ConfigError`` naming the line.
+
+    A relative ``repo`` is relative to the folder of the tasks file, so a batch file can travel
+    with the repos it names."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{path}: no such file; pass a JSONL file with one task per line")
@@ -78,6 +81,8 @@ def load_tasks(path: str | Path) -> list[BatchTask]:
             raise ConfigError(f"{path}:{lineno}: {where}: {err['msg']}") from None
         if task.preset == "code" and not task.repo:
             raise ConfigError(f"{path}:{lineno}: task {task.id!r} is a code task without \"repo\"")
+        if task.repo and not Path(task.repo).expanduser().is_absolute():  # relative to the tasks file
+            task = task.model_copy(update={"repo": str((p.parent / task.repo).resolve())})
         if task.id in seen:
             raise ConfigError(f"{path}:{lineno}: duplicate task id {task.id!r}")
         seen.add(task.id)
