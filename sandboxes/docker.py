@@ -99,7 +99,8 @@ def create_container(image: str = DEFAULT_IMAGE, *, network: bool = False,
         command=["sleep", "infinity"],
         detach=True,
         init=True,
-        labels={LABEL: "1", "agentkit.pid": str(os.getpid()), **(labels or {})},
+        labels={LABEL: "1", "agentkit.pid": str(os.getpid()), "agentkit.host": socket.gethostname(),
+                **(labels or {})},
         network_mode="bridge" if network else "none",
         cap_drop=["ALL"],
         cap_add=["KILL"],
@@ -145,13 +146,38 @@ def remove_container(container_id: str, docker_host: str | None = None, client: 
     _created.discard(container_id)
 
 
-def prune(docker_host: str | None = None, client: Any = None) -> list[str]:
-    """Remove every container labelled as an agentkit sandbox; returns the removed ids."""
+def is_leftover(labels: dict[str, str]) -> bool:
+    """Whether a sandbox container's owner is gone: its process on this host no longer exists.
+
+    Containers owned by a live process here, or by another host, are not leftovers.
+    """
+    pid, host = labels.get("agentkit.pid"), labels.get("agentkit.host")
+    if not pid or not pid.isdigit():
+        return True
+    if host and host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def prune(docker_host: str | None = None, client: Any = None, *, all_: bool = False,
+          dry_run: bool = False) -> list[str]:
+    """Remove leftover sandbox containers (owner process gone; every one with ``all_``).
+
+    Returns the ids removed (or, with ``dry_run``, that would be).
+    """
     client = client or _client(docker_host)
     removed = []
     for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-        remove_container(c.id, client=client)
-        removed.append(c.id)
+        if all_ or is_leftover(c.labels):
+            if not dry_run:
+                remove_container(c.id, client=client)
+            removed.append(c.id)
     return removed
 
 
