@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 
 import pytest
@@ -220,3 +221,23 @@ def test_schema_is_the_fixed_interface() -> None:
     assert list(props) == ["command", "path", "file_text", "old_str", "new_str", "insert_line", "view_range"]
     assert props["command"]["enum"] == ["view", "create", "str_replace", "insert", "undo_edit"]
     assert StrReplaceEditor.parameters["required"] == ["command", "path"]
+
+
+async def test_symlink_out_of_the_workspace_is_refused(ed: StrReplaceEditor, ctx: ToolContext) -> None:
+    await ctx.sandbox.run("ln -s /etc/hostname escape.txt")
+    for args in ({"command": "view", "path": "escape.txt"},
+                 {"command": "str_replace", "path": "escape.txt", "old_str": "a", "new_str": "b"}):
+        obs = await ed(args, ctx)
+        assert obs.is_error and "outside the workspace" in obs.text
+
+
+async def test_long_file_view_is_clipped_with_a_hint(ctx: ToolContext) -> None:
+    await put(ctx, "big.txt", "".join(f"line number {i}\n" for i in range(1, 3001)))
+    obs = await StrReplaceEditor(max_view_chars=2000)({"command": "view", "path": "big.txt"}, ctx)
+    assert not obs.is_error and "File too long to show at once" in obs.text and "of 3000 shown" in obs.text
+    assert "     1\tline number 1\n" in obs.text and "line number 3000" not in obs.text
+    hint = re.search(r"view_range, e.g. \[(\d+), (\d+)\]", obs.text)
+    assert hint
+    nxt = await StrReplaceEditor()({"command": "view", "path": "big.txt",
+                                    "view_range": [int(hint.group(1)), int(hint.group(2))]}, ctx)
+    assert f"{int(hint.group(1)):6}\tline number {hint.group(1)}" in nxt.text
