@@ -1,0 +1,82 @@
+"""Benchmark driver for agentkit (run with the project's own interpreter).
+
+The same scripted episode as the peers' drivers: ``Agent`` + ``OpenAICompatible`` + the ``bash``
+tool in a ``LocalSandbox`` (one persistent shell per run). Concurrent runs are asyncio tasks in
+one event loop, agentkit's own way (the batch runner does the same). With ``--tool echo`` an
+in-process ``@tool`` answers instead, so a concurrency run measures the framework alone.
+Prints one JSON line: ``{"framework", "wall_s", "peak_mb", "statuses"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import resource
+import tempfile
+import time
+
+from agentkit.agent import Agent, Limits
+from agentkit.models.openai_compat import OpenAICompatible
+from agentkit.tools.base import tool
+from agentkit.tools.shell import BashTool
+
+
+@tool(name="echo")
+def echo(text: str) -> str:
+    """Return the text.
+
+    Args:
+        text: The text.
+    """
+    return text
+
+
+async def run_one(model: OpenAICompatible, steps: int, run_id: str, tool_kind: str, isolate: bool,
+                  workdir: str) -> str:
+    limits = Limits(max_steps=steps + 5, max_repeats=10**6)
+    if tool_kind == "echo":
+        agent = Agent(model, [echo], limits=limits)
+        result = await agent.run(f"Run the commands. [[run:{run_id}]]")
+    else:
+        from agentkit.sandboxes import LocalSandbox
+
+        async with LocalSandbox(workdir, isolate=isolate) as sb:
+            agent = Agent(model, [BashTool()], sandbox=sb, limits=limits)
+            result = await agent.run(f"Run the commands. [[run:{run_id}]]")
+    return result.status if result.status != "error" else f"error: {result.error}"
+
+
+async def amain(a: argparse.Namespace) -> dict:
+    # One client per base URL, shared by all runs: the way agentkit is meant to be used.
+    model = OpenAICompatible("deepseek-chat", base_url=f"{a.base}/text/{a.tool}/{a.steps}/v1", api_key="bench",
+                             max_retries=0)
+    with tempfile.TemporaryDirectory(prefix="agentkit-bench-") as workdir:
+        if a.warmup:
+            await run_one(model, a.steps, f"{a.tag}-warmup", a.tool, a.isolate, workdir)
+        t0 = time.perf_counter()
+        statuses = await asyncio.gather(*(run_one(model, a.steps, f"{a.tag}-{i}", a.tool, a.isolate, workdir)
+                                          for i in range(a.concurrency)))
+        wall = time.perf_counter() - t0
+    await model.aclose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"framework": "agentkit", "wall_s": wall, "peak_mb": peak_mb, "statuses": list(statuses)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--tool", default="bash", choices=["bash", "echo"])
+    ap.add_argument("--warmup", action="store_true")
+    ap.add_argument("--isolate", action="store_true", help="run the shell under bwrap (peers run unisolated)")
+    ap.add_argument("--tag", default="a")
+    a = ap.parse_args()
+    logging.disable(logging.CRITICAL)
+    print(json.dumps(asyncio.run(amain(a))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""A scripted OpenAI-compatible server for the benchmarks, stdlib only, with server-side timing.
+
+Why not the test suite's FakeServer: per-step overhead must EXCLUDE server time, so the server
+itself stamps when each request's first byte arrived and when its response's last byte left;
+the framework's time per step is then the gap between one response leaving and the next
+request arriving. It runs in its own process (any Python >= 3.9) so it never competes for the
+GIL with the framework being measured.
+
+Every framework gets the same episode: ``steps`` turns that each call one tool, then one final
+turn. The path says how the episode ends and which tool it calls:
+``/{final}/{tool}/{steps}/v1/chat/completions`` where ``final`` is ``text`` (plain answer),
+``bash-submit`` (a bash call printing mini-swe-agent's submit marker) or ``final_answer``
+(smolagents' final-answer tool). Runs are told apart by a ``[[run:ID]]`` tag in the task
+text, so 200 concurrent runs each get their own step counter.
+
+``GET /stats`` returns ``{"runs": {id: [[recv, sent], ...]}}`` (monotonic seconds);
+``POST /reset`` clears them. Usage: ``python server.py [--port N] [--latency S]`` prints
+``http://127.0.0.1:PORT`` on its first line and serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+from collections import defaultdict
+
+_RUN_RE = re.compile(rb"\[\[run:([A-Za-z0-9_.-]+)\]\]")
+SUBMIT_MARKER = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+
+
+class BenchServer:
+    def __init__(self, latency_s: float = 0.0) -> None:
+        self.latency_s = latency_s
+        self.step: dict[str, int] = defaultdict(int)
+        self.times: dict[str, list[list[float]]] = defaultdict(list)
+        self.n_requests = 0
+
+    # -- episode -------------------------------------------------------------------------
+    def reply(self, path: str, body: bytes) -> dict:
+        parts = path.strip("/").split("/")
+        final, tool, steps = parts[0], parts[1], int(parts[2])
+        m = _RUN_RE.search(body)
+        run = m.group(1).decode() if m else "default"
+        i = self.step[run]
+        self.step[run] = i + 1
+        if i < steps:
+            args = {"command": f"echo step-{i}"} if tool == "bash" else {"text": f"step-{i}"}
+            return _tool_reply(tool, args, i)
+        if final == "bash-submit":
+            return _tool_reply("bash", {"command": f"echo {SUBMIT_MARKER}"}, i)
+        if final == "final_answer":
+            return _tool_reply("final_answer", {"answer": "done"}, i)
+        return _completion({"role": "assistant", "content": "done"}, "stop")
+
+    # -- HTTP ----------------------------------------------------------------------------
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                t_recv = time.monotonic()
+                method, path, _ = line.decode("latin-1").split(" ", 2)
+                length = 0
+                while True:
+                    h = await reader.readline()
+                    if h in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = h.decode("latin-1").partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip())
+                body = await reader.readexactly(length) if length else b""
+                status, payload, run = 200, b"", None
+                if method == "GET" and path.startswith("/stats"):
+                    payload = json.dumps({"runs": self.times, "requests": self.n_requests}).encode()
+                elif method == "POST" and path.startswith("/reset"):
+                    self.step.clear()
+                    self.times.clear()
+                    self.n_requests = 0
+                    payload = b"{}"
+                elif method == "POST" and path.endswith("/chat/completions"):
+                    self.n_requests += 1
+                    m = _RUN_RE.search(body)
+                    run = m.group(1).decode() if m else "default"
+                    try:
+                        payload = json.dumps(self.reply(path.split("/v1/")[0], body)).encode()
+                    except (ValueError, IndexError) as e:
+                        status, payload = 404, json.dumps({"error": {"message": str(e)}}).encode()
+                    if self.latency_s:
+                        await asyncio.sleep(self.latency_s)
+                else:
+                    status, payload = 404, b'{"error": {"message": "not found"}}'
+                writer.write(b"HTTP/1.1 %d OK\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\nconnection: keep-alive\r\n\r\n" % (status, len(payload))
+                             + payload)
+                await writer.drain()
+                if run is not None:
+                    self.times[run].append([t_recv, time.monotonic()])
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+def _tool_reply(name: str, args: dict, i: int) -> dict:
+    call = {"id": f"call_{i}_{name}", "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)}}
+    return _completion({"role": "assistant", "content": "", "tool_calls": [call]}, "tool_calls")
+
+
+def _completion(message: dict, finish: str) -> dict:
+    return {"id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
+            "model": "deepseek-chat", "system_fingerprint": "bench",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+
+
+async def _main(port: int, latency: float) -> None:
+    srv = BenchServer(latency)
+    server = await asyncio.start_server(srv.handle, "127.0.0.1", port, backlog=1024)
+    print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--latency", type=float, default=0.0)
+    a = ap.parse_args(argv)
+    try:
+        asyncio.run(_main(a.port, a.latency))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

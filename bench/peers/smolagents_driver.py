@@ -1,0 +1,75 @@
+"""Benchmark driver for smolagents' ``ToolCallingAgent`` (run with its own virtualenv's interpreter).
+
+The agent gets one ``bash`` tool (``subprocess.run`` with a shell, as a smolagents user writes it)
+and talks to the server through ``OpenAIServerModel`` (the official ``openai`` client).
+smolagents has no runner for many agents at once, so concurrent runs use a thread pool, the
+usual way to run it in parallel. With ``--tool echo`` the tool answers in-process instead.
+Prints one JSON line: ``{"framework", "wall_s", "peak_mb", "statuses"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from smolagents import OpenAIServerModel, Tool, ToolCallingAgent
+from smolagents.monitoring import LogLevel
+
+
+class BashTool(Tool):
+    name = "bash"
+    description = "Run a bash command and return its output."
+    inputs = {"command": {"type": "string", "description": "The command to run."}}
+    output_type = "string"
+
+    def forward(self, command: str) -> str:
+        proc = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=30)
+        return proc.stdout + proc.stderr
+
+
+class EchoTool(Tool):
+    name = "echo"
+    description = "Return the text."
+    inputs = {"text": {"type": "string", "description": "The text."}}
+    output_type = "string"
+
+    def forward(self, text: str) -> str:
+        return text
+
+
+def run_one(base: str, steps: int, run_id: str, tool: str) -> str:
+    model = OpenAIServerModel(model_id="deepseek-chat", api_base=f"{base}/final_answer/{tool}/{steps}/v1",
+                              api_key="bench")
+    agent = ToolCallingAgent(tools=[BashTool() if tool == "bash" else EchoTool()], model=model,
+                             max_steps=steps + 5, verbosity_level=LogLevel.OFF)
+    answer = agent.run(f"Run the commands. [[run:{run_id}]]")
+    return "done" if answer == "done" else f"unexpected answer {answer!r}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--tool", default="bash", choices=["bash", "echo"])
+    ap.add_argument("--warmup", action="store_true")
+    ap.add_argument("--tag", default="s")
+    a = ap.parse_args()
+    logging.disable(logging.CRITICAL)
+    if a.warmup:
+        run_one(a.base, a.steps, f"{a.tag}-warmup", a.tool)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=a.concurrency) as pool:
+        statuses = list(pool.map(lambda i: run_one(a.base, a.steps, f"{a.tag}-{i}", a.tool), range(a.concurrency)))
+    wall = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"framework": "smolagents", "wall_s": wall, "peak_mb": peak_mb, "statuses": statuses}))
+
+
+if __name__ == "__main__":
+    main()
