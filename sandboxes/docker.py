@@ -83,6 +83,27 @@ def _client(docker_host: str | None = None, timeout: int = 60) -> Any:
                            "or set DOCKER_HOST") from e
 
 
+def docker_unavailable_reason(image: str = DEFAULT_IMAGE, docker_host: str | None = None) -> str | None:
+    """Why a DockerSandbox cannot start here (no engine, no image), or None when it can."""
+    try:
+        from docker.errors import DockerException, ImageNotFound
+    except ImportError:
+        return "the docker Python SDK is not installed"
+    try:
+        client = _client(docker_host, timeout=10)
+    except SandboxError as e:
+        return str(e)
+    try:
+        client.images.get(image)
+    except ImageNotFound:
+        return f"image {image} is missing; run sandboxes/build-offline-image.sh"
+    except DockerException as e:
+        return f"Docker engine error: {str(e)[:120]}"
+    finally:
+        client.close()
+    return None
+
+
 def create_container(image: str = DEFAULT_IMAGE, *, network: bool = False,
                      mem_limit: str | None = "2g", cpus: float | None = 2.0, pids_limit: int | None = 512,
                      mounts: dict[str, dict[str, str]] | None = None, labels: dict[str, str] | None = None,
@@ -334,13 +355,17 @@ class DockerSandbox:
             await self.session.start()
             # One round trip through the new shell instead of separate execs: ids and parent dir.
             parent = posixpath.dirname(self.workspace)
-            r = await self.session.run(f"id -u; id -g; mkdir -p -- {ansi_c_quote(parent)}", timeout=30)
+            probe = f"id -u; id -g; mkdir -p -- {ansi_c_quote(parent)}"
+            if self.host_workspace is None and not self.mount:
+                # nothing to copy: the shell can create an empty workdir itself, no archive needed
+                probe += f"; mkdir -p -- {ansi_c_quote(self.workspace)} 2>/dev/null && [ -w {ansi_c_quote(self.workspace)} ] && echo ready"
+            r = await self.session.run(probe, timeout=30)
             ids = r.output.split()
             try:
                 self.uid, self.gid = int(ids[0]), int(ids[1])
             except (IndexError, ValueError) as e:
                 raise SandboxError(f"cannot determine the sandbox user in {self.image}: {r.output[:200]!r}") from e
-            if not self.mount:
+            if not self.mount and "ready" not in ids[2:]:
                 await asyncio.to_thread(self._prepare_workdir)
             setup = f"cd -- {ansi_c_quote(self.workspace)}"
             lines = self.session._init_lines()

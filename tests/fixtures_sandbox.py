@@ -25,25 +25,9 @@ _counter = itertools.count(1)
 
 def docker_unavailable_reason(image: str = SANDBOX_IMAGE) -> str | None:
     """Why Docker tests cannot run here, or None when the engine answers and the image exists."""
-    try:
-        import docker
-        from docker.errors import DockerException, ImageNotFound
-    except ImportError:
-        return "the docker Python SDK is not installed"
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except DockerException as e:
-        return f"no Docker engine reachable ({str(e).splitlines()[0][:120]}); run scripts/start-dockerd"
-    try:
-        client.images.get(image)
-    except ImageNotFound:
-        return f"image {image} is missing; run sandboxes/build-offline-image.sh"
-    except DockerException as e:
-        return f"Docker engine error: {str(e)[:120]}"
-    finally:
-        client.close()
-    return None
+    from agentkit.sandboxes.docker import docker_unavailable_reason as reason
+
+    return reason(image)
 
 
 def require_docker(image: str = SANDBOX_IMAGE) -> None:
