@@ -175,6 +175,16 @@ class _Page:
                   extra_cls=" error" if r.get("status") == "error" else "")
 
 
+def _token_note(text: str) -> str:
+    """`` · N tokens`` counted with the project's offline DeepSeek counter (nothing when unavailable)."""
+    try:
+        from agentkit.tokens import count_text
+
+        return f" · {count_text(text):,} tokens"
+    except Exception:  # noqa: BLE001 - the count is a nicety
+        return ""
+
+
 def render_html(path: str | os.PathLike[str]) -> str:
     """The viewer page for the trajectory at ``path``."""
     traj = load(path)
@@ -223,7 +233,7 @@ def render_html(path: str | os.PathLike[str]) -> str:
     try:
         prompt = render_deepseek(path)
         prompt_html = (f'<details class="prompt"><summary>DeepSeek prompt at the last step · {len(prompt):,} '
-                       f'characters</summary><pre class="raw">{highlight(prompt)}</pre></details>')
+                       f'characters{_token_note(prompt)}</summary><pre class="raw">{highlight(prompt)}</pre></details>')
     except Exception as e:  # noqa: BLE001 - the page is still useful without it
         prompt_html = f'<p class="stats">DeepSeek prompt unavailable: {esc(e)}</p>'
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -1,0 +1,76 @@
+"""The viewer page's structure, parsed with the standard library (no browser needed): one card per
+record, everything escaped, no external references, tokens highlighted, long outputs folded."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from agentkit.formats.html import CSP, highlight, render_html
+
+
+class Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def classes(self, cls: str) -> list[dict[str, str | None]]:
+        return [a for _, a in self.tags if cls in (a.get("class") or "").split()]
+
+
+def parse(page: str) -> Collector:
+    c = Collector()
+    c.feed(page)
+    c.close()
+    return c
+
+
+def test_one_card_per_record_and_step_anchors(trajectory_file) -> None:
+    page = render_html(trajectory_file(12, long_observation=5000))
+    doc = parse(page)
+    assert len(doc.classes("role-assistant")) == 13 and len(doc.classes("role-tool")) == 12
+    ids = {a.get("id") for _, a in doc.tags}
+    assert {f"step-{i}" for i in range(1, 13)} <= ids and "end" in ids
+    assert len(doc.classes("error")) >= 1  # step 3's observation is an error
+    assert len(doc.classes("fold")) == 1  # only the long observation is folded
+    assert len(doc.classes("reasoning")) == 13
+
+
+def test_self_contained_and_escaped(trajectory_file) -> None:
+    page = render_html(trajectory_file(3, search=True))
+    doc = parse(page)
+    assert any(t == "meta" and a.get("http-equiv") == "Content-Security-Policy" and a.get("content") == CSP
+               for t, a in doc.tags)
+    assert not [a for t, a in doc.tags if t in ("script", "img", "link", "iframe") and (a.get("src") or a.get("href"))]
+    external = [a["href"] for t, a in doc.tags if t == "a" and a.get("href") and not a["href"].startswith("#")]
+    assert external == ["https://example.org/1", "https://example.org/2?a=1&b=<2>"]  # the sources table only
+    assert "<b>now</b>" not in page and "&lt;b&gt;now&lt;/b&gt;" in page
+    assert "javascript:alert(1)" in page and 'href="javascript' not in page
+    assert "@import" not in page and "url(" not in page
+
+
+def test_special_tokens_are_highlighted() -> None:
+    out = highlight('a<｜tool▁calls▁begin｜>b</think><｜DSML｜invoke name="x">c<b>')
+    assert out == ('a<span class="tok">&lt;｜tool▁calls▁begin｜&gt;</span>b<span class="tok">&lt;/think&gt;</span>'
+                   '<span class="tok">&lt;｜DSML｜invoke name=&quot;x&quot;&gt;</span>c&lt;b&gt;')
+
+
+def test_totals_and_per_step_stats(trajectory_file) -> None:
+    page = render_html(trajectory_file(2))
+    assert "prompt <b>4,003</b>" in page  # 1001 + 1002 + 2000 from the three model calls
+    assert re.search(r"1,001 → 50 tok \(10 reasoning\) · 500 cached · 0\.51 s · \$0\.0001", page)
+    assert re.search(r"DeepSeek prompt at the last step · [\d,]+ characters · [\d,]+ tokens", page)
+
+
+def test_incomplete_run_still_renders(trajectory_file) -> None:
+    page = render_html(trajectory_file(3, finished=False))
+    assert 'status <b class="status">incomplete</b>' in page
+    assert len(parse(page).classes("role-tool")) == 3
+
+
+def test_page_size_is_linear(trajectory_file) -> None:
+    small, big = (len(render_html(trajectory_file(n))) for n in (50, 200))
+    assert big < small * 5  # no quadratic blow-up; the prompt section grows with the run
