@@ -47,8 +47,10 @@ def test_demo_code_fixes_the_bug_and_the_tests_pass(tmp_path: Path) -> None:
     # the trajectory records the real tool results: a failing run first, a passing one last
     records = [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()]
     runs = [r["observation"]["text"] for r in records if r["type"] == "tool_result" and r["name"] == "bash"
-            and "unittest" in json.dumps(r)]
-    assert "FAILED" in runs[0] and "OK" in runs[-1]
+            and "Ran 6 tests" in r["observation"]["text"]]
+    assert len(runs) == 2 and "FAILED (failures=1)" in runs[0] and "OK" in runs[1]
+    html = (out / "trajectory.html").read_text()
+    assert html.startswith("<!") and "str_replace_editor" in html
     assert records[0]["type"] == "run" and records[0]["preset"] == "code"
     assert records[-1]["type"] == "end" and records[-1]["status"] == "done"
 
