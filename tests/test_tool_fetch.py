@@ -272,3 +272,103 @@ def test_fetch_loses_nothing_trafilatura_finds() -> None:
     assert ours["recall"] >= alone["recall"]
     assert res["quality"]["fetch (markdown-stripped)"]["recall"] == 1.0  # paging and PDFs included
     assert res["documents_spanning_several_fetch_pages"] >= 1
+
+
+# ------------------------------------------------------------------------------- HTTPS and HTTP/2
+class _H2Server:
+    """A minimal HTTPS server on 127.0.0.1 speaking HTTP/2 (ALPN) with the ``h2`` state machine."""
+
+    def __init__(self, cert: str, key: str, body: bytes) -> None:
+        import socket
+        import ssl
+        import threading
+
+        self.body, self.protocols, self.paths = body, [], []
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.ctx.set_alpn_protocols(["h2", "http/1.1"])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(raw,), daemon=True).start()
+
+    def _handle(self, raw) -> None:
+        import h2.config
+        import h2.connection
+        import h2.events
+
+        try:
+            conn_sock = self.ctx.wrap_socket(raw, server_side=True)
+        except OSError:  # e.g. the client refused our certificate
+            raw.close()
+            return
+        self.protocols.append(conn_sock.selected_alpn_protocol())
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        try:
+            conn_sock.sendall(conn.data_to_send())
+            while data := conn_sock.recv(65535):
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        headers = {k.decode() if isinstance(k, bytes) else k: v for k, v in ev.headers}
+                        path = headers[":path"]
+                        self.paths.append(path.decode() if isinstance(path, bytes) else path)
+                        conn.send_headers(ev.stream_id, [(":status", "200"),
+                                                         ("content-type", "text/html; charset=utf-8"),
+                                                         ("content-length", str(len(self.body)))])
+                        conn.send_data(ev.stream_id, self.body, end_stream=True)
+                conn_sock.sendall(conn.data_to_send())
+        except OSError:
+            pass
+        finally:
+            conn_sock.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def tls_cert(tmp_path):
+    import shutil
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+async def test_https_over_http2_with_certificate_checks(tls_cert) -> None:
+    import ssl
+
+    cert, key = tls_cert
+    server = _H2Server(cert, key, ARTICLE.encode())
+    trusted = ssl.create_default_context(cafile=cert)
+    tool = FetchTool(allow=["127.0.0.1"], verify=trusted)
+    untrusting = FetchTool(allow=["127.0.0.1"])  # system CAs only: the self-signed cert must fail
+    try:
+        obs = await tool({"url": f"https://127.0.0.1:{server.port}/tidal"}, ToolContext())
+        assert not obs.is_error, obs.text
+        assert "## Why it happens" in obs.text
+        assert server.protocols[-1] == "h2" and server.paths[-1] == "/tidal"
+        bad = await untrusting({"url": f"https://127.0.0.1:{server.port}/tidal"}, ToolContext())
+        assert bad.is_error and "Could not fetch" in bad.text
+    finally:
+        await tool.aclose()
+        await untrusting.aclose()
+        server.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -158,8 +159,10 @@ class FetchTool:
 
     def __init__(self, *, allow: list[str] | None = None, timeout: float = 20.0,
                  max_bytes: int = 15_000_000, max_redirects: int = 5, page_chars: int = 12_000,
-                 user_agent: str = USER_AGENT, http2: bool = True) -> None:
+                 user_agent: str = USER_AGENT, http2: bool = True,
+                 verify: bool | ssl.SSLContext = True) -> None:
         self.allow_entries = list(allow or [])
+        self.verify = verify  # an SSLContext trusts extra CAs (tests, corporate proxies)
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -180,7 +183,7 @@ class FetchTool:
         key = (id(asyncio.get_running_loop()), entries)
         cl = self._clients.get(key)
         if cl is None or cl.is_closed:
-            transport = httpx.AsyncHTTPTransport(http2=self.http2, retries=0)
+            transport = httpx.AsyncHTTPTransport(http2=self.http2, retries=0, verify=self.verify)
             pool = getattr(transport, "_pool", None)
             if pool is None or not hasattr(pool, "_network_backend"):  # pragma: no cover - httpx changed
                 raise RuntimeError("httpx transport layout changed: cannot install the address guard")
