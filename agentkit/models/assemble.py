@@ -59,6 +59,8 @@ def completion_from_body(data: dict[str, Any], *, model: str, provider: str, lat
     for k in ("refusal", "audio", "function_call", "annotations"):  # response-only, empty: not worth echoing
         if raw_msg.get(k) in (None, []):
             raw_msg.pop(k, None)
+    if raw_msg.get("tool_calls"):
+        raw_msg.pop("function_call", None)  # the deprecated duplicate some servers add (llama-cpp-python)
     msg = message_from_openai(raw_msg)
     assert isinstance(msg, AssistantMessage)
     for call in msg.tool_calls:

@@ -71,7 +71,13 @@ def parse_retry_after(headers: Mapping[str, str], body: Any = None) -> float | N
 
 
 def error_message(body: Any, text: str = "") -> str:
-    """The server's own words, whatever shape its error body has."""
+    """The server's own words, whatever shape its error body has, on one line."""
+    msg = _raw_message(body, text)
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= 400 else msg[:397] + "..."
+
+
+def _raw_message(body: Any, text: str) -> str:
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict):
