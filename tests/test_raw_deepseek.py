@@ -195,7 +195,9 @@ async def test_history_with_assistant_objects_round_trips(fake_server) -> None:
 def test_make_model_builds_raw_provider() -> None:
     from agentkit.models import make_model
 
+    from agentkit.models.base import Model
+
     m = make_model("deepseek-ai/DeepSeek-V3.1", provider="raw", base_url="http://127.0.0.1:9/v1")
-    assert isinstance(m, RawDeepSeek) and m.base_url == "http://127.0.0.1:9/v1"
+    assert isinstance(m, RawDeepSeek) and isinstance(m, Model) and m.base_url == "http://127.0.0.1:9/v1"
     assert RawDeepSeek("x", "http://127.0.0.1:9").base_url == "http://127.0.0.1:9/v1"
     assert "sk-secret" not in repr(RawDeepSeek("x", "http://127.0.0.1:9", api_key="sk-secret"))

@@ -56,6 +56,16 @@ def test_stray_markers_are_stripped_from_visible_text() -> None:
     assert strip_markers("a <|EOT|> b <｜DSML｜invoke name=\"x\"> c") == ("a  b  c", ["<|EOT|>", '<｜DSML｜invoke name="x">'])
 
 
+def test_code_with_ascii_pipes_is_not_touched() -> None:
+    msg = AssistantMessage(content="In F#: `x <| f |> g` and `a <|> b`.")
+    fixed, warnings = repair_message(msg)
+    assert fixed is msg and warnings == []
+
+
+def test_closing_dsml_tags_are_stripped_too() -> None:
+    assert strip_markers("a</｜DSML｜invoke>b<|tool▁sep|>c")[0] == "abc"
+
+
 def test_leaked_reasoning_moves_to_reasoning() -> None:
     fixed, warnings = repair_message(AssistantMessage(content=f'Need ls.</think>{B}{CB}bash{SEP}{{"command": "ls"}}{CE}{E}'))
     assert fixed.reasoning == "Need ls." and fixed.content is None and fixed.tool_calls[0].name == "bash"

@@ -19,7 +19,7 @@ from typing import Any
 
 from agentkit.formats.deepseek import render_assistant_turn
 from agentkit.formats.markdown import pretty_json
-from agentkit.formats.special import HIGHLIGHT_RE
+from agentkit.formats.special import HIGHLIGHT_RE, MARKER_RE
 from agentkit.formats.trajectories import load, render_deepseek
 from agentkit.messages import content_text
 
@@ -27,7 +27,7 @@ FOLD_CHARS = 1200
 FOLD_LINES = 20
 PREVIEW_LINES = 3
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
-_TOKEN_RE = re.compile(f"{HIGHLIGHT_RE.pattern}|<[｜|][^<>\\n｜|]{{1,40}}[｜|][^<>\\n]{{0,80}}?>")
+_TOKEN_RE = re.compile(f"{HIGHLIGHT_RE.pattern}|{MARKER_RE.pattern}")
 _CITE_RE = re.compile(r"\[citation:(\d+)\]")
 
 

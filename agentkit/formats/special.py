@@ -32,8 +32,10 @@ ALL_MARKERS = (BOS, EOS, PAD, USER, ASSISTANT, CALLS_BEGIN, CALLS_END, CALL_BEGI
                OUTPUTS_BEGIN, OUTPUTS_END, OUTPUT_BEGIN, OUTPUT_END, SEARCH_BEGIN, SEARCH_END,
                "<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>", EOT)
 
-# Any ``<｜…｜>`` marker, full-width or ASCII bars (a leak may use either), DSML-style included.
-# Kept short and free of nested quantifiers so it stays linear on hostile input.
-MARKER_RE = re.compile(r"<[｜|][^<>\n｜|]{1,40}[｜|][^<>\n]{0,200}?>|<[｜|][^<>\n｜|]{1,40}[｜|]>")
+# Any ``<｜…｜>`` marker (closing DSML tags and attributes included). With ASCII bars only names that
+# look like DeepSeek's (a ``▁`` inside, or EOT/User/Assistant/DSML), so code such as F#'s
+# ``x <| f |> g`` is left alone. Bounded repeats keep it linear on hostile input.
+MARKER_RE = re.compile(r"</?｜[^<>\n｜]{1,40}｜[^<>\n]{0,200}?>"
+                       r"|</?\|(?:[^<>\n|]{0,40}▁[^<>\n|]{0,40}|EOT|User|Assistant|DSML)\|[^<>\n]{0,200}?>")
 # The markers the viewer highlights: the fixed vocabulary plus think tags.
 HIGHLIGHT_RE = re.compile("|".join(re.escape(m) for m in (*ALL_MARKERS, THINK_BEGIN, THINK_END)))
