@@ -105,6 +105,31 @@ async def test_connection_faults_are_retried(fake_server):
     assert srv.injected == {"reset_before": 1, "reset_during": 1, "malformed_chunk": 1, "stall": 1}
 
 
+async def test_slow_reply_times_out_and_is_retried(fake_server):
+    srv = await fake_server([Reply("too slow", delay_s=5), Reply("fast enough")])
+    events: list[ModelEvent] = []
+    m = client(srv, timeout_s=0.3)
+    assert (await m.complete(MSGS, on_event=events.append)).message.content == "fast enough"
+    await m.aclose()
+    assert len(events) == 1 and "timed out waiting for data" in events[0].error
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_keepalive_only_server_hits_the_attempt_deadline(fake_server, stream):
+    """Keep-alives reset the read timeout; the per-attempt wall limit still ends the wait."""
+    srv = await fake_server([Fault(kind="keepalive_only", stall_s=10), Reply("real answer")])
+    events: list[ModelEvent] = []
+    m = client(srv, attempt_timeout_s=0.5, timeout_s=5)
+    if stream:
+        deltas = [d async for d in m.stream(MSGS, on_event=events.append)]
+        text = deltas[-1].completion.message.content
+    else:
+        text = (await m.complete(MSGS, on_event=events.append)).message.content
+    await m.aclose()
+    assert text == "real answer"
+    assert len(events) == 1 and "did not finish within 0.5s" in events[0].error
+
+
 async def test_stream_retries_before_any_output_but_not_after(fake_server):
     srv = await fake_server([Fault(kind="reset_before"), Fault(status=500), Reply("clean stream", chunk_chars=4),
                              Fault(kind="reset_during", after_chars=6, reply=Reply("partial reply", chunk_chars=3))])

@@ -40,6 +40,15 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def _until(lines: AsyncIterator[str], deadline: float | None) -> AsyncIterator[str]:
+    """Pass lines through, failing once ``deadline`` passes: keep-alive comments reset the read
+    timeout, so a server that only ever sends them would otherwise hold the call forever."""
+    async for line in lines:
+        if deadline is not None and time.monotonic() > deadline:
+            raise asyncio.TimeoutError()
+        yield line
+
+
 class OpenAICompatible:
     """Chat completions over HTTP for any OpenAI-compatible endpoint (see ``providers.py``)."""
 
@@ -300,9 +309,7 @@ class OpenAICompatible:
                     text = (await resp.aread()).decode("utf-8", "replace")
                     yield CompletionDelta(completion=self._body_as_stream(text, t0, messages, tools))
                     return
-                async for data in iter_sse_data(resp.aiter_lines()):
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise asyncio.TimeoutError()
+                async for data in iter_sse_data(_until(resp.aiter_lines(), deadline)):
                     if data.strip() == "[DONE]":
                         done = True
                         break
