@@ -41,6 +41,19 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up early (a size cap, a timeout) is normal here, not worth a traceback."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class LocalWebServer:
     """A threaded HTTP/1.1 server on 127.0.0.1 with registered routes.
 
@@ -124,8 +137,7 @@ class LocalWebServer:
 
             do_GET = do_POST = do_HEAD = _serve
 
-        self._server = ThreadingHTTPServer((self._host, self._port), _Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer((self._host, self._port), _Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="LocalWebServer", daemon=True)
         self._thread.start()
         return self
