@@ -202,6 +202,8 @@ async def test_paths_outside_the_workspace_are_refused(ed: StrReplaceEditor, ctx
 async def test_helpful_errors(ed: StrReplaceEditor, ctx: ToolContext) -> None:
     missing = await ed({"command": "str_replace", "path": "nope.py", "old_str": "a", "new_str": "b"}, ctx)
     assert missing.is_error and "does not exist" in missing.text and "create" in missing.text
+    nested = await ed({"command": "view", "path": "no/such/dir/f.py"}, ctx)
+    assert nested.is_error and "does not exist" in nested.text
     unknown = await ed({"command": "delete", "path": "x"}, ctx)
     assert unknown.is_error and "view, create, str_replace, insert, undo_edit" in unknown.text
     await put(ctx, "d/f.txt", "x")
