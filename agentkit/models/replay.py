@@ -109,8 +109,8 @@ class Replay:
         self.position += 1
         self.calls.append({"messages": list(messages), "tools": tools, "settings": settings})
         msg = _turn_message(json.loads(json.dumps(turn)), self.position)
+        # A script may fix the usage (cost included) to test budgets; else it is estimated, cost 0.
         usage = Usage(**turn["usage"]) if isinstance(turn.get("usage"), dict) else _estimate(messages, tools, msg)
-        usage.cost_usd = 0.0
         finish = turn.get("finish_reason") or ("tool_calls" if msg.tool_calls else "stop")
         return Completion(message=msg, usage=usage, finish_reason=finish, model=self.name,
                           provider=self.provider, latency_s=0.0,
