@@ -110,3 +110,23 @@ def test_names_are_safe_for_openai_tool_names(server_script: Path) -> None:
     srv = MCPServer(command=[sys.executable, "/opt/my.server-v2.py"])
     assert srv.prefix == "my_server-v2"
     assert MCPTool(srv, "get.weather/now", "", {}).name == "my_server-v2__get_weather_now"
+
+
+async def test_mcp_tools_inside_an_agent_run(calc: MCPServer, tmp_path: Path) -> None:
+    import json
+
+    from agentkit.agent import Agent, Limits
+    from agentkit.models.replay import Replay
+
+    turns = [{"content": None, "tool_calls": [{"name": "calc__add", "arguments": json.dumps({"a": 20, "b": 22})},
+                                              {"name": "calc__fail", "arguments": json.dumps({"msg": "x"})}]},
+             {"content": "The sum is 42."}]
+    agent = Agent(Replay(turns), calc.tools, limits=Limits(max_steps=4), trajectory=tmp_path / "t.jsonl")
+    result = await agent.run("add 20 and 22")
+    assert result.status == "done" and result.answer == "The sum is 42."
+    rows = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
+    results = [r for r in rows if r["type"] == "tool_result"]
+    assert [r["name"] for r in results] == ["calc__add", "calc__fail"]
+    assert results[0]["observation"]["text"] == "42" and results[1]["observation"]["is_error"]
+    run = rows[0]
+    assert {t["function"]["name"] for t in run["tools"]} >= {"calc__add", "calc__shout"}
