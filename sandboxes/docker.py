@@ -37,9 +37,10 @@ DEFAULT_IMAGE = "agentkit-sandbox:latest"
 LABEL = "agentkit.sandbox"
 _created: set[str] = set()  # containers this process created and has not removed yet
 
-# Run as root inside the container with CAP_KILL: stop, then kill, every process of the shell's
-# session (the shell itself too when $2 is 1). Stopping first freezes fork bombs. Only shell
-# builtins are used, so it needs a single pid even when the container is at its pids limit.
+# Run as root inside the container with CAP_KILL: kill every process of the shell's session (the
+# shell itself too when $2 is 1). The first pass kills outright; later passes stop newcomers (a
+# fork bomb's children cannot fork while stopped) and kill them at the end. Only shell builtins
+# are used, so it needs a single pid even when the container is at its pids limit.
 _KILL_SCRIPT = r"""
 sid=$1; all=$2; me=$$; seen=" "; i=0
 while [ $i -lt 60 ]; do
@@ -56,7 +57,7 @@ while [ $i -lt 60 ]; do
     fresh="$fresh $p"
   done
   [ -z "$fresh" ] && break
-  kill -STOP $fresh 2>/dev/null
+  if [ $i = 1 ]; then kill -KILL $fresh 2>/dev/null; else kill -STOP $fresh 2>/dev/null; fi
   seen="$seen$fresh "
 done
 [ "$seen" = " " ] || kill -KILL $seen 2>/dev/null

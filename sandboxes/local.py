@@ -110,12 +110,14 @@ def _ns_pid(pid: int) -> int | None:
 
 
 def kill_session_members(leader: int, protect: set[int], rounds: int = 50) -> int:
-    """Stop then kill every process in session ``leader`` except ``protect``; returns the count.
+    """Kill every process in session ``leader`` except ``protect``; returns the count.
 
-    Stopping first freezes fork bombs (stopped processes cannot fork), so a few passes catch all.
+    The first pass kills outright (so the shell sees its job killed, not stopped); processes that
+    appear after it (a fork bomb's children) are stopped, since stopped processes cannot fork,
+    and killed once no new ones appear.
     """
     seen: set[int] = set()
-    for _ in range(rounds):
+    for n in range(rounds):
         fresh = []
         for pid in _all_pids():
             if pid in protect or pid in seen:
@@ -127,7 +129,7 @@ def kill_session_members(leader: int, protect: set[int], rounds: int = 50) -> in
             break
         for pid in fresh:
             try:
-                os.kill(pid, signal.SIGSTOP)
+                os.kill(pid, signal.SIGKILL if n == 0 else signal.SIGSTOP)
             except ProcessLookupError:
                 pass
         seen.update(fresh)
@@ -312,6 +314,12 @@ class LocalSandbox:
     async def list_dir(self, path: str = ".") -> list[DirEntry]:
         real = self.resolve(path)
         return await asyncio.to_thread(_list, real)
+
+    async def copy_out(self, dest: str | os.PathLike[str]) -> str:
+        """Copy the workspace to the host directory ``dest`` (same API as DockerSandbox)."""
+        dest_path = os.path.realpath(os.fspath(dest))
+        await asyncio.to_thread(shutil.copytree, self.workspace, dest_path, symlinks=True, dirs_exist_ok=True)
+        return dest_path
 
     def __repr__(self) -> str:
         return f"LocalSandbox(workspace={self.workspace!r}, isolated={self.isolated})"

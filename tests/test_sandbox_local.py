@@ -66,6 +66,15 @@ async def test_given_workspace_is_kept_and_edited_in_place(tmp_path):
     assert (tmp_path / "made.txt").read_text() == "new\n"
 
 
+async def test_copy_out(tmp_path):
+    (tmp_path / "ws").mkdir()
+    async with LocalSandbox(tmp_path / "ws") as sb:
+        await sb.run("mkdir -p d && echo hi > d/f.txt && ln -s d/f.txt link")
+        out = await sb.copy_out(tmp_path / "out")
+    assert open(os.path.join(out, "d", "f.txt")).read() == "hi\n"
+    assert os.readlink(os.path.join(out, "link")) == "d/f.txt"
+
+
 async def test_close_kills_background_processes(tmp_path):
     sb = LocalSandbox(tmp_path)
     await sb.start()
