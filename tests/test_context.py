@@ -1,0 +1,110 @@
+"""Context policy: cutting long observations, eliding old ones, summaries, and their trajectory events."""
+
+from __future__ import annotations
+
+from agentkit.agent import Agent
+from agentkit.context import ELIDED, SUMMARY_PREFIX, ContextManager, ContextPolicy, count_prompt, cut_middle
+from agentkit.messages import (AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage,
+                               messages_to_openai)
+from agentkit.models.replay import Replay
+from agentkit.trajectory import Trajectory, apply_compaction
+from tests.fixtures_agent import turn
+
+
+def test_cut_middle_keeps_head_and_tail_with_marker() -> None:
+    text = "".join(f"{i:04d}\n" for i in range(1000))  # 5000 chars
+    out = cut_middle(text, 300)
+    assert out.startswith(text[:200]) and out.endswith(text[-100:])
+    assert "[... 4700 characters left out of 5000 ...]" in out
+    assert cut_middle("short", 300) == "short"
+
+
+def test_count_prompt_grows_with_messages_and_tools() -> None:
+    small = [UserMessage(content="hi")]
+    big = small + [ToolMessage(tool_call_id="c", content="word " * 500)]
+    tools = [{"type": "function", "function": {"name": "t", "description": "a tool " * 50,
+                                                "parameters": {"type": "object"}}}]
+    assert count_prompt(big) > count_prompt(small) + 400
+    assert count_prompt(small, tools) > count_prompt(small)
+
+
+def _words(chars: int) -> str:
+    """Text that costs roughly one token per 4-5 characters (repeated letters would compress)."""
+    return " ".join(f"w{j}" for j in range(chars // 5))[:chars]
+
+
+def _history(turns: int, size: int) -> list:
+    msgs = [SystemMessage(content="system"), UserMessage(content="the task")]
+    for i in range(turns):
+        msgs.append(AssistantMessage(tool_calls=[ToolCall(id=f"c{i}", name="t", arguments="{}")]))
+        msgs.append(ToolMessage(tool_call_id=f"c{i}", name="t", content=f"output {i} " + _words(size)))
+    return msgs
+
+
+async def test_elides_oldest_observations_first_and_keeps_recent_turns() -> None:
+    msgs = _history(6, 2000)
+    mgr = ContextManager(ContextPolicy(window=2500, compact_at=0.8, keep_last_turns=2))
+    new, done = await mgr.compact(msgs, None)
+    assert [c.strategy for c in done] == ["elide"]
+    assert mgr.count(new, None) <= mgr.threshold
+    assert new[:2] == msgs[:2] and new[-4:] == msgs[-4:]  # system, task and the last 2 turns untouched
+    elided = [m for m in new if isinstance(m, ToolMessage) and m.content.startswith("[observation elided")]
+    assert elided and elided[0].tool_call_id == "c0"
+    assert elided[0].content == ELIDED.format(n=len(msgs[3].text))
+    assert apply_compaction(msgs, done[0].model_dump()) == new  # the event alone rebuilds the context
+
+
+async def test_nothing_happens_below_the_threshold() -> None:
+    msgs = _history(2, 10)
+    new, done = await ContextManager(ContextPolicy()).compact(msgs, None)
+    assert new == msgs and done == []
+
+
+async def test_summary_replaces_oldest_history_when_eliding_is_not_enough() -> None:
+    msgs = _history(6, 100)
+    for m in msgs[2:]:  # long assistant turns: eliding observations cannot save enough
+        if isinstance(m, AssistantMessage):
+            m.content = _words(1500)
+    seen: list = []
+
+    async def summarize(old):
+        seen.append(old)
+        return AssistantMessage(content="Steps 1-4 read files c0..c3."), {"prompt": 50, "completion": 9}
+
+    mgr = ContextManager(ContextPolicy(window=2500, compact_at=0.8, keep_last_turns=2, summarize=True,
+                                       min_elide_chars=50))
+    new, done = await mgr.compact(msgs, None, summarize)
+    assert [c.strategy for c in done] == ["elide", "summary"]
+    assert seen[0][0] == msgs[2] and len(seen[0]) == 8
+    assert new[2] == UserMessage(content=SUMMARY_PREFIX + "Steps 1-4 read files c0..c3.")
+    assert new[:2] == msgs[:2] and new[3:] == msgs[-4:]
+    rebuilt = msgs
+    for c in done:
+        rebuilt = apply_compaction(rebuilt, c.model_dump())
+    assert rebuilt == new
+
+
+async def test_compaction_in_a_run_is_logged_and_reconstructs_every_prompt(tmp_path, agent_tools) -> None:
+    # Three long turns; before the 4th call, eliding is not enough and the model writes a summary.
+    turns = [turn(f"step {i} " + _words(1200), ("long_output", {"n": 3000 + i})) for i in range(3)]
+    turns += [turn("Summary: three long outputs were read."), turn("final answer")]
+    model = Replay(turns)
+    path = tmp_path / "t.jsonl"
+    policy = ContextPolicy(window=4000, compact_at=0.75, keep_last_turns=1, summarize=True)
+    agent = Agent(model, agent_tools[4:5], trajectory=path, context=policy)
+    result = await agent.run("read a lot")
+    assert result.status == "done" and result.answer == "final answer"
+    t = Trajectory.load(path)
+    comps = [e for e in t.events if e["kind"] == "compaction"]
+    assert {e["strategy"] for e in comps} == {"elide", "summary"}
+    assert all(e["tokens_after"] < e["tokens_before"] for e in comps)
+    summary = [e for e in comps if e["strategy"] == "summary"][0]
+    assert summary["summary_message"]["content"] == "Summary: three long outputs were read."
+    # every prompt the model got (summary call aside) is rebuilt exactly from the trajectory
+    agent_calls = [c for c in model.calls if c["tools"] is not None]
+    assert [messages_to_openai(c) for c in t.model_calls()] == \
+        [messages_to_openai(c["messages"]) for c in agent_calls]
+    assert any(SUMMARY_PREFIX in m.text for m in t.context_messages())
+    assert len(t.messages) == 2 + 2 * 3 + 1  # the full history is still all there
+    assert t.model_turns == 5 and len(model.calls) == 5
+    assert t.usage.total == result.usage.total  # the summary call's tokens are counted
