@@ -1,0 +1,107 @@
+"""Resume: kill -9 a running agent process, then continue its trajectory to the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from agentkit.agent import Agent
+from agentkit.messages import ToolMessage
+from agentkit.models.replay import Replay
+from agentkit.trajectory import Trajectory
+from tests.fixtures_agent import turn
+
+CHILD = textwrap.dedent('''
+    import asyncio, pathlib, sys
+    from agentkit.agent import Agent
+    from agentkit.models.replay import Replay
+    from agentkit.tools.base import tool
+
+    mode, script, traj, marker = sys.argv[1:5]
+
+    @tool
+    async def step(n: int) -> str:
+        """Do step n.
+
+        Args:
+            n: the step number
+        """
+        if n == 2 and mode == "run":
+            pathlib.Path(marker).write_text("inside step 2")
+            await asyncio.sleep(600)  # killed here
+        return f"did {n}"
+
+    agent = Agent(Replay(script), [step], trajectory=traj, fsync=True)
+    result = agent.run_sync("do the steps") if mode == "run" else agent.resume_sync(traj)
+    print(result.model_dump_json())
+''')
+
+
+def _child(tmp_path, mode, script, traj, marker):
+    code = tmp_path / "child.py"
+    code.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.Popen([sys.executable, str(code), mode, str(script), str(traj), str(marker)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_kill_9_then_resume_continues_the_same_file(tmp_path, script_file) -> None:
+    script = script_file([turn(None, ("step", {"n": 1})), turn(None, ("step", {"n": 2}), ("step", {"n": 3})),
+                          turn(None, ("step", {"n": 4})), turn("finished all steps")])
+    traj, marker = tmp_path / "run.jsonl", tmp_path / "marker"
+    proc = _child(tmp_path, "run", script, traj, marker)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the child never reached step 2"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    killed = Trajectory.load(traj)
+    assert killed.status == "incomplete" and killed.steps == 2 and len(killed.tool_results) == 1
+
+    resumed = _child(tmp_path, "resume", script, traj, marker)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["status"] == "done" and result["answer"] == "finished all steps" and result["steps"] == 4
+
+    t = Trajectory.load(traj)
+    assert t.status == "done" and t.steps == 4
+    assert [m.text for m in t.messages if isinstance(m, ToolMessage)] == ["did 1", "did 2", "did 3", "did 4"]
+    assert [e["kind"] for e in t.events] == ["resume"] and t.events[0]["previous_status"] == "incomplete"
+    assert sum(1 for r in t.records if r["type"] == "run") == 1  # appended to the same file
+    # the history is a valid conversation: every call has its result right after its turn
+    calls = t.model_calls()
+    assert [len(c) for c in calls] == [2, 4, 7, 9]
+
+
+async def test_resume_of_a_finished_run_makes_no_call(tmp_path, agent_tools) -> None:
+    path = tmp_path / "t.jsonl"
+    first = await Agent(Replay([turn("done already")]), agent_tools, trajectory=path).run("t")
+    assert first.status == "done"
+    model = Replay([turn("should not be played")])
+    again = await Agent(model, agent_tools).resume(path)
+    assert again.status == "done" and again.answer == "done already" and model.calls == []
+
+
+async def test_resume_after_cancel_reruns_nothing_and_continues(tmp_path, agent_tools) -> None:
+    path = tmp_path / "t.jsonl"
+    turns = [turn(None, ("echo", {"text": "a"})), turn(None, ("echo", {"text": "b"})), turn("end")]
+    agent = Agent(Replay(turns), agent_tools, trajectory=path)
+    async for e in agent.iter("t"):
+        if e.kind == "tool_call_finished":
+            agent.cancel()
+    assert Trajectory.load(path).status == "cancelled"
+    resumed = await Agent(Replay(turns), agent_tools).resume(path)
+    assert resumed.status == "done" and resumed.answer == "end" and resumed.steps == 3
+    texts = [m.text for m in Trajectory.load(path).messages if isinstance(m, ToolMessage)]
+    assert texts == ["A", "B"]
