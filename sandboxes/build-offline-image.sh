@@ -3,7 +3,10 @@
 # Debian (bash, python3, git, ripgrep when the mirror has it) from the apt mirror this machine
 # already uses, add a non-root user `agent` (uid 1000), and `docker import` the result.
 #
-#   sandboxes/build-offline-image.sh [--force] [--tag NAME]
+#   sandboxes/build-offline-image.sh [--force] [--tag NAME] [--print-mirror]
+#
+# --print-mirror only prints "MIRROR SUITE [KEYRING]" as read from the apt sources
+# (APT_DIR, default /etc/apt, and OS_RELEASE, default /etc/os-release, can point elsewhere).
 #
 # Skips everything when the image exists (unless --force). The root filesystem tarball is cached
 # in .ci/cache/ so a rebuild after `docker rmi` only re-imports it.
@@ -12,28 +15,32 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 tag=agentkit-sandbox:latest
 force=0
+print_only=0
+apt_dir=${APT_DIR:-/etc/apt}
+os_release=${OS_RELEASE:-/etc/os-release}
 while [ $# -gt 0 ]; do
   case "$1" in
     --force) force=1 ;;
     --tag) tag=$2; shift ;;
-    *) echo "usage: $0 [--force] [--tag NAME]" >&2; exit 2 ;;
+    --print-mirror) print_only=1 ;;
+    *) echo "usage: $0 [--force] [--tag NAME] [--print-mirror]" >&2; exit 2 ;;
   esac
   shift
 done
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 start=$(date +%s)
 
-if [ "$force" = 0 ] && docker image inspect "$tag" >/dev/null 2>&1; then
+if [ "$print_only" = 0 ] && [ "$force" = 0 ] && docker image inspect "$tag" >/dev/null 2>&1; then
   echo "image $tag: already present"
   exit 0
 fi
 
 # ---- which suite and mirror: the first plain Debian source in the machine's apt configuration ----
-codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+codename=$(. "$os_release" && echo "${VERSION_CODENAME:-}")
 find_mirror() {
   local f
   # deb822 .sources files: stanzas with Types/URIs/Suites/Signed-By.
-  for f in /etc/apt/sources.list.d/*.sources; do
+  for f in "$apt_dir"/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
     awk -v want="$codename" '
       function flush() {
@@ -55,7 +62,7 @@ find_mirror() {
       END { flush() }' "$f"
   done
   # one-line format: deb [options] URI suite components...
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+  for f in "$apt_dir"/sources.list "$apt_dir"/sources.list.d/*.list; do
     [ -f "$f" ] || continue
     awk -v want="$codename" '
       $1 == "deb" {
@@ -67,9 +74,10 @@ find_mirror() {
 }
 read -r mirror suite keyring < <(find_mirror | head -n 1) || true
 if [ -z "${mirror:-}" ] || [ -z "${suite:-}" ]; then
-  echo "no Debian apt source for '${codename:-?}' found in /etc/apt/sources.list(.d); cannot debootstrap" >&2
+  echo "no Debian apt source for '${codename:-?}' found in $apt_dir/sources.list(.d); cannot debootstrap" >&2
   exit 1
 fi
+if [ "$print_only" = 1 ]; then echo "$mirror $suite${keyring:+ $keyring}"; exit 0; fi
 echo "mirror: $mirror  suite: $suite"
 
 cache=$repo/.ci/cache
