@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 import agentkit
 from agentkit import events as ev
 from agentkit.context import ContextManager, ContextPolicy
-from agentkit.errors import ModelError, ToolError
+from agentkit.errors import AgentkitError, ModelError, ToolError
 from agentkit.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage
 from agentkit.models.base import Completion, Model, ModelEvent, ModelSettings
 from agentkit.tools.base import Observation, SourceTable, Tool, ToolContext, to_observation, tool_schema, \
@@ -172,8 +172,11 @@ class Agent:
             self._close_open_calls(st)
             self._finish(st, ("cancelled", None, "the run was cancelled"))
             raise
-        except ModelError as exc:
+        except AgentkitError as exc:  # model failures (retries exhausted, auth, context) end the run
             st.end = ("error", None, str(exc))
+        except Exception as exc:  # a bug: still leave a complete trajectory, then let it surface
+            self._finish(st, ("error", None, f"internal error: {type(exc).__name__}: {exc}"))
+            raise
         for e in self._flush(st):
             yield e
         yield self._finish(st, st.end or ("error", None, "ended without a status"))
@@ -397,7 +400,7 @@ class Agent:
     def _finish(self, st: _State, end: tuple[Status, str | None, str | None]) -> ev.RunEnded:
         status, answer, error = end
         sources = [s.model_dump() for s in st.ctx.sources.all()]
-        if st.writer and not st.writer._fh.closed:
+        if st.writer and not st.writer.closed:
             st.writer.end(status, answer, st.usage, st.usage.cost_usd, steps=st.steps, error=error, sources=sources)
             st.writer.close()
         self.result = RunResult(status=status, answer=answer, steps=st.steps, usage=st.usage,

@@ -122,6 +122,10 @@ class TrajectoryWriter:
                            "usage_total": usage_total.model_dump(), "cost_total_usd": cost_total_usd,
                            **fields})
 
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()

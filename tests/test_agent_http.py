@@ -107,3 +107,18 @@ async def test_streaming_run_over_http(fake_server, tmp_path, agent_tools) -> No
     assert "".join(deltas) == "streamed answer" and len(deltas) > 1
     assert agent.result.answer == "streamed answer"
     assert all(r["json"]["stream"] is True for r in srv.requests)
+
+
+async def test_fallback_and_retry_events_reach_iter_and_trajectory(fake_server, tmp_path, agent_tools) -> None:
+    from agentkit.models.fallback import Fallback
+
+    down = await fake_server([Fault(status=503)] * 10)
+    up = await fake_server([Fault(status=502), Reply(content="from the backup")])
+    model = Fallback([_model(down, max_retries=1), _model(up, max_retries=2)])
+    path = tmp_path / "t.jsonl"
+    agent = Agent(model, agent_tools[:1], trajectory=path)
+    kinds = [e.kind async for e in agent.iter("t")]
+    assert agent.result.status == "done" and agent.result.answer == "from the backup"
+    assert kinds.count("fallback") == 1 and kinds.count("retry") >= 2
+    logged = [e["kind"] for e in Trajectory.load(path).events]
+    assert logged.count("fallback") == 1 and logged.count("retry") == kinds.count("retry")

@@ -105,3 +105,21 @@ async def test_resume_after_cancel_reruns_nothing_and_continues(tmp_path, agent_
     assert resumed.status == "done" and resumed.answer == "end" and resumed.steps == 3
     texts = [m.text for m in Trajectory.load(path).messages if isinstance(m, ToolMessage)]
     assert texts == ["A", "B"]
+
+
+def test_ctrl_c_ends_cancelled_with_a_complete_trajectory(tmp_path, script_file) -> None:
+    script = script_file([turn(None, ("step", {"n": 1})), turn(None, ("step", {"n": 2})), turn("never")])
+    traj, marker = tmp_path / "run.jsonl", tmp_path / "marker"
+    proc = _child(tmp_path, "run", script, traj, marker)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the child never reached step 2"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err  # run_sync returned the cancelled result instead of a traceback
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "cancelled"
+    t = Trajectory.load(traj)
+    assert t.status == "cancelled" and t.steps == 2
+    assert t.tool_results[-1]["name"] == "step" and "cancelled" in t.tool_results[-1]["observation"]["text"]
