@@ -61,6 +61,7 @@ while [ $i -lt 60 ]; do
   seen="$seen$fresh "
 done
 [ "$seen" = " " ] || kill -KILL $seen 2>/dev/null
+echo $seen
 exit 0
 """
 
@@ -273,20 +274,21 @@ class DockerSession(ShellSession):
                                       ["setsid", "-w", "bash", "--noprofile", "--norc"],
                                       user=self.sb.user, workdir="/")
 
-    async def _kill(self, include_shell: bool) -> None:
+    async def _kill(self, include_shell: bool) -> int | None:
         if self.shell_pid is None:
-            return
+            return 0
         cmd = ["sh", "-c", _KILL_SCRIPT, "sh", str(self.shell_pid), "1" if include_shell else "0"]
         for attempt in range(5):
             try:
-                await asyncio.to_thread(self.sb.exec_simple, cmd, "root")
-                return
+                out = await asyncio.to_thread(self.sb.exec_simple, cmd, "root")
+                return len(out.split())
             except Exception as e:  # the container may be at its pids limit for a moment
                 log.debug("kill helper failed (attempt %d): %s", attempt + 1, e)
                 await asyncio.sleep(0.2 * (attempt + 1))
         # Last resort: restart the container. Its filesystem (the workspace) survives.
         log.warning("could not kill processes in %s; restarting the container", self.sb.container_id[:12])
         await asyncio.to_thread(self.sb.api.restart, self.sb.container_id, timeout=0)
+        return None
 
     async def _save_output(self, name: str, data: bytes) -> str | None:
         await asyncio.to_thread(self.sb.put_files, "/tmp", {f"agentkit-output/{name}": data})

@@ -187,17 +187,16 @@ class LocalSession(ShellSession):
                         break
         return self._host_shell_pid
 
-    async def _kill(self, include_shell: bool) -> None:
+    async def _kill(self, include_shell: bool) -> int | None:
         if self.proc is None or self.proc.returncode is not None:
-            return
+            return 0
         leader = self.proc.pid
         if include_shell:
             try:
                 os.killpg(leader, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            await asyncio.to_thread(kill_session_members, leader, set())
-            return
+            return await asyncio.to_thread(kill_session_members, leader, set())
         shell = self._find_host_shell()
         protect = {leader}
         pid = shell
@@ -205,7 +204,7 @@ class LocalSession(ShellSession):
             protect.add(pid)
             st = _stat_fields(pid)
             pid = st[0] if st else None
-        await asyncio.to_thread(kill_session_members, leader, protect)
+        return await asyncio.to_thread(kill_session_members, leader, protect)
 
     async def _save_output(self, name: str, data: bytes) -> str | None:
         host_dir = os.path.join(self.sb.tmp_dir, "agentkit-output")

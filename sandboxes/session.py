@@ -126,8 +126,11 @@ class ShellSession(abc.ABC):
         """Start a fresh ``bash --noprofile --norc`` reading commands from its stdin."""
 
     @abc.abstractmethod
-    async def _kill(self, include_shell: bool) -> None:
-        """Kill every process the shell started (and the shell itself if ``include_shell``)."""
+    async def _kill(self, include_shell: bool) -> int | None:
+        """Kill every process the shell started (and the shell itself if ``include_shell``).
+
+        Returns how many processes were killed, or None when that is unknown.
+        """
 
     @abc.abstractmethod
     async def _save_output(self, name: str, data: bytes) -> str | None:
@@ -222,9 +225,11 @@ class ShellSession(abc.ABC):
         exit_code: int | None = code
         if why is not None:
             notes.append(why)
-            await self._kill(include_shell=False)
-            # Give the shell a moment to notice and print the sentinel; keep what arrives.
-            _, code2, _, eof = await self._collect(token, time.monotonic() + self.limits.kill_grace,
+            killed = await self._kill(include_shell=False)
+            # Give the shell a moment to notice and print the sentinel; keep what arrives. When
+            # nothing was killed the shell itself is busy (a builtin loop): waiting long is useless.
+            grace = self.limits.kill_grace if killed != 0 else min(self.limits.kill_grace, 0.5)
+            _, code2, _, eof = await self._collect(token, time.monotonic() + grace,
                                                    None, capture, limit_output=False)
             exit_code = None
             if code2 is not None and not eof:
