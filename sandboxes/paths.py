@@ -23,8 +23,3 @@ def resolve_inside(root: str, path: str | os.PathLike[str]) -> str:
         raise SandboxError(f"path {raw!r} is outside the workspace {root}; use a path inside it")
     return real
 
-
-def is_inside(root: str, path: str) -> bool:
-    """Whether an already-resolved path lies in ``root`` (both absolute, normalised)."""
-    root = root.rstrip("/") or "/"
-    return path == root or path.startswith(root + "/") or root == "/"
