@@ -77,7 +77,8 @@ class _State:
 
 
 class Agent:
-    def __init__(self, model: Model, tools: Iterable[Tool] = (), sandbox: Any = None, system: str | None = DEFAULT_SYSTEM,
+    def __init__(self, model: Model, tools: Iterable[Tool] = (), sandbox: Any = None,
+                 system: str | None = DEFAULT_SYSTEM,
                  thinking: bool = False, limits: Limits | None = None, settings: ModelSettings | None = None,
                  trajectory: str | Path | None = None, require_submit: bool = False, stream: bool = False,
                  context: ContextPolicy | None = None, run_info: dict[str, Any] | None = None,
@@ -252,13 +253,13 @@ class Agent:
         jobs = [(i, t, a) for i, (t, a, bad) in enumerate(checked) if bad is None]
         results: dict[int, tuple[Observation, float]] = {}
         if len(jobs) > 1 and all(getattr(t, "parallel_safe", False) for _, t, _ in jobs):
-            done = await asyncio.gather(*(self._invoke(t, a, st.ctx) for _, t, a in jobs))
-            results = {i: r for (i, _, _), r in zip(jobs, done)}
+            done = await asyncio.gather(*(self._invoke(t, a or {}, st.ctx) for _, t, a in jobs))
+            results = {i: r for (i, _, _), r in zip(jobs, done, strict=True)}
         else:
             for i, t, a in jobs:
-                results[i] = await self._invoke(t, a, st.ctx)
+                results[i] = await self._invoke(t, a or {}, st.ctx)
         submitted = None
-        for i, (call, (_, args, bad)) in enumerate(zip(calls, checked)):
+        for i, (call, (_, args, bad)) in enumerate(zip(calls, checked, strict=True)):
             obs, took = (bad, 0.0) if bad is not None else results[i]
             self._record_result(st, call, obs, took)
             yield ev.ToolCallFinished(step=st.steps, call_id=call.id, name=call.name, text=st.context[-1].text,
@@ -284,7 +285,8 @@ class Agent:
         if tool is None:
             names = ", ".join(sorted(self.tools)) or "(none)"
             return None, None, Observation(is_error=True, text=(
-                f"Error: there is no tool named {call.name!r}. Valid tools: {names}. Call one of them by its exact name."))
+                f"Error: there is no tool named {call.name!r}. Valid tools: {names}. "
+                "Call one of them by its exact name."))
         schema = json.dumps(tool.parameters, ensure_ascii=False)
         try:
             args = call.parsed_arguments()
@@ -340,13 +342,14 @@ class Agent:
 
     def _cap(self, st: _State, prompt_tokens: int) -> tuple[int | None, ev.LimitReached | None]:
         """The call's max_tokens so it cannot overrun the token or cost budget."""
-        lim, caps = self.limits, []
+        lim, caps = self.limits, list[tuple[str, int, float, float]]()
         if lim.max_tokens is not None:
             caps.append(("tokens", lim.max_tokens - st.usage.total - prompt_tokens, st.usage.total, lim.max_tokens))
         if lim.max_cost_usd is not None and self.prices and st.usage.cost_usd is not None:
             p_in, p_out = self.prices
             left = lim.max_cost_usd - st.usage.cost_usd - prompt_tokens * p_in / 1e6
-            caps.append(("cost", int(left * 1e6 / p_out) if p_out > 0 else 1 << 30, st.usage.cost_usd, lim.max_cost_usd))
+            room = int(left * 1e6 / p_out) if p_out > 0 else 1 << 30
+            caps.append(("cost", room, st.usage.cost_usd, lim.max_cost_usd))
         if not caps:
             return self.settings.max_tokens, None
         for name, room, value, maximum in caps:

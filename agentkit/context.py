@@ -26,7 +26,7 @@ class ContextPolicy(BaseModel):
     """How the agent keeps the prompt inside the model's window."""
 
     max_observation_chars: int = 20_000  # longer tool output is cut to head + tail
-    compact_at: float = Field(0.8, gt=0, le=1)  # share of the window that triggers compaction
+    compact_at: float = Field(default=0.8, gt=0, le=1)  # share of the window that triggers compaction
     keep_last_turns: int = 4  # assistant turns (with their tool results) never elided
     summarize: bool = False  # after eliding, let the model summarize the oldest history
     window: int | None = None  # override the catalog's context window

@@ -21,7 +21,7 @@ class Point(BaseModel):
 
 @tool
 def draw(label: str, kind: Literal["dot", "cross"] = "dot", size: Optional[int] = None,
-         points: list[Point] = [], ctx: ToolContext = None) -> str:  # type: ignore[assignment]
+         points: list[Point] = [], ctx: ToolContext = None) -> str:  # noqa: B006  # type: ignore[assignment]
     """Draw points on the canvas.
 
     Args:
