@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import logging
-import resource
 import tempfile
 import time
 
@@ -60,8 +59,17 @@ async def amain(a: argparse.Namespace) -> dict:
                                           for i in range(a.concurrency)))
         wall = time.perf_counter() - t0
     await model.aclose()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {"framework": "agentkit", "wall_s": wall, "peak_mb": peak_mb, "statuses": list(statuses)}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited over exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ os.environ.setdefault("MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT", "1")  # fail fast:
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import resource  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
@@ -57,6 +56,15 @@ def run_one(base: str, steps: int, run_id: str, tool: str) -> str:
     return str(result.get("exit_status"))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited over exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
@@ -73,7 +81,7 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=a.concurrency) as pool:
         statuses = list(pool.map(lambda i: run_one(a.base, a.steps, f"{a.tag}-{i}", a.tool), range(a.concurrency)))
     wall = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"framework": "mini-swe-agent", "wall_s": wall, "peak_mb": peak_mb, "statuses": statuses}))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +50,15 @@ def run_one(base: str, steps: int, run_id: str, tool: str) -> str:
     return "done" if answer == "done" else f"unexpected answer {answer!r}"
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited over exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
@@ -67,7 +75,7 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=a.concurrency) as pool:
         statuses = list(pool.map(lambda i: run_one(a.base, a.steps, f"{a.tag}-{i}", a.tool), range(a.concurrency)))
     wall = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"framework": "smolagents", "wall_s": wall, "peak_mb": peak_mb, "statuses": statuses}))
 
 
