@@ -130,3 +130,67 @@ def test_limit_then_resume_finishes_the_run(tmp_path: Path, demo_repo: Path) -> 
     assert [r["type"] for r in records].count("run") == 1
     assert any(r["type"] == "event" and r.get("kind") == "resume" for r in records)
     assert "ordered[middle - 1]" in (out / "patch.diff").read_text()
+
+
+def test_killed_run_resumes_from_its_trajectory(tmp_path: Path, demo_repo: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures_cli import cli_env
+
+    turns = [
+        {"content": "Wait for the signal file.", "tool_calls": [_call("bash", command="while [ ! -e go ]; do sleep 0.1; done; echo released")]},
+        {"content": "", "tool_calls": [_call("submit", summary="released")]},
+    ]
+    script = write_jsonl(tmp_path / "script.jsonl", turns)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "agentkit", "code", "wait", "--repo", str(demo_repo),
+                             "--model", f"replay:{script}", "--out", str(out), "--quiet"],
+                            env=cli_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    traj = out / "trajectory.jsonl"
+    try:
+        while proc.poll() is None and not (traj.exists() and "while [ ! -e go ]" in traj.read_text()):
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its shell and the waiting command
+    finally:
+        proc.wait(timeout=30)
+    assert not (out / "result.json").exists()
+    records = _records(out)
+    assert records[-1]["type"] == "message" and records[-1]["message"]["tool_calls"]
+
+    (out / "workspace" / "go").write_text("")
+    done = run_cli("resume", str(traj), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "done" and result["answer"] == "released"
+    bash_results = [r for r in _records(out) if r["type"] == "tool_result" and r["name"] == "bash"]
+    assert len(bash_results) == 1 and "released" in bash_results[0]["observation"]["text"]
+
+
+def test_failing_tests_make_exit_code_1(tmp_path: Path, demo_repo: Path) -> None:
+    script = write_jsonl(tmp_path / "script.jsonl", [{"content": "", "tool_calls": [_call("submit", summary="no change")]}])
+    out = tmp_path / "out"
+    proc = run_cli("code", "do nothing", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                   "--test-cmd", demo.TEST_CMD, "--out", str(out))
+    assert proc.returncode == 1
+    assert "tests: FAILED (exit 1)" in proc.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "done" and result["test"]["passed"] is False
+    assert "FAILED (failures=1)" in result["test"]["output"]
+    assert (out / "patch.diff").read_text() == ""
+
+
+def test_thinking_flag_overrides_the_preset(tmp_path: Path, demo_repo: Path, fake_server_thread) -> None:
+    from agentkit.testing.server import Reply
+
+    srv = fake_server_thread([Reply(tool_calls=[_call("submit", summary="ok")])])
+    proc = run_cli("code", "x", "--repo", str(demo_repo), "--provider", "sglang", "--base-url", srv.base_url,
+                   "--model", "deepseek-ai/DeepSeek-V3.1", "--thinking", "--out", str(tmp_path / "o"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run = _records(tmp_path / "o")[0]
+    assert run["thinking"] is True and run["settings"]["thinking"] is True
+    assert srv.requests[0]["json"]["chat_template_kwargs"] == {"thinking": True}

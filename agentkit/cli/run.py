@@ -90,7 +90,10 @@ def _print_summary(result: dict[str, Any]) -> None:
 def _progress(args: argparse.Namespace) -> Any:
     from agentkit.progress import Progress
 
-    return Progress(progress_mode(args), stream=progress_stream(args))
+    mode = progress_mode(args)
+    if getattr(args, "confirm", False) and mode == "auto":
+        mode = "plain"  # a live line would redraw over the confirmation prompts
+    return Progress(mode, stream=progress_stream(args))
 
 
 def cmd_code(args: argparse.Namespace) -> int:
