@@ -31,6 +31,7 @@ from agentkit.trajectory import Trajectory, TrajectoryWriter, scrub
 DEFAULT_SYSTEM = "You are a helpful agent. Use the tools to complete the task, then give the final answer."
 SUBMIT = "submit"
 Status = Literal["done", "limit", "error", "cancelled"]
+_CORE_KEYS = {"type", "v", "t", "id", "agentkit_version", "created", "task", "tools"}
 
 
 class Limits(BaseModel):
@@ -417,8 +418,8 @@ class Agent:
         from agentkit.tools.base import Source
 
         table = SourceTable([Source(**s) for s in sources or []])
-        return ToolContext(sandbox=self.sandbox, settings=scrub(self.settings.model_dump(exclude_none=True)),
-                           sources=table, run_id=run_id)
+        settings = {**self.settings.model_dump(exclude_none=True), **self.run_info}
+        return ToolContext(sandbox=self.sandbox, settings=scrub(settings), sources=table, run_id=run_id)
 
     def _writer(self, path: Path) -> TrajectoryWriter:
         secrets = [getattr(self.model, a, None) for a in ("api_key", "_api_key", "key")]
@@ -431,12 +432,14 @@ class Agent:
         st = _State(context=context, ctx=self._tool_context(run_id),
                     writer=self._writer(self.trajectory) if self.trajectory else None)
         if st.writer:
-            st.writer.run(id=run_id, agentkit_version=agentkit.__version__, created=time.time(),
-                          model=self.model.name, provider=getattr(self.model, "provider", None),
-                          settings=self.settings.model_dump(exclude_none=True), thinking=self.thinking,
-                          tools=self.tool_schemas(), sandbox=_describe(self.sandbox), task=task,
-                          limits=self.limits.model_dump(), require_submit=self.require_submit,
-                          **{"preset": None, **self.run_info})
+            header: dict[str, Any] = {
+                "model": self.model.name, "provider": getattr(self.model, "provider", None),
+                "settings": self.settings.model_dump(exclude_none=True), "thinking": self.thinking,
+                "sandbox": _describe(self.sandbox), "preset": None, "limits": self.limits.model_dump(),
+                "require_submit": self.require_submit, "system": self.system}
+            header.update({k: v for k, v in self.run_info.items() if k not in _CORE_KEYS})  # caller knows better
+            st.writer.run(id=run_id, agentkit_version=agentkit.__version__, created=time.time(), task=task,
+                          tools=self.tool_schemas(), **header)
             for m in context:
                 st.writer.message(0, m)
         return st

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from pydantic import TypeAdapter
 
-from agentkit.messages import AssistantMessage, Message, Usage, message_from_openai
+from agentkit.messages import AssistantMessage, Message, ToolMessage, Usage, message_from_openai
 
 SCHEMA_VERSION = 1
 REDACTED = "[redacted]"
@@ -165,6 +165,10 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def message_of(record: dict[str, Any]) -> Message:
+    """The message a record carries (a tool_result without one is rebuilt from its observation)."""
+    if "message" not in record and record.get("type") == "tool_result":
+        return ToolMessage(tool_call_id=record.get("tool_call_id") or "", name=record.get("name"),
+                           content=(record.get("observation") or {}).get("text", ""))
     return message_from_openai(record["message"])
 
 

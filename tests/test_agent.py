@@ -245,3 +245,27 @@ def test_run_sync(tmp_path, agent_tools) -> None:
     agent, _ = _agent([turn("sync answer")], agent_tools, tmp_path)
     result = agent.run_sync("t")
     assert result.status == "done" and result.answer == "sync answer"
+
+
+async def test_run_record_and_tool_context_carry_run_info(tmp_path, agent_tools) -> None:
+    seen = {}
+
+    from agentkit.tools.base import ToolContext, tool
+
+    @tool
+    def peek(ctx: ToolContext) -> str:
+        """Report what the context holds."""
+        seen.update(ctx.settings)
+        seen["run_id"] = ctx.run_id
+        return "ok"
+
+    agent, _ = _agent([turn(None, ("peek", {})), turn("done")], [peek], tmp_path,
+                      settings=ModelSettings(temperature=0.3, extra_body={"api_key": "sk-hidden-123456"}),
+                      run_info={"preset": "code", "task": "must not override", "repo": "/src"})
+    result = await agent.run("the real task")
+    run = Trajectory.load(result.trajectory_path).run
+    assert run["preset"] == "code" and run["repo"] == "/src" and run["task"] == "the real task"
+    assert run["settings"]["temperature"] == 0.3 and run["tools"][0]["function"]["name"] == "peek"
+    assert seen["preset"] == "code" and seen["temperature"] == 0.3 and seen["run_id"] == run["id"]
+    assert seen["extra_body"]["api_key"] == "[redacted]"
+    assert "sk-hidden-123456" not in open(result.trajectory_path).read()

@@ -118,3 +118,23 @@ async def test_validate_arguments_for_plain_schema_tools() -> None:
         validate_arguments(Raw(), {"n": "x"})
     with pytest.raises(ToolError, match="must be a JSON object"):
         validate_arguments(draw, [1])
+
+
+async def test_tool_defined_inside_a_function_resolves_local_types() -> None:
+    class Local(BaseModel):
+        v: int
+
+    @tool
+    def local(item: Local, ctx: ToolContext) -> str:
+        """Uses a type only visible in this function."""
+        return str(item.v + len(ctx.run_id))
+
+    assert local.parameters["properties"]["item"]["properties"]["v"] == {"type": "integer"}
+    assert (await local({"item": {"v": 1}}, ToolContext(run_id="ab"))).text == "3"
+
+    @tool(name="local2")
+    def local_named(item: Local) -> str:
+        """Same, through the parametrized form."""
+        return str(item.v)
+
+    assert (await local_named({"item": {"v": 7}}, ToolContext())).text == "7"

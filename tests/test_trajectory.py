@@ -120,3 +120,12 @@ def test_compaction_events_rebuild_what_the_model_saw(tmp_path) -> None:
     assert [m.text for m in t.next_context()] == ["s", "task", "summary of steps 1-2", "ok"]
     assert len(t.messages) == 7  # the full history is never rewritten
     assert t.usage.prompt == 7  # the summary call's usage counts
+
+
+def test_tool_result_without_message_is_rebuilt_from_observation(tmp_path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"v": 1, "type": "run", "id": "x"}\n'
+                    '{"v": 1, "type": "tool_result", "step": 1, "tool_call_id": "c", "name": "t",'
+                    ' "observation": {"text": "out", "is_error": false}, "duration_s": 0}\n')
+    msg = Trajectory.load(path).messages[0]
+    assert isinstance(msg, ToolMessage) and msg.tool_call_id == "c" and msg.text == "out" and msg.name == "t"

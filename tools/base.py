@@ -89,6 +89,7 @@ import asyncio  # noqa: E402
 import inspect  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
+import sys  # noqa: E402
 import typing  # noqa: E402
 from typing import Callable  # noqa: E402
 
@@ -173,13 +174,15 @@ class FunctionTool:
     """A Tool made from a typed function by ``@tool``; arguments are checked by ``args_model``."""
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None, description: str | None = None,
-                 parallel_safe: bool = True) -> None:
+                 parallel_safe: bool = True, localns: dict[str, Any] | None = None) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         summary, arg_docs = parse_docstring(fn.__doc__)
         self.description = description if description is not None else summary
         self.parallel_safe = parallel_safe
-        hints = typing.get_type_hints(fn, include_extras=True)
+        # localns: names visible where the function was defined (a tool made inside a function)
+        hints = typing.get_type_hints(fn, localns={"ToolContext": ToolContext, **(localns or {})},
+                                      include_extras=True)
         fields: dict[str, Any] = {}
         self._ctx_param: str | None = None
         for p in inspect.signature(fn).parameters.values():
@@ -258,10 +261,12 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, descr
     the docstring's ``Args:`` section. A parameter annotated ``ToolContext`` (or named ``ctx``)
     receives the run's context and is not part of the schema.
     """
-    def wrap(f: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(f, name=name, description=description, parallel_safe=parallel_safe)
+    def wrap(f: Callable[..., Any], depth: int = 1) -> FunctionTool:
+        caller = sys._getframe(depth).f_locals  # resolves string annotations of locally defined tools
+        return FunctionTool(f, name=name, description=description, parallel_safe=parallel_safe,
+                            localns=dict(caller))
 
-    return wrap(fn) if fn is not None else wrap
+    return wrap(fn, 2) if fn is not None else wrap
 
 
 def validate_arguments(t: Tool, args: Any) -> dict[str, Any]:
