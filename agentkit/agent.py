@@ -146,7 +146,7 @@ class Agent:
         self._cancel, self.result = False, None
         try:
             if resume and st.end is None:
-                async for e in self._run_tools(st, self._open_calls(st), execute=True):
+                async for e in self._run_tools(st, self._open_calls(st)):
                     yield e
             while st.end is None:
                 if self._cancel:
@@ -218,12 +218,19 @@ class Agent:
     async def _handle_turn(self, st: _State) -> AsyncIterator[ev.Event]:
         """Act on the turn just received: run its tools, or take it as the answer."""
         assert st.completion is not None
-        msg, warnings = st.completion.message, st.completion.warnings
+        msg, warnings = st.completion.message, list(st.completion.warnings)
+        cut = st.completion.finish_reason == "length"
         problems: list[str] = []
         if msg.tool_calls:
-            async for e in self._run_tools(st, msg.tool_calls, execute=True):
+            if cut:
+                warnings.append("your reply reached the output token limit and was cut off; keep calls shorter")
+            async for e in self._run_tools(st, msg.tool_calls):
                 yield e
             problems = st.problems
+        elif cut:  # a cut-off text is not an answer
+            problems = ["reply cut off at the output token limit"]
+            self._say(st, "Your last reply reached the output token limit and was cut off. Continue more "
+                          "concisely: call a tool, or give your complete final answer.")
         elif warnings:
             problems = ["the reply could not be read as intended"]
         elif not msg.text.strip():
@@ -243,7 +250,7 @@ class Agent:
         for e in self._flush(st):
             yield e
 
-    async def _run_tools(self, st: _State, calls: list[ToolCall], execute: bool) -> AsyncIterator[ev.Event]:
+    async def _run_tools(self, st: _State, calls: list[ToolCall]) -> AsyncIterator[ev.Event]:
         """Check and run one turn's calls (concurrently when all are parallel-safe); results in call order."""
         if not calls:
             return

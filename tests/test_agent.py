@@ -269,3 +269,14 @@ async def test_run_record_and_tool_context_carry_run_info(tmp_path, agent_tools)
     assert seen["preset"] == "code" and seen["temperature"] == 0.3 and seen["run_id"] == run["id"]
     assert seen["extra_body"]["api_key"] == "[redacted]"
     assert "sk-hidden-123456" not in open(result.trajectory_path).read()
+
+
+async def test_reply_cut_at_max_tokens_is_not_taken_as_the_answer(tmp_path, agent_tools) -> None:
+    cut = dict(turn("The answer is a long expla"), finish_reason="length")
+    cut_call = dict(turn(None, ("echo", '{"text": "unfini')), finish_reason="length")
+    agent, model = _agent([cut, cut_call, turn("The answer is 4.")], agent_tools, tmp_path)
+    result = await agent.run("t")
+    assert result.status == "done" and result.answer == "The answer is 4."
+    assert "cut off" in model.calls[1]["messages"][-1].text
+    last = model.calls[2]["messages"]
+    assert "not valid JSON" in last[-2].text and "output token limit" in last[-1].text
