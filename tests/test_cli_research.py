@@ -82,3 +82,24 @@ def test_max_searches_budget_is_enforced(tmp_path: Path) -> None:
     assert results[1]["observation"]["is_error"] is True
     assert "search budget" in results[1]["observation"]["text"]
     assert "1. [The Vellmar Tide Clock" in (out / "answer.md").read_text()
+
+
+def test_python_tool_runs_in_the_sandbox(tmp_path: Path) -> None:
+    turns = [
+        {"reasoning": "compute", "content": "", "tool_calls": [{"name": "python", "arguments": json.dumps({"code": "print(sum(range(10)) * 3)"})}]},
+        {"reasoning": "answer", "content": "The result is 135."},
+    ]
+    script = write_jsonl(tmp_path / "script.jsonl", turns)
+    out = tmp_path / "out"
+    fixture = tmp_path / "search.json"
+    fixture.write_text("{}")
+    proc = run_cli("research", "What is 3 times the sum of 0..9?", "--python", "--model", f"replay:{script}",
+                   "--search-backend", f"fixture:{fixture}", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    records = _records(out)
+    assert [t["function"]["name"] for t in records[0]["tools"]] == ["search", "fetch", "python"]
+    assert "`python` runs Python code" in records[1]["message"]["content"]  # the system prompt mentions it
+    result = next(r for r in records if r["type"] == "tool_result")
+    assert "135" in result["observation"]["text"] and not result["observation"].get("is_error")
+    assert records[0]["sandbox"]["workspace"] == str(out / "workspace")
+    assert (out / "answer.md").read_text() == "The result is 135.\n"
