@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 import agentkit
 from agentkit import events as ev
 from agentkit.context import ContextManager, ContextPolicy
-from agentkit.errors import AgentkitError, ModelError, ToolError
+from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError, ToolError
 from agentkit.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage
 from agentkit.models.base import Completion, Model, ModelEvent, ModelSettings
 from agentkit.tools.base import Observation, SourceTable, Tool, ToolContext, to_observation, tool_schema, \
@@ -75,6 +75,7 @@ class _State:
     end: tuple[Status, str | None, str | None] | None = None  # status, answer, error
     n_sources: int = 0
     problems: list[str] = field(default_factory=list)  # format errors found in the current turn
+    shrink: int | None = None  # prompt target after the provider said the prompt is too long
 
 
 class Agent:
@@ -154,7 +155,7 @@ class Agent:
                     break
                 limit = self._limit_hit(st)
                 if limit is None:
-                    messages = await self._compact(st)
+                    messages = await self._compact(st, st.shrink)
                     for e in self._flush(st):
                         yield e
                     prompt_tokens = self.context.count(messages, self.tool_schemas())
@@ -166,8 +167,16 @@ class Agent:
                     break
                 yield ev.ModelCallStarted(step=st.steps + 1, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
                                           messages=len(messages))
-                async for e in self._call_model(st, messages, max_tokens):
-                    yield e
+                try:
+                    async for e in self._call_model(st, messages, max_tokens):
+                        yield e
+                except ContextWindowExceeded as exc:  # our count was short: compact harder, once
+                    if st.shrink is not None:
+                        raise
+                    st.shrink = prompt_tokens // 2
+                    self._log_event(st, "error", error=str(exc), recovery="compaction")
+                    continue
+                st.shrink = None
                 async for e in self._handle_turn(st):
                     yield e
         except (asyncio.CancelledError, GeneratorExit):
@@ -366,14 +375,14 @@ class Agent:
         bounds = [room for _, room, _, _ in caps] + [b for b in (self.settings.max_tokens, self.max_output) if b]
         return int(min(bounds)), None
 
-    async def _compact(self, st: _State) -> list[Message]:
+    async def _compact(self, st: _State, target: int | None = None) -> list[Message]:
         async def summarize(old: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
             c = await self.model.complete(self.context.summary_prompt(old), None, self.settings,
                                           on_event=lambda m: self._model_event(st, m))
             st.usage = st.usage + c.usage
             return c.message, c.usage.model_dump()
 
-        new, done = await self.context.compact(st.context, self.tool_schemas(), summarize)
+        new, done = await self.context.compact(st.context, self.tool_schemas(), summarize, target=target)
         for comp in done:
             self._log_event(st, "compaction", **comp.model_dump(exclude_none=True))
             st.pending.append(ev.CompactionDone(step=st.steps, strategy=comp.strategy, start=comp.start, end=comp.end,

@@ -126,14 +126,20 @@ class ContextManager:
         return cut_middle(text, self.policy.max_observation_chars)
 
     async def compact(self, messages: list[Message], tools: list[dict[str, Any]] | None,
-                      summarize: Summarizer | None = None) -> tuple[list[Message], list[Compaction]]:
-        """The context to send, and the compactions that produced it (none when it fits)."""
+                      summarize: Summarizer | None = None,
+                      target: int | None = None) -> tuple[list[Message], list[Compaction]]:
+        """The context to send, and the compactions that produced it (none when it fits).
+
+        ``target`` forces a smaller prompt (the provider refused the last one as too long); then
+        only the latest turn is protected.
+        """
+        threshold = min(self.threshold, target) if target else self.threshold
         before = self.count(messages, tools)
-        if before <= self.threshold:
+        if before <= threshold:
             return messages, []
         done: list[Compaction] = []
         head = head_length(messages)
-        keep = max(head, protected_from(messages, self.policy.keep_last_turns))
+        keep = max(head, protected_from(messages, 1 if target else self.policy.keep_last_turns))
         new = list(messages)
         changed: list[int] = []
         tokens = before
@@ -143,14 +149,14 @@ class ContextManager:
                 new[i] = m.model_copy(update={"content": ELIDED.format(n=len(m.text))})
                 changed.append(i)
                 tokens = self.count(new, tools)
-                if tokens <= self.threshold:
+                if tokens <= threshold:
                     break
         if changed:
             start, end = changed[0], changed[-1] + 1
             done.append(Compaction(strategy="elide", start=start, end=end,
                                    messages=[m.to_openai() for m in new[start:end]],
                                    tokens_before=before, tokens_after=tokens))
-        if tokens > self.threshold and self.policy.summarize and summarize is not None and keep > head:
+        if tokens > threshold and self.policy.summarize and summarize is not None and keep > head:
             old = new[head:keep]
             reply, usage = await summarize(old)
             summary = UserMessage(content=SUMMARY_PREFIX + reply.text.strip())

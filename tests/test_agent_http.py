@@ -122,3 +122,31 @@ async def test_fallback_and_retry_events_reach_iter_and_trajectory(fake_server, 
     assert kinds.count("fallback") == 1 and kinds.count("retry") >= 2
     logged = [e["kind"] for e in Trajectory.load(path).events]
     assert logged.count("fallback") == 1 and logged.count("retry") == kinds.count("retry")
+
+
+async def test_context_window_error_forces_compaction_once(fake_server, tmp_path, agent_tools) -> None:
+    too_long = Fault(status=400, body={"error": {"message": "This model's maximum context length is 4000 tokens. "
+                                                            "However, you requested 5200 tokens.", "code": 400}})
+    srv = await fake_server([Reply(content=None, tool_calls=[_call("long_output", {"n": 4000})]),
+                             Reply(content=None, tool_calls=[_call("long_output", {"n": 4001})]),
+                             too_long, Reply(content="fits now")])
+    path = tmp_path / "t.jsonl"
+    agent = Agent(_model(srv), agent_tools, trajectory=path)
+    result = await agent.run("t")
+    assert result.status == "done" and result.answer == "fits now"
+    sent = [r["json"]["messages"] for r in srv.requests]
+    assert "[observation elided" not in sent[2][3]["content"]
+    assert sent[3][3]["content"].startswith("[observation elided")  # the oldest output went
+    assert sent[3][5]["content"].startswith("line 00000")  # the latest turn stayed
+    t = Trajectory.load(path)
+    assert [e["kind"] for e in t.events] == ["error", "compaction"]
+    # the refused prompt is not a call the model answered; the three answered ones rebuild exactly
+    assert [messages_to_openai(c) for c in t.model_calls()] == [sent[0], sent[1], sent[3]]
+
+
+async def test_context_window_error_twice_ends_the_run(fake_server, tmp_path, agent_tools) -> None:
+    too_long = Fault(status=400, body={"error": {"message": "maximum context length is 100 tokens", "code": 400}})
+    srv = await fake_server([too_long, too_long, Reply(content="unused")])
+    agent = Agent(_model(srv), agent_tools, trajectory=tmp_path / "t.jsonl")
+    result = await agent.run("t")
+    assert result.status == "error" and "window" in result.error and len(srv.requests) == 2
