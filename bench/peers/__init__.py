@@ -33,6 +33,11 @@ class Framework:
         return VENVS / self.name if self.requirements else None
 
     @property
+    def ready(self) -> bool:
+        """Whether it can run without installing anything (no network needed)."""
+        return self.venv is None or (self.venv / ".bench-installed").exists()
+
+    @property
     def python(self) -> str:
         return str(self.venv / "bin" / "python") if self.venv else sys.executable
 
