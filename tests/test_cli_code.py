@@ -194,3 +194,23 @@ def test_thinking_flag_overrides_the_preset(tmp_path: Path, demo_repo: Path, fak
     run = _records(tmp_path / "o")[0]
     assert run["thinking"] is True and run["settings"]["thinking"] is True
     assert srv.requests[0]["json"]["chat_template_kwargs"] == {"thinking": True}
+
+
+def test_default_repo_and_out_inside_it(tmp_path: Path, demo_repo: Path) -> None:
+    """`agentkit code TASK` in the repo itself: --repo defaults to ".", the run folder (runs/...) lies
+    inside the repo, and neither the copy nor the patch may include it."""
+    script = write_jsonl(tmp_path / "script.jsonl", _turns())
+    proc = run_cli("code", "fix median", "--model", f"replay:{script}", "--quiet", cwd=demo_repo)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (demo_repo / "runs").iterdir()
+    assert run.name.endswith("-fix-median")
+    assert not (run / "workspace" / "runs" / run.name).exists()
+    assert "runs/" not in (run / "patch.diff").read_text()
+
+    # in place, the run folder is inside the edited tree: it must not show up in the patch
+    out = demo_repo / "runs" / "in-place"
+    proc = run_cli("code", "fix median", "--in-place", "--model", f"replay:{script}", "--out", "runs/in-place",
+                   "--quiet", cwd=demo_repo)
+    assert proc.returncode == 0, proc.stderr
+    patch = (out / "patch.diff").read_text()
+    assert "ordered[middle - 1]" in patch and "trajectory.jsonl" not in patch

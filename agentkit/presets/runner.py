@@ -155,8 +155,8 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
         elif resume and (out / WORKSPACE).is_dir():
             workdir = out / WORKSPACE
         else:
-            workdir = copy_repo(repo, out / WORKSPACE)
-        baseline = Baseline.take(workdir, out / BASELINE)
+            workdir = copy_repo(repo, out / WORKSPACE, skip=out)
+        baseline = Baseline.take(workdir, out / BASELINE, skip=out)
     elif preset.needs_sandbox:
         workdir = out / WORKSPACE
         workdir.mkdir(exist_ok=True)

@@ -25,11 +25,20 @@ def check_repo(repo: str | Path) -> Path:
     return path.resolve()
 
 
-def copy_repo(repo: Path, dest: Path) -> Path:
-    """Copy ``repo`` (with its .git, so the agent can use git) to ``dest``."""
+def copy_repo(repo: Path, dest: Path, skip: Path | None = None) -> Path:
+    """Copy ``repo`` (with its .git, so the agent can use git) to ``dest``, leaving out caches and
+    ``skip`` (the run's own output folder when it lies inside the repo, e.g. ``--repo .``)."""
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(repo, dest, symlinks=True, ignore=_COPY_IGNORE)
+    skip_path = Path(skip).resolve() if skip is not None else None
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        out = set(_COPY_IGNORE(folder, names))
+        if skip_path is not None:
+            out |= {n for n in names if (Path(folder) / n).resolve() == skip_path}
+        return out
+
+    shutil.copytree(repo, dest, symlinks=True, ignore=ignore)
     return dest
 
 
@@ -46,7 +55,7 @@ class Baseline:
         self.work, self.git_dir = Path(work).resolve(), Path(git_dir).resolve()
 
     @classmethod
-    def take(cls, work: Path, git_dir: Path) -> "Baseline":
+    def take(cls, work: Path, git_dir: Path, skip: Path | None = None) -> "Baseline":
         base = cls(work, git_dir)
         work, git_dir = base.work, base.git_dir
         if (git_dir / "HEAD").exists():  # resuming: keep the original baseline
@@ -54,7 +63,10 @@ class Baseline:
         git_dir.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True, capture_output=True)
         (git_dir / "info").mkdir(exist_ok=True)
-        (git_dir / "info" / "exclude").write_text("\n".join(_EXCLUDES) + "\n")
+        excludes = list(_EXCLUDES)
+        if skip is not None and Path(skip).resolve().is_relative_to(work):  # the run folder inside the tree
+            excludes.append("/" + Path(skip).resolve().relative_to(work).as_posix() + "/")
+        (git_dir / "info" / "exclude").write_text("\n".join(excludes) + "\n")
         _git(git_dir, work, "add", "-A", ".")
         _git(git_dir, work, "commit", "-q", "--allow-empty", "-m", "baseline")
         return base
