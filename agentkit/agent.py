@@ -158,7 +158,7 @@ class Agent:
                     messages = await self._compact(st, st.shrink)
                     for e in self._flush(st):
                         yield e
-                    prompt_tokens = self.context.count(messages, self.tool_schemas())
+                    prompt_tokens = self.context.last_tokens  # counted by the compaction check
                     max_tokens, limit = self._cap(st, prompt_tokens)
                 if limit is not None:
                     self._log_event(st, "limit", limit=limit.limit, value=limit.value, maximum=limit.maximum)

@@ -114,6 +114,7 @@ class ContextManager:
         self.policy = policy
         self.model_name = model_name
         self.window = policy.window or window or DEFAULT_WINDOW
+        self.last_tokens = 0  # the prompt size of the context ``compact`` returned last
 
     @property
     def threshold(self) -> int:
@@ -134,7 +135,7 @@ class ContextManager:
         only the latest turn is protected.
         """
         threshold = min(self.threshold, target) if target else self.threshold
-        before = self.count(messages, tools)
+        before = self.last_tokens = self.count(messages, tools)
         if before <= threshold:
             return messages, []
         done: list[Compaction] = []
@@ -165,6 +166,7 @@ class ContextManager:
             done.append(Compaction(strategy="summary", start=head, end=keep, messages=[summary.to_openai()],
                                    tokens_before=tokens, tokens_after=after, usage=usage,
                                    summary_message=reply.to_openai()))
+        self.last_tokens = done[-1].tokens_after if done else tokens
         return new, done
 
     @staticmethod
