@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 import agentkit
 from agentkit import events as ev
 from agentkit.context import ContextManager, ContextPolicy
-from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError, ToolError
+from agentkit.errors import AgentkitError, ConfigError, ContextWindowExceeded, ModelError, ToolError
 from agentkit.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage
 from agentkit.models.base import Completion, Model, ModelEvent, ModelSettings
 from agentkit.tools.base import Observation, SourceTable, Tool, ToolContext, to_observation, tool_schema, \
@@ -79,6 +79,15 @@ class _State:
 
 
 class Agent:
+    """Runs a model with tools until it answers, a limit is reached, or the run is cancelled.
+
+    ``run(task)``/``run_sync(task)`` return a ``RunResult``; ``iter(task)`` yields typed events
+    (``agentkit.events``); ``resume(path)`` continues a trajectory from its last complete step.
+    ``trajectory`` names the JSONL log of a new run (overwritten); ``run_info`` adds fields to
+    its run record and to ``ToolContext.settings``; ``window``/``prices`` (USD per million
+    input/output tokens) override the catalog.
+    """
+
     def __init__(self, model: Model, tools: Iterable[Tool] = (), sandbox: Any = None,
                  system: str | None = DEFAULT_SYSTEM,
                  thinking: bool = False, limits: Limits | None = None, settings: ModelSettings | None = None,
@@ -437,16 +446,17 @@ class Agent:
         settings = {**self.settings.model_dump(exclude_none=True), **self.run_info}
         return ToolContext(sandbox=self.sandbox, settings=scrub(settings), sources=table, run_id=run_id)
 
-    def _writer(self, path: Path) -> TrajectoryWriter:
+    def _writer(self, path: Path, append: bool) -> TrajectoryWriter:
         secrets = [getattr(self.model, a, None) for a in ("api_key", "_api_key", "key")]
-        return TrajectoryWriter(path, fsync=self.fsync, secrets=[s for s in secrets if isinstance(s, str)])
+        return TrajectoryWriter(path, fsync=self.fsync, secrets=[s for s in secrets if isinstance(s, str)],
+                                append=append)
 
     def _new_state(self, task: str) -> _State:
         run_id = uuid.uuid4().hex[:16]
         context: list[Message] = [SystemMessage(content=self.system)] if self.system else []
         context.append(UserMessage(content=task))
         st = _State(context=context, ctx=self._tool_context(run_id),
-                    writer=self._writer(self.trajectory) if self.trajectory else None)
+                    writer=self._writer(self.trajectory, append=False) if self.trajectory else None)
         if st.writer:
             header: dict[str, Any] = {
                 "model": self.model.name, "provider": getattr(self.model, "provider", None),
@@ -461,9 +471,13 @@ class Agent:
         return st
 
     def _resume_state(self, path: Path) -> _State:
+        if not path.is_file():
+            raise ConfigError(f"trajectory {path} not found; pass the .jsonl file a run wrote")
         traj = Trajectory.load(path)
+        if not traj.run:
+            raise ConfigError(f"{path} has no run record; it is not an agentkit trajectory")
         st = _State(context=traj.next_context(), ctx=self._tool_context(traj.run.get("id", ""), traj.sources),
-                    writer=self._writer(path), steps=traj.steps, usage=traj.usage)
+                    writer=self._writer(path, append=True), steps=traj.steps, usage=traj.usage)
         st.n_sources = len(st.ctx.sources)
         if hasattr(self.model, "skip"):
             self.model.skip(traj.model_turns)  # a replay continues after the turns already played

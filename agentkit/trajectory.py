@@ -57,16 +57,21 @@ def scrub(value: Any) -> Any:
 
 
 class TrajectoryWriter:
-    """Appends records to a JSONL file, one flushed line each (fsynced too with ``fsync=True``)."""
+    """Writes records to a JSONL file, one flushed line each (fsynced too with ``fsync=True``).
+
+    ``append=True`` (the default, used by resume) continues an existing file; ``append=False``
+    starts a new one.
+    """
 
     def __init__(self, path: str | os.PathLike[str], fsync: bool = False,
-                 secrets: Iterable[str] = ()) -> None:
+                 secrets: Iterable[str] = (), append: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self._secrets = [s for s in secrets if s and len(s) >= 4]
-        self._repair_cut_tail()
-        self._fh = open(self.path, "a", encoding="utf-8")
+        if append:
+            self._repair_cut_tail()
+        self._fh = open(self.path, "a" if append else "w", encoding="utf-8")
 
     def _repair_cut_tail(self) -> None:
         """A killed writer may have left half a line: cut it so appends start on a fresh line."""

@@ -123,3 +123,23 @@ def test_ctrl_c_ends_cancelled_with_a_complete_trajectory(tmp_path, script_file)
     t = Trajectory.load(traj)
     assert t.status == "cancelled" and t.steps == 2
     assert t.tool_results[-1]["name"] == "step" and "cancelled" in t.tool_results[-1]["observation"]["text"]
+
+
+async def test_resume_errors_are_one_line_config_errors(tmp_path, agent_tools) -> None:
+    import pytest
+
+    from agentkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not found"):
+        await Agent(Replay([]), agent_tools).resume(tmp_path / "missing.jsonl")
+    (tmp_path / "x.jsonl").write_text('{"content": "a replay script, not a trajectory"}\n')
+    with pytest.raises(ConfigError, match="no run record"):
+        await Agent(Replay([]), agent_tools).resume(tmp_path / "x.jsonl")
+
+
+async def test_a_new_run_starts_a_fresh_file(tmp_path, agent_tools) -> None:
+    path = tmp_path / "t.jsonl"
+    await Agent(Replay([turn("first")]), agent_tools, trajectory=path).run("one")
+    await Agent(Replay([turn("second")]), agent_tools, trajectory=path).run("two")
+    t = Trajectory.load(path)
+    assert sum(1 for r in t.records if r["type"] == "run") == 1 and t.task == "two" and t.answer == "second"
