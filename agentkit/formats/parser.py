@@ -33,10 +33,10 @@ SEP_RE = re.compile(rf"<{_BAR}tool{_J}sep{_BAR}>")
 EOS_TAIL_RE = re.compile(rf"(?:\s*(?:<{_BAR}end{_J}of{_J}sentence{_BAR}>|<\|EOT\|>))+\s*$")
 DSML_OPEN_RE = re.compile(rf"<{_BAR}DSML{_BAR}function_calls>")
 DSML_CLOSE_RE = re.compile(rf"</{_BAR}DSML{_BAR}function_calls>")
-DSML_INVOKE_RE = re.compile(rf'<{_BAR}DSML{_BAR}invoke\s+name="([^"]*)"\s*>(.*?)</{_BAR}DSML{_BAR}invoke>', re.S)
-DSML_PARAM_RE = re.compile(
-    rf'<{_BAR}DSML{_BAR}parameter\s+name="([^"]*)"(?:\s+string="(true|false)")?\s*>(.*?)</{_BAR}DSML{_BAR}parameter>',
-    re.S)
+DSML_INVOKE_RE = re.compile(rf'<{_BAR}DSML{_BAR}invoke\s+name="([^"]*)"\s*>')
+DSML_INVOKE_END_RE = re.compile(rf"</{_BAR}DSML{_BAR}invoke>")
+DSML_PARAM_RE = re.compile(rf'<{_BAR}DSML{_BAR}parameter\s+name="([^"]*)"(?:\s+string="(true|false)")?\s*>')
+DSML_PARAM_END_RE = re.compile(rf"</{_BAR}DSML{_BAR}parameter>")
 # Where a tool block can start: the block opener, a bare call opener, or a DSML block.
 BLOCK_START_RE = re.compile(f"{CALLS_BEGIN_RE.pattern}|{CALL_BEGIN_RE.pattern}|{DSML_OPEN_RE.pattern}")
 
@@ -175,18 +175,31 @@ def find_tool_calls(body: str) -> tuple[list[ToolCall], list[str], int, str]:
     return calls, errors, start, trailing
 
 
+def _elements(text: str, open_re: re.Pattern[str], close_re: re.Pattern[str]) -> list[tuple[re.Match[str], str]]:
+    """(opening tag, inner text) of each closed element; linear: every scan starts after the last close."""
+    out: list[tuple[re.Match[str], str]] = []
+    pos = 0
+    while (m := open_re.search(text, pos)) is not None:
+        close = close_re.search(text, m.end())
+        if close is None:
+            break  # no close anywhere after: no later element can be complete either
+        out.append((m, text[m.end():close.start()]))
+        pos = close.end()
+    return out
+
+
 def _find_dsml(body: str, m: re.Match[str]) -> tuple[list[ToolCall], list[str], int, str]:
     close = DSML_CLOSE_RE.search(body, m.end())
     region = body[m.end(): close.start() if close else len(body)]
     trailing = body[close.end():].strip() if close else ""
     calls: list[ToolCall] = []
     errors: list[str] = []
-    for n, inv in enumerate(DSML_INVOKE_RE.finditer(region), 1):
-        name, inner = inv.group(1).strip(), inv.group(2)
+    for n, (inv, inner) in enumerate(_elements(region, DSML_INVOKE_RE, DSML_INVOKE_END_RE), 1):
+        name = inv.group(1).strip()
         args: dict[str, object] = {}
         bad = ""
-        for p in DSML_PARAM_RE.finditer(inner):
-            key, is_string, raw = p.group(1), p.group(2), p.group(3)
+        for p, raw in _elements(inner, DSML_PARAM_RE, DSML_PARAM_END_RE):
+            key, is_string = p.group(1), p.group(2)
             if is_string == "true":
                 args[key] = raw
                 continue
@@ -210,6 +223,9 @@ def _find_dsml(body: str, m: re.Match[str]) -> tuple[list[ToolCall], list[str], 
 
 # A tail that may still grow into a marker we act on (``<｜…``, ``<|…``; think tags are checked apart).
 _PARTIAL_RE = re.compile(r"<(?:[｜|][^<>\n]{0,48})?")
+
+
+_MARGIN = 64  # longer than any marker, so one split across feeds is still found
 
 
 def _hold_from(buf: str) -> int:
@@ -262,13 +278,17 @@ class StreamParser:
         self._calls: list[dict[str, object]] = []  # per attempted call: id, name, sent, done, legacy
         self._cur: int | None = None  # index into _calls of the call being read
         self._cursor = 0  # position in self.text inside the block
+        self._scanned = 0  # text before this (minus a margin) holds no marker the current state looks for
         self._finished = False
 
     # -- public
     def feed(self, delta: str) -> StreamDelta:
         if self._finished or not delta:
             return StreamDelta()
-        self.text += delta
+        text, self.text = self.text, ""
+        text += delta  # sole reference: CPython grows the string in place instead of copying it
+        self.text = text
+        del text
         out = StreamDelta()
         try:
             self._advance(out, final=False)
@@ -367,14 +387,20 @@ class StreamParser:
         else:
             self._ws += text
 
+    def _search(self, pattern: re.Pattern[str], start: int) -> re.Match[str] | None:
+        """``pattern.search`` from ``start``, skipping text already known not to hold a marker (keeps
+        long streams linear: each feed scans only what is new, plus a margin for split markers)."""
+        return pattern.search(self.text, max(start, self._scanned - _MARGIN))
+
     def _on_dsml(self, out: StreamDelta, final: bool) -> None:
-        close = DSML_CLOSE_RE.search(self.text, self._cursor)
+        close = self._search(DSML_CLOSE_RE, self._cursor)
         if close is None and not final:
+            self._scanned = len(self.text)
             return
         calls, _, _, _ = find_tool_calls(self.text[self._block_from:])
         for c in calls:
             idx = len(self._calls)
-            self._calls.append({"id": c.id, "name": c.name, "sent": c.arguments, "done": True})
+            self._calls.append({"id": c.id, "name": c.name, "done": True})
             out.tool_calls.append(CallDelta(index=idx, id=c.id, name=c.name))
             out.tool_calls.append(CallDelta(index=idx, arguments=c.arguments))
         self._cursor = self._pos = len(self.text)
@@ -391,17 +417,18 @@ class StreamParser:
                 return
             if begin is None:
                 return
-            self._calls.append({"id": new_tool_call_id(), "name": None, "sent": "", "done": False,
-                                "legacy": False})
+            self._calls.append({"id": new_tool_call_id(), "name": None, "done": False, "legacy": False,
+                                "start": None, "sent_end": 0})
             self._cur = len(self._calls) - 1
             self._cursor = begin.end()
+            self._scanned = 0
             return
         call = self._calls[self._cur]
-        close = CALL_END_RE.search(text, self._cursor)
-        nxt = CALL_BEGIN_RE.search(text, self._cursor)
+        close = self._search(CALL_END_RE, self._cursor)
+        nxt = self._search(CALL_BEGIN_RE, self._cursor)
+        self._scanned = len(text)
         if nxt and (close is None or nxt.start() < close.start()):
-            close = None  # this call never closed; give up on it
-            self._cur = None
+            self._cur = None  # this call never closed; give up on it
             self._cursor = nxt.start()
             return
         if call["name"] is None:
@@ -422,29 +449,33 @@ class StreamParser:
             else:
                 self._cursor = sep.end()
             call["name"] = name
+            self._scanned = 0
             out.tool_calls.append(CallDelta(index=self._cur, id=str(call["id"]), name=name))
             return
+        start, sent_end = call["start"], int(call["sent_end"])
         if close is not None:
+            sent = text[start:sent_end] if start is not None else ""
             raw = text[self._cursor: close.start()]
             final_args = _unfence(raw) if (call["legacy"] or raw.lstrip().startswith("`")) else raw.strip()
-            sent = str(call["sent"])
             if final_args.startswith(sent) and len(final_args) > len(sent):
                 out.tool_calls.append(CallDelta(index=self._cur, arguments=final_args[len(sent):]))
-            call["sent"], call["done"] = final_args, True
+            call["done"] = True
             self._cur = None
             self._cursor = close.end()
             return
         if call["legacy"]:
             return  # legacy arguments come whole, at the end of the call
-        avail = text[self._cursor:]
-        avail = avail[: _hold_from(avail)].lstrip()
-        if avail.startswith("`"):
-            return  # fenced arguments: wait for the end
-        avail = avail.rstrip()
-        sent = str(call["sent"])
-        if avail.startswith(sent) and len(avail) > len(sent):
-            out.tool_calls.append(CallDelta(index=self._cur, arguments=avail[len(sent):]))
-            call["sent"] = avail
+        if start is None:
+            head = text[self._cursor:]
+            lead = len(head) - len(head.lstrip())
+            if lead == len(head) or head[lead] == "`":
+                return  # nothing yet, or fenced arguments: those come whole at the end
+            start = call["start"] = call["sent_end"] = sent_end = self._cursor + lead
+        tail = text[sent_end:]
+        piece = tail[: _hold_from(tail)].rstrip()
+        if piece:
+            out.tool_calls.append(CallDelta(index=self._cur, arguments=piece))
+            call["sent_end"] = sent_end + len(piece)
 
     def _on_after(self, out: StreamDelta, final: bool) -> None:
         self._pos = len(self.text)  # text after the block is kept apart (see ParsedCompletion.trailing)
