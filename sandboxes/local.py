@@ -77,6 +77,11 @@ class _ProcStream(Stream):
                 await asyncio.wait_for(self.proc.wait(), 5)
             except asyncio.TimeoutError:
                 log.warning("local shell %s did not exit after SIGKILL", self.proc.pid)
+        # Close the pipes now, in this loop: left to the garbage collector they would be closed
+        # after the loop is gone ("Event loop is closed").
+        transport = getattr(self.proc, "_transport", None)
+        if transport is not None:
+            transport.close()
 
 
 def _stat_fields(pid: int) -> tuple[int, int, int] | None:

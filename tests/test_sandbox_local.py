@@ -50,6 +50,7 @@ def test_missing_workspace_is_a_clear_error(tmp_path):
         LocalSandbox(tmp_path / "nope")
 
 
+@pytest.mark.filterwarnings("ignore:LocalSandbox is not isolated")
 async def test_temporary_workspace_is_removed_on_close():
     async with LocalSandbox(isolate=False) as sb:
         ws = sb.workspace
