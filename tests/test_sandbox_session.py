@@ -114,6 +114,12 @@ async def test_exit_restarts_the_session_and_says_so(any_sandbox):
     assert after.exit_code == 0 and after.output == "[]\n"
 
 
+async def test_a_killed_shell_is_restarted(any_sandbox):
+    r = await any_sandbox.run("kill -9 $$")
+    assert r.restarted and r.exit_code is None
+    assert (await any_sandbox.run("echo back")).output == "back\n"
+
+
 async def test_ansi_stripped_and_invalid_utf8_replaced(any_sandbox):
     r = await any_sandbox.run(r"printf '\033[1;31mred\033[0m \033]0;title\007ok\n\377\376 bytes\n50%%\r100%%\n'")
     assert r.exit_code == 0
