@@ -172,7 +172,9 @@ def test_killed_run_resumes_from_its_trajectory(tmp_path: Path, demo_repo: Path)
 
 
 def test_failing_tests_make_exit_code_1(tmp_path: Path, demo_repo: Path) -> None:
-    script = write_jsonl(tmp_path / "script.jsonl", [{"content": "", "tool_calls": [_call("submit", summary="no change")]}])
+    script = write_jsonl(tmp_path / "script.jsonl", [  # the agent leaves its shell in a subfolder
+        {"content": "", "tool_calls": [_call("bash", command="cd textstats && pwd")]},
+        {"content": "", "tool_calls": [_call("submit", summary="no change")]}])
     out = tmp_path / "out"
     proc = run_cli("code", "do nothing", "--repo", str(demo_repo), "--model", f"replay:{script}",
                    "--test-cmd", demo.TEST_CMD, "--out", str(out))
@@ -180,7 +182,7 @@ def test_failing_tests_make_exit_code_1(tmp_path: Path, demo_repo: Path) -> None
     assert "tests: FAILED (exit 1)" in proc.stdout
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "done" and result["test"]["passed"] is False
-    assert "FAILED (failures=1)" in result["test"]["output"]
+    assert "FAILED (failures=1)" in result["test"]["output"]  # ran from the repo root all the same
     assert (out / "patch.diff").read_text() == ""
 
 

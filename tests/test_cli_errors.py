@@ -95,3 +95,11 @@ def test_missing_key_fails_before_writing_anything(demo_repo: Path, tmp_path: Pa
                    "--provider", "openrouter", "--out", str(out))
     _one_line_error(proc, "OPENROUTER_API_KEY")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("status,needle", [(401, "rejected the API key"), (402, "out of credits")])
+def test_rejected_key_or_no_credits(status: int, needle: str, demo_repo: Path, tmp_path: Path, server_process) -> None:
+    base = server_process([{"fault": {"status": status, "body": {"error": {"code": status, "message": "nope"}}}}])
+    proc = run_cli("code", "fix it", "--repo", str(demo_repo), "--provider", "openai-compatible",
+                   "--base-url", base, "--model", "deepseek-v3.1", "--out", str(tmp_path / "o"))
+    _one_line_error(proc, needle)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -221,9 +222,7 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
                     end = event
         finally:
             progress.close()
-        if end is not None and end.status == "error" and _is_unknown_model(end.error):
-            raise ConfigError(f"unknown model {opts.model or DEFAULT_MODEL!r} for this provider: {end.error} "
-                              "— run `agentkit models` for known names or pass --model")
+        _raise_user_error(end, opts)
         test = await _run_tests(opts, sandbox, progress) if opts.test_cmd and sandbox is not None else None
         if sandbox is not None and hasattr(sandbox, "copy_out") and prep.workdir is not None:
             await _bring_back(sandbox, prep)
@@ -247,6 +246,19 @@ async def _bring_back(sandbox: Any, prep: _Prepared) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _raise_user_error(end: Any, opts: RunOptions) -> None:
+    """A run that failed on its first model call because of the key, the credits or the model name is
+    a mistake the user fixes (exit 2), not a failed run."""
+    if end is None or end.status != "error" or end.step > 1:
+        return
+    error = end.error or ""
+    if _is_unknown_model(error):
+        raise ConfigError(f"unknown model {opts.model or DEFAULT_MODEL!r} for this provider: {error} "
+                          "— run `agentkit models` for known names or pass --model")
+    if re.search(r"\((401|402|403): ", error):
+        raise ConfigError(error)
+
+
 def _is_unknown_model(error: str | None) -> bool:
     text = (error or "").lower()
     return ("404" in text or "not found" in text or "not a valid model" in text or "unknown model" in text) \
@@ -255,7 +267,8 @@ def _is_unknown_model(error: str | None) -> bool:
 
 async def _run_tests(opts: RunOptions, sandbox: Any, progress: Progress) -> dict[str, Any]:
     progress.note(f"running tests: {opts.test_cmd}")
-    res = await sandbox.run(opts.test_cmd, timeout=opts.test_timeout)
+    # from the workspace root, in a subshell: the agent may have left the session elsewhere
+    res = await sandbox.run(f"(cd {shlex.quote(sandbox.workspace)} && {opts.test_cmd})", timeout=opts.test_timeout)
     output = res.output if len(res.output) <= TEST_OUTPUT_CHARS else "…" + res.output[-TEST_OUTPUT_CHARS:]
     return {"cmd": opts.test_cmd, "exit_code": res.exit_code, "passed": res.exit_code == 0,
             "timed_out": res.timed_out, "output": output}
