@@ -367,7 +367,7 @@ class Agent:
         return None
 
     def _cap(self, st: _State, prompt_tokens: int) -> tuple[int | None, ev.LimitReached | None]:
-        """The call's max_tokens so it cannot overrun the token or cost budget."""
+        """The call's max_tokens, so it cannot overrun the token or cost budget (or the window)."""
         lim, caps = self.limits, list[tuple[str, int, float, float]]()
         if lim.max_tokens is not None:
             caps.append(("tokens", lim.max_tokens - st.usage.total - prompt_tokens, st.usage.total, lim.max_tokens))
@@ -376,12 +376,14 @@ class Agent:
             left = lim.max_cost_usd - st.usage.cost_usd - prompt_tokens * p_in / 1e6
             room = int(left * 1e6 / p_out) if p_out > 0 else 1 << 30
             caps.append(("cost", room, st.usage.cost_usd, lim.max_cost_usd))
-        if not caps:
-            return self.settings.max_tokens, None
         for name, room, value, maximum in caps:
             if room < 1:
                 return None, ev.LimitReached(step=st.steps, limit=name, value=value, maximum=maximum)
+        if not caps and not self.settings.max_tokens:
+            return None, None  # nothing to enforce: the provider's default applies
         bounds = [room for _, room, _, _ in caps] + [b for b in (self.settings.max_tokens, self.max_output) if b]
+        if self.window:  # prompt + max_tokens past the window is refused by most servers
+            bounds.append(max(1, self.window - prompt_tokens))
         return int(min(bounds)), None
 
     async def _compact(self, st: _State, target: int | None = None) -> list[Message]:

@@ -280,3 +280,14 @@ async def test_reply_cut_at_max_tokens_is_not_taken_as_the_answer(tmp_path, agen
     assert "cut off" in model.calls[1]["messages"][-1].text
     last = model.calls[2]["messages"]
     assert "not valid JSON" in last[-2].text and "output token limit" in last[-1].text
+
+
+async def test_max_tokens_never_asks_past_the_window(tmp_path, agent_tools) -> None:
+    agent, model = _agent([turn("ok")], agent_tools[:1], tmp_path, window=3000,
+                          settings=ModelSettings(max_tokens=8000))
+    await agent.run("t")
+    prompt = agent.context.count(model.calls[0]["messages"], agent.tool_schemas())
+    assert model.calls[0]["settings"].max_tokens == 3000 - prompt
+    plain, model = _agent([turn("ok")], agent_tools[:1], tmp_path, window=3000)
+    await plain.run("t")
+    assert model.calls[0]["settings"].max_tokens is None  # nothing set, nothing sent
