@@ -279,11 +279,11 @@ class Agent:
         jobs = [(i, t, a) for i, (t, a, bad) in enumerate(checked) if bad is None]
         results: dict[int, tuple[Observation, float]] = {}
         if len(jobs) > 1 and all(getattr(t, "parallel_safe", False) for _, t, _ in jobs):
-            done = await asyncio.gather(*(self._invoke(t, a or {}, st.ctx) for _, t, a in jobs))
+            done = await asyncio.gather(*(self._invoke(t, a or {}, st) for _, t, a in jobs))
             results = {i: r for (i, _, _), r in zip(jobs, done, strict=True)}
         else:
             for i, t, a in jobs:
-                results[i] = await self._invoke(t, a or {}, st.ctx)
+                results[i] = await self._invoke(t, a or {}, st)
         submitted = None
         for i, (call, (_, args, bad)) in enumerate(zip(calls, checked, strict=True)):
             obs, took = (bad, 0.0) if bad is not None else results[i]
@@ -326,12 +326,16 @@ class Agent:
                 f"Error: {exc} (tool {call.name}). The schema is: {schema}"))
         return tool, args, None
 
-    async def _invoke(self, tool: Tool | None, args: dict[str, Any], ctx: ToolContext) -> tuple[Observation, float]:
+    async def _invoke(self, tool: Tool | None, args: dict[str, Any], st: _State) -> tuple[Observation, float]:
         start = time.monotonic()
         if tool is None:  # an unregistered ``submit``: nothing to run
             return Observation(text="submitted"), 0.0
-        try:
-            obs = to_observation(await tool(args, ctx))
+        left = None if self.limits.max_wall_s is None else self.limits.max_wall_s - (start - st.started)
+        try:  # a hung tool cannot outlive the run's wall-time budget
+            obs = to_observation(await asyncio.wait_for(tool(args, st.ctx), max(left, 0.001) if left else None))
+        except asyncio.TimeoutError:
+            obs = Observation(text=f"Error: tool {tool.name} was stopped: the run's wall-time limit "
+                                   f"({self.limits.max_wall_s:g} s) was reached", is_error=True)
         except ToolError as exc:
             obs = Observation(text=f"Error: {exc}", is_error=True)
         except Exception as exc:  # a tool bug must not end the run: the model is told and can adapt

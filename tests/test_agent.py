@@ -173,6 +173,15 @@ async def test_wall_time_limit(tmp_path, agent_tools) -> None:
     assert result.status == "limit" and result.steps == 1 and "wall_time" in result.error
 
 
+async def test_wall_time_limit_stops_a_hung_tool(tmp_path, agent_tools) -> None:
+    agent, _ = _agent([turn(None, ("sleep", {"seconds": 600}))], agent_tools, tmp_path,
+                      limits=Limits(max_wall_s=0.5))
+    result = await agent.run("t")
+    assert result.status == "limit" and "wall_time" in result.error
+    obs = Trajectory.load(result.trajectory_path).tool_results[0]["observation"]
+    assert obs["is_error"] and "wall-time limit (0.5 s)" in obs["text"]
+
+
 async def test_events_and_streaming_deltas(tmp_path, agent_tools) -> None:
     agent, _ = _agent([turn(None, ("echo", {"text": "q"}), reasoning="let me think"),
                        turn("the final answer")], agent_tools, tmp_path, stream=True)
