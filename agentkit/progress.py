@@ -82,12 +82,14 @@ class Progress:
     def start(self) -> None:
         self.started = time.monotonic()
         if self.mode == "live" and self._live is None:
-            self._live = Live(self._render(), console=self._console, refresh_per_second=4, transient=False)
+            # get_renderable: each refresh re-renders, so elapsed keeps ticking while a tool runs
+            self._live = Live(console=self._console, refresh_per_second=4, transient=False,
+                              get_renderable=self._render)
             self._live.start()
 
     def close(self) -> None:
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
             self._live.stop()
             self._live = None
 
@@ -178,7 +180,7 @@ class Progress:
             return
         if self.mode == "live":
             if self._live is not None:
-                self._live.update(self._render())
+                self._live.refresh()
             return
         if line:
             cost = "?" if self.cost is None else f"{self.cost:.4f}"

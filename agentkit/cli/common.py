@@ -11,7 +11,6 @@ import json
 import sys
 from typing import Any
 
-from agentkit.errors import ConfigError
 
 
 def add_model_flags(parser: argparse.ArgumentParser, thinking_default: str = "the preset's mode") -> None:
@@ -87,13 +86,3 @@ def progress_stream(args: argparse.Namespace) -> Any:
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The model flags as keyword arguments of ``agentkit.models.make_model``."""
-    return {"provider": getattr(args, "provider", None), "base_url": getattr(args, "base_url", None)}
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
