@@ -24,7 +24,7 @@ def call(name: str, args: str) -> str:
 
 def stream(chunks: list[str], **kw: object):
     """Feed chunks; return (per-chunk deltas, final delta)."""
-    p = StreamParser(**kw)  # type: ignore[arg-type]
+    p = StreamParser(strict=True, **kw)  # type: ignore[arg-type]
     deltas = [p.feed(c) for c in chunks]
     return deltas, p.finish()
 

@@ -63,12 +63,18 @@ def test_random_markup_never_raises(text: str, version: str, thinking: bool | No
 @FAST
 @given(fragments, st.lists(st.integers(0, 10_000), max_size=8), st.booleans())
 def test_stream_never_raises_and_finish_equals_one_shot(text: str, cuts: list[int], thinking: bool) -> None:
-    p = StreamParser(thinking=thinking)
+    p = StreamParser(thinking=thinking, strict=True)  # strict: internal errors surface here
+    names: list[str] = []
     for chunk in _chunked(text, cuts):
-        p.feed(chunk)
-    result = p.finish().completion
+        names += [d.name for d in p.feed(chunk).tool_calls if d.name]
+    fin = p.finish()
+    names += [d.name for d in fin.tool_calls if d.name]
+    result = fin.completion
     assert result is not None
     _same(result, parse_completion(text, thinking=thinking))
+    if not result.errors:  # every call shown while streaming is one of the final calls, in order
+        final = iter(c.name for c in result.tool_calls)
+        assert all(any(n == f for f in final) for n in names), (names, result.tool_calls)
 
 
 def _mutate(text: str, rng: random.Random) -> str:
@@ -97,7 +103,7 @@ def test_mutated_real_completions(text: str, rng: random.Random, cuts: list[int]
     mutated = _mutate(text, rng)
     r = parse_completion(mutated)
     _no_internal_error(r)
-    p = StreamParser()
+    p = StreamParser(strict=True)
     for chunk in _chunked(mutated, cuts):
         p.feed(chunk)
     _same(p.finish().completion, r)
@@ -134,7 +140,7 @@ def test_rendered_calls_parse_back(content: str, calls: list[tuple[str, dict[str
     assert r.errors == []
     assert [(c.name, json.loads(c.arguments)) for c in r.tool_calls] == [(n, a) for n, a, _ in calls]
     assert r.content == (content or "").rstrip()
-    p = StreamParser()
+    p = StreamParser(strict=True)
     streamed: dict[int, str] = {}
     for chunk in _chunked(completion, cuts):
         for d in p.feed(chunk).tool_calls:
