@@ -397,8 +397,26 @@ class DockerSandbox:
             user = f"{os.getuid()}:{os.getgid()}"  # files written through the mount stay the host user's
         else:
             image_id = self.api.inspect_container(self.container_id)["Image"]
-            user = self.api.inspect_image(image_id)["Config"].get("User") or "0"
+            user = self.api.inspect_image(image_id)["Config"].get("User") or self._regular_user() or "0"
         self.user = user
+
+    def _regular_user(self) -> str | None:
+        """The first ordinary account (uid 1000-59999 with a login shell) in the image, if any."""
+        try:
+            stream, _ = self.api.get_archive(self.container_id, "/etc/passwd")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r:") as tar:
+                member = tar.next()
+                f = tar.extractfile(member) if member else None
+                text = f.read().decode(errors="replace") if f else ""
+        except Exception as e:
+            log.debug("cannot read /etc/passwd from the image: %s", e)
+            return None
+        for line in text.splitlines():
+            parts = line.split(":")
+            if len(parts) >= 7 and parts[2].isdigit() and 1000 <= int(parts[2]) < 60000 \
+                    and not parts[6].endswith(("nologin", "false")):
+                return parts[0]
+        return None
 
     def _prepare_workdir(self) -> None:
         """Create the workdir owned by the sandbox user and copy the host workspace into it."""

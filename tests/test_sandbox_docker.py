@@ -203,3 +203,9 @@ async def test_concurrent_sandboxes_are_independent():
         await asyncio.gather(a.run("echo A > mine.txt"), b.run("echo B > mine.txt"))
         ra, rb = await asyncio.gather(a.run("cat mine.txt"), b.run("cat mine.txt"))
         assert (ra.output, rb.output) == ("A\n", "B\n")
+
+
+
+async def test_regular_account_is_found_in_the_image(limited):
+    """Used when an image sets no USER: the first ordinary account (here ``agent``, uid 1000)."""
+    assert await asyncio.to_thread(limited._regular_user) == "agent"

@@ -67,6 +67,16 @@ async def test_given_workspace_is_kept_and_edited_in_place(tmp_path):
     assert (tmp_path / "made.txt").read_text() == "new\n"
 
 
+@pytest.mark.parametrize("isolate", [False, "auto"])
+@pytest.mark.filterwarnings("ignore:LocalSandbox is not isolated")
+async def test_host_secrets_are_not_inherited(tmp_path, monkeypatch, isolate):
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-secret-value")
+    monkeypatch.setenv("AGENTKIT_API_KEY", "another-secret")
+    async with LocalSandbox(tmp_path, isolate=isolate, env={"MINE": "given"}) as sb:
+        r = await sb.run('echo "[$OPENROUTER_API_KEY][$AGENTKIT_API_KEY][$MINE]"; env | grep -c secret')
+    assert r.output == "[][][given]\n0\n"
+
+
 async def test_copy_out(tmp_path):
     (tmp_path / "ws").mkdir()
     async with LocalSandbox(tmp_path / "ws") as sb:
