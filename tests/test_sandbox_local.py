@@ -73,7 +73,7 @@ async def test_host_secrets_are_not_inherited(tmp_path, monkeypatch, isolate):
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-secret-value")
     monkeypatch.setenv("AGENTKIT_API_KEY", "another-secret")
     async with LocalSandbox(tmp_path, isolate=isolate, env={"MINE": "given"}) as sb:
-        r = await sb.run('echo "[$OPENROUTER_API_KEY][$AGENTKIT_API_KEY][$MINE]"; env | grep -c secret')
+        r = await sb.run('echo "[$OPENROUTER_API_KEY][$AGENTKIT_API_KEY][$MINE]"; env | grep -c -e sk-or-secret-value -e another-secret')
     assert r.output == "[][][given]\n0\n"
 
 
