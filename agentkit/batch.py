@@ -155,8 +155,11 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
                     summary.cost_stop = True
                     return
                 task = queue.pop()
+                opts = task_options(task, base, out)
+                if max_cost is not None:  # one task alone may not spend more than what is left
+                    opts = opts.model_copy(update={"max_cost": max_cost - spent})
             try:
-                result = await runner(task_options(task, base, out))
+                result = await runner(opts)
             except (AgentkitError, OSError) as e:
                 result = _error_result(task, e)
             result = {**result, "id": task.id, "preset": task.preset}

@@ -49,6 +49,10 @@ def test_batch_cost_stop_then_resume(tmp_path: Path, demo_repo: Path, fake_serve
         folder = out / "tasks" / r["id"]
         assert (folder / "trajectory.jsonl").is_file() and (folder / "result.json").is_file()
         assert (folder / "patch.diff").read_text() == ""
+    # each task may spend at most what was left of the budget when it started
+    limits = [json.loads((out / "tasks" / t / "trajectory.jsonl").read_text().splitlines()[0])["limits"]["max_cost_usd"]
+              for t in ("t0", "t1", "t2")]
+    assert limits == pytest.approx([1.0, 0.6, 0.2])
     # the bug is still there: the demo test command fails, `true` passes
     assert [r["test"]["passed"] for r in first] == [False, True, False]
 

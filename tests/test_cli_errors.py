@@ -103,3 +103,10 @@ def test_rejected_key_or_no_credits(status: int, needle: str, demo_repo: Path, t
     proc = run_cli("code", "fix it", "--repo", str(demo_repo), "--provider", "openai-compatible",
                    "--base-url", base, "--model", "deepseek-v3.1", "--out", str(tmp_path / "o"))
     _one_line_error(proc, needle)
+
+
+def test_image_without_docker_sandbox(demo_repo: Path, tmp_path: Path) -> None:
+    script = write_jsonl(tmp_path / "s.jsonl", [{"content": "done"}])
+    proc = run_cli("code", "x", "--repo", str(demo_repo), "--model", f"replay:{script}", "--image", "my:img",
+                   "--out", str(tmp_path / "o"))
+    _one_line_error(proc, "--image", "--sandbox docker")

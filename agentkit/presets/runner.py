@@ -143,6 +143,8 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
         preset = preset.model_copy(update={"thinking": opts.thinking})
     if not opts.task.strip() and not resume:
         raise ConfigError("the task is empty; pass the task text or @FILE")
+    if opts.image and opts.sandbox != "docker":
+        raise ConfigError("--image is for the Docker sandbox: add --sandbox docker or drop --image")
     out = Path(opts.out) if opts.out else default_out(opts.task)
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
