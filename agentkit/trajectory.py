@@ -81,7 +81,12 @@ class TrajectoryWriter:
             data = fh.read()
             if data.endswith(b"\n"):
                 return
-            fh.truncate(data.rfind(b"\n") + 1)
+            start = data.rfind(b"\n") + 1
+            try:  # complete but unterminated: keep it
+                json.loads(data[start:].decode("utf-8"))
+                fh.write(b"\n")
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                fh.truncate(start)
 
     def add_secret(self, secret: str | None) -> None:
         if secret and len(secret) >= 4:
@@ -155,15 +160,15 @@ def _json_default(obj: Any) -> Any:
 def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """All complete records of a trajectory; a cut (killed) last line is ignored."""
     records: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
+    with open(path, "rb") as fh:
+        lines = fh.read().split(b"\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i >= len(lines) - 2:  # the last line (possibly followed by nothing): a cut write
+            records.append(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if i == len(lines) - 1:  # the unterminated last line: a write cut short
                 break
             raise ValueError(f"{path}: line {i + 1} is not valid JSON; the trajectory is corrupt") from None
     return records

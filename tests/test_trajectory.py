@@ -129,3 +129,26 @@ def test_tool_result_without_message_is_rebuilt_from_observation(tmp_path) -> No
                     ' "observation": {"text": "out", "is_error": false}, "duration_s": 0}\n')
     msg = Trajectory.load(path).messages[0]
     assert isinstance(msg, ToolMessage) and msg.tool_call_id == "c" and msg.text == "out" and msg.name == "t"
+
+
+def test_a_cut_at_any_byte_loads_a_prefix_and_appends_cleanly(tmp_path) -> None:
+    path = tmp_path / "t.jsonl"
+    w = TrajectoryWriter(path)
+    w.run(id="u", task="naïve café — 東京 🚀")
+    w.message(0, UserMessage(content="naïve café — 東京 🚀"))
+    w.message(1, AssistantMessage(content="ok 🚀"), usage=Usage(prompt=1, completion=1))
+    w.close()
+    data = path.read_bytes()
+    full = read_records(path)
+    cut_path = tmp_path / "cut.jsonl"
+    for n in range(len(data) + 1):  # every possible kill point, mid-character ones included
+        cut_path.write_bytes(data[:n])
+        got = read_records(cut_path)
+        assert got == full[:len(got)]
+        whole_line_without_newline = data[n:n + 1] == b"\n" and not data[:n].endswith(b"\n") and n > 0
+        assert len(got) == data[:n].count(b"\n") + whole_line_without_newline
+        w = TrajectoryWriter(cut_path)
+        w.event("resume")
+        w.close()
+        after = read_records(cut_path)
+        assert after[:-1] == got and after[-1]["kind"] == "resume"
