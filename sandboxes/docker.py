@@ -445,12 +445,15 @@ class DockerSandbox:
         if self._closed:
             return
         self._closed = True
-        if self._files is not None:
-            await self._files.close()
         if self._own_container:
-            await self._drop_stream_only()
+            # removing the container ends every process in it: no need to kill anything first
+            for session in (self.session, self._files):
+                if session is not None:
+                    await session._drop_stream()
             await self._remove()
         else:
+            if self._files is not None:
+                await self._files.close()
             # a shared container: leave it running but remove this sandbox's workdir
             if self._started and not self.mount and self.session.alive:
                 try:
@@ -460,9 +463,6 @@ class DockerSandbox:
             await self.session.close()
         if self.client is not None:
             self.client.close()
-
-    async def _drop_stream_only(self) -> None:
-        await self.session._drop_stream()
 
     async def _remove(self) -> None:
         if self._own_container and self.container_id:
