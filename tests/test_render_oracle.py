@@ -149,3 +149,33 @@ def test_versions_differ_where_the_templates_do(version: str) -> None:
 def test_unknown_version_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="v3.1"):
         render_prompt([], version="v9")
+
+
+def test_tools_block_is_the_later_model_card_text() -> None:
+    """Reference §2.1 (MC-late), literally: header, one section per tool separated by a blank line,
+    ``json.dumps`` (ASCII-escaped, default separators) of each schema, then the format reminder."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Météo d'une ville",
+                                               "parameters": {"type": "object", "properties": {
+                                                   "city": {"type": "string", "description": "ville"}},
+                                                   "required": ["city"]}}},
+             {"type": "function", "function": {"name": "noop", "description": "Nothing."}}]
+    expected = (
+        "## Tools\nYou have access to the following tools:\n\n"
+        "### get_weather\nDescription: Météo d'une ville\n\n"
+        'Parameters: {"type": "object", "properties": {"city": {"type": "string", "description": "ville"}}, '
+        '"required": ["city"]}\n\n'
+        "### noop\nDescription: Nothing.\n\n"
+        'Parameters: {"type": "object", "properties": {}}\n\n'
+        "IMPORTANT: ALWAYS adhere to this exact format for tool use:\n"
+        "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>tool_call_name<｜tool▁sep｜>tool_call_arguments<｜tool▁call▁end｜>"
+        "{additional_tool_calls}<｜tool▁calls▁end｜>\n\n"
+        "Where:\n"
+        "- `tool_call_name` must be an exact match to one of the available tools\n"
+        "- `tool_call_arguments` must be valid JSON that strictly follows the tool's Parameters Schema\n"
+        "- For multiple tool calls, chain them directly without separators or spaces")
+    assert render_tools_block(tools) == expected
+    nonascii = render_tools_block([{"name": "f", "description": "d", "parameters": {"enum": ["é"]}}])
+    assert 'Parameters: {"enum": ["\\u00e9"]}' in nonascii  # json.dumps default: ASCII-escaped
+    prompt = render_prompt([{"role": "system", "content": "SYS"}, {"role": "user", "content": "Q"}], tools)
+    assert prompt == "<｜begin▁of▁sentence｜>SYS\n\n" + expected + "<｜User｜>Q<｜Assistant｜></think>"
+    assert render_prompt([{"role": "user", "content": "Q"}], tools).startswith("<｜begin▁of▁sentence｜>## Tools\n")
