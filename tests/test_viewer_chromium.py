@@ -5,6 +5,7 @@ is kept under ``tests/artifacts/``."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import pathlib
@@ -43,9 +44,12 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="agentkit-chromium-")
         cmd_r, self._cmd_w = os.pipe()
         self._res_r, res_w = os.pipe()
-        # The shell moves our pipe ends to fds 3 (commands in) and 4 (replies out), where Chromium wants them.
+        # Move the child's ends above 9 so the redirections below cannot clobber fds 3 and 4 themselves.
+        cmd_r, res_w = (self._high(fd) for fd in (cmd_r, res_w))
+        # bash (dash cannot name fds above 9) moves our pipe ends to fds 3 (commands in) and 4 (replies
+        # out), where Chromium wants them.
         script = f'exec "$0" "$@" 3<&{cmd_r} 4>&{res_w} {cmd_r}<&- {res_w}>&-'
-        self.proc = subprocess.Popen(["sh", "-c", script, exe, *FLAGS, f"--user-data-dir={self.profile}",
+        self.proc = subprocess.Popen(["bash", "-c", script, exe, *FLAGS, f"--user-data-dir={self.profile}",
                                       "about:blank"], pass_fds=(cmd_r, res_w),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(cmd_r)
@@ -54,6 +58,12 @@ class Browser:
         self._id = 0
         self.events: list[dict[str, Any]] = []
         self.session = ""
+
+    @staticmethod
+    def _high(fd: int) -> int:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(fd)
+        return high
 
     def send(self, method: str, params: dict[str, Any] | None = None, *, session: bool = True,
              timeout: float = 60.0) -> dict[str, Any]:
