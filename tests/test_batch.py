@@ -113,7 +113,9 @@ def test_load_tasks_validates(tmp_path: Path) -> None:
                                                {"id": "b", "preset": "research", "task": "y"}])
     with path.open("a") as fh:
         fh.write("\n# a comment line\n")
-    assert load_tasks(path) == [BatchTask(id="a", task="x", repo="."), BatchTask(id="b", preset="research", task="y")]
+    # a relative repo is relative to the tasks file's folder
+    assert load_tasks(path) == [BatchTask(id="a", task="x", repo=str(tmp_path)),
+                                BatchTask(id="b", preset="research", task="y")]
     write_jsonl(path, [{"id": "a", "task": "x", "repo": "."}, {"id": "a", "task": "y", "repo": "."}])
     with pytest.raises(ConfigError, match="t.jsonl:2: duplicate task id 'a'"):
         load_tasks(path)
