@@ -130,3 +130,12 @@ def test_small_helpers(tmp_path: Path) -> None:
     assert exit_code({"status": "done", "test": None}) == 0
     assert exit_code({"status": "done", "test": {"passed": False}}) == 1
     assert exit_code({"status": "limit", "test": None}) == 1
+
+
+def test_search_backend_spellings(tmp_path: Path) -> None:
+    from agentkit.presets.toolset import search_backend
+
+    assert search_backend("searxng:http://127.0.0.1:8888").name == "searxng"
+    assert search_backend("duckduckgo").name == search_backend("ddgs").name
+    with pytest.raises(ConfigError, match="unknown search backend"):
+        search_backend("altavista")
