@@ -74,3 +74,41 @@ def test_incomplete_run_still_renders(trajectory_file) -> None:
 def test_page_size_is_linear(trajectory_file) -> None:
     small, big = (len(render_html(trajectory_file(n))) for n in (50, 200))
     assert big < small * 5  # no quadratic blow-up; the prompt section grows with the run
+
+
+def test_hand_written_jsonl_and_bad_files(tmp_path) -> None:
+    """Renderers accept any design-§2 file (here written by hand, tool output as a plain message record)
+    and refuse a file that is not a trajectory with a one-line error."""
+    import json
+
+    import pytest
+
+    from agentkit.errors import ConfigError
+    from agentkit.formats.markdown import render_markdown
+    from agentkit.formats.openai import export_openai
+    from agentkit.formats.trajectories import render_deepseek
+
+    call = {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"command\": \"ls\"}"}}
+    recs = [{"v": 1, "type": "run", "id": "r", "model": "m", "provider": "p", "tools": [], "task": "t"},
+            {"v": 1, "type": "message", "step": 0, "message": {"role": "user", "content": "t"}},
+            {"v": 1, "type": "message", "step": 1, "message": {"role": "assistant", "content": None,
+                                                                "tool_calls": [call]}},
+            {"v": 1, "type": "message", "step": 1, "message": {"role": "tool", "tool_call_id": "c1",
+                                                                "name": "bash", "content": "a.txt"}},
+            {"v": 1, "type": "message", "step": 2, "message": {"role": "assistant", "content": "ok"}}]
+    path = tmp_path / "hand.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"type": "end", "sta')  # cut last line
+    page = render_html(path)
+    assert len(parse(page).classes("role-tool")) == 1 and "a.txt" in page
+    assert "### Result of `bash`" in render_markdown(path)
+    assert render_deepseek(path).endswith("<｜tool▁output▁begin｜>a.txt<｜tool▁output▁end｜>ok<｜end▁of▁sentence｜>")
+    assert [m["role"] for m in export_openai(path)["messages"]] == ["user", "assistant", "tool", "assistant"]
+    only_run = tmp_path / "only.jsonl"
+    only_run.write_text(json.dumps(recs[0]) + "\n")
+    assert 'status <b class="status">incomplete</b>' in render_html(only_run)
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text('{"hello": 1}\n')
+    with pytest.raises(ConfigError, match="not an agentkit trajectory"):
+        render_html(junk)
+    with pytest.raises(ConfigError, match="no trajectory"):
+        render_html(tmp_path / "missing.jsonl")

@@ -114,6 +114,9 @@ class _Page:
         m = r.get("message") or {}
         role = m.get("role", "assistant")
         text = content_text(m.get("content"))
+        if role == "tool":  # a tool message logged as a plain message record
+            self.tool({"name": m.get("name"), "tool_call_id": m.get("tool_call_id"), "observation": {"text": text}})
+            return
         if role != "assistant":
             label = " · note from the agent" if r.get("origin") == "agent" else ""
             body = _folded(text, "text") if role == "system" else \

@@ -91,6 +91,8 @@ def _message(r: dict[str, Any]) -> list[str]:
     m = r.get("message") or {}
     role = m.get("role", "?")
     text = content_text(m.get("content"))
+    if role == "tool":  # a tool message logged as a plain message record
+        return _tool({"name": m.get("name"), "tool_call_id": m.get("tool_call_id"), "observation": {"text": text}})
     if role in ("system", "user"):
         title = "System" if role == "system" else ("Note from the agent" if r.get("origin") == "agent" else "User")
         return [f"## {title}", "", _fence(text) if role == "system" else text, ""]
