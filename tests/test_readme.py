@@ -116,6 +116,14 @@ def _agentkit(cmd: str, ctx: Ctx) -> None:
     sub = args[0]
     args = [str(ctx.repo) if a in ("agentkit/demo/repo", "~/src/project") or a.endswith("/src/project") else a
             for a in args]
+    if sub == "resume":  # a run that stopped at a step limit, so resuming has work to do
+        stopped = ctx.tmp / "stopped-run"
+        proc = run_cli("code", demo.CODE_TASK, "--repo", str(ctx.repo), "--model", f"replay:{demo.CODE_SCRIPT}",
+                       "--max-steps", "2", "--out", str(stopped), "--quiet")
+        assert proc.returncode == 1 and json.loads((stopped / "result.json").read_text())["status"] == "limit"
+        args = [a.replace("runs/<run>", str(stopped)) for a in args]
+    if sub == "view":
+        (ctx.run / "trajectory.html").unlink(missing_ok=True)  # view must write it
     args = [a.replace("runs/<run>", str(ctx.run)) for a in args]
     args = ["@" + str(ctx.tmp / "issue.md") if a == "@issue.md" else a for a in args]
     out = ctx.tmp / f"out-{sub}"
@@ -170,7 +178,9 @@ def _check_batch(proc: Any, ctx: Ctx, out: Path, n: int) -> None:
 
 
 def _check_resume(proc: Any, ctx: Ctx, out: Path, n: int) -> None:
-    assert "status: done" in proc.stdout  # the demo run had finished: resume reports it, nothing reruns
+    assert "status: done  steps: 6" in proc.stdout
+    result = json.loads((ctx.tmp / "stopped-run" / "result.json").read_text())
+    assert result["status"] == "done" and "ordered[middle - 1]" in (ctx.tmp / "stopped-run" / "patch.diff").read_text()
 
 
 def _check_view(proc: Any, ctx: Ctx, out: Path, n: int) -> None:
