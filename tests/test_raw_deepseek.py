@@ -124,6 +124,28 @@ async def test_search_format_keeps_current_turn_reasoning(fake_server) -> None:
     assert later.endswith("<｜User｜>Thanks<｜Assistant｜><think>")
 
 
+async def test_thinking_tool_loop_keeps_reasoning_by_default(fake_server) -> None:
+    """Without an explicit format, a thinking run's tool loop uses the search-agent format (the official
+    template would drop this turn's reasoning); ``search_format=False`` forces the official template."""
+    step1 = f'Need ls.</think>{B}{CB}bash{SEP}{{"command": "ls"}}{CE}{E}'
+    srv = await fake_server([Reply(text=step1), Reply(text="Saw a.txt.</think>One file."),
+                             Reply(text=step1), Reply(text="One file.")])
+    results = {}
+    for fmt in (None, False):
+        model = model_for(srv, search_format=fmt)
+        msgs: list[Any] = list(MSGS)
+        try:
+            first = await model.complete(msgs, TOOLS, ModelSettings(thinking=True))
+            msgs += [first.message, ToolMessage(tool_call_id=first.message.tool_calls[0].id, content="a.txt")]
+            results[fmt] = await model.complete(msgs, TOOLS, ModelSettings(thinking=True))
+        finally:
+            await model.aclose()
+    auto, official = (r["json"]["prompt"] for r in srv.requests[1::2])
+    assert "<think>Need ls.</think>" in auto and auto == SearchAgentFormat().render(msgs, TOOLS)
+    assert "Need ls." not in official and official == render_prompt(msgs, TOOLS, thinking=True)
+    assert results[None].message.reasoning == "Saw a.txt." and results[None].message.content == "One file."
+
+
 async def test_truncated_call_is_no_call_with_warning(fake_server) -> None:
     text = f"Let me look.{B}{CB}bash{SEP}{{\"command\": \"ls"
     srv = await fake_server([Reply(text=text, finish_reason="length"), Reply(text=text, finish_reason="length")])

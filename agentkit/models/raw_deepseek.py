@@ -49,10 +49,16 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 class RawDeepSeek:
-    """The ``Model`` protocol over ``/v1/completions`` with our own DeepSeek renderer and parser."""
+    """The ``Model`` protocol over ``/v1/completions`` with our own DeepSeek renderer and parser.
+
+    ``search_format``: ``None`` (default) uses ``SearchAgentFormat`` for thinking turns and the
+    official template otherwise; ``True`` or a ``SearchAgentFormat`` always uses that format;
+    ``False`` always the official template. ``stop`` is sent with every request, plus
+    ``settings.stop``.
+    """
 
     def __init__(self, model: str, base_url: str, api_key: str | None = None, version: str = "v3.1",
-                 search_format: bool | SearchAgentFormat = False, settings: ModelSettings | None = None,
+                 search_format: bool | SearchAgentFormat | None = None, settings: ModelSettings | None = None,
                  provider: str = "raw", headers: dict[str, str] | None = None, timeout_s: float = 600.0,
                  connect_timeout_s: float = 15.0, max_retries: int = 4, backoff: Backoff | None = None,
                  stop: tuple[str, ...] | list[str] = DEFAULT_STOP, transport: httpx.AsyncBaseTransport | None = None,
@@ -62,9 +68,13 @@ class RawDeepSeek:
         self.name = model
         self.provider = provider
         self.version = version
+        # None = automatic: thinking turns (V3.1) use the search-agent format, which equals the official
+        # template for a fresh turn and also keeps the turn's reasoning across its tool calls, something
+        # the official template cannot express. False = always the official template.
         self.search_format: SearchAgentFormat | None = (
             search_format if isinstance(search_format, SearchAgentFormat)
             else SearchAgentFormat() if search_format else None)
+        self.auto_search_format = search_format is None and version == "v3.1"
         base = base_url.rstrip("/")
         self.base_url = base if base.rsplit("/", 1)[-1].startswith("v1") else base + "/v1"
         self._api_key = api_key if api_key is not None else os.environ.get(KEY_ENV)
@@ -97,8 +107,10 @@ class RawDeepSeek:
         s = self.settings.merged(settings)
         if s.tool_choice == "none":
             tools = None
-        if self.search_format is not None:
-            fmt = self.search_format
+        fmt = self.search_format
+        if fmt is None and self.auto_search_format and s.thinking:
+            fmt = SearchAgentFormat()
+        if fmt is not None:
             if s.thinking is False and fmt.thinking:
                 fmt = SearchAgentFormat(thinking=False)
             return fmt.render(messages, tools), fmt.starts_in_reasoning(messages)
