@@ -52,6 +52,26 @@ def test_self_contained_and_escaped(trajectory_file) -> None:
     assert "@import" not in page and "url(" not in page
 
 
+def test_hostile_record_fields_stay_inert(tmp_path) -> None:
+    import json
+
+    evil = '"><script>alert(1)</script>'
+    recs = [{"v": 1, "type": "run", "id": "r", "model": evil, "provider": evil, "tools": [], "task": evil},
+            {"v": 1, "type": "message", "step": evil, "latency_s": evil, "usage": {"prompt": evil},
+             "message": {"role": "assistant", "content": evil, "reasoning_content": evil, "tool_calls": [
+                 {"id": evil, "type": "function", "function": {"name": evil, "arguments": evil}}]}},
+            {"v": 1, "type": "event", "kind": evil, evil: evil},
+            {"v": 1, "type": "end", "status": evil, "answer": evil, "sources": [{"n": 1, "url": evil, "title": evil}]}]
+    path = tmp_path / "evil.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    page = render_html(path)
+    assert page.count("<script>") == 1  # only the viewer's own script
+    assert not [t for t, _ in parse(page).tags if t == "script"][1:]
+    from agentkit.formats.markdown import render_markdown
+
+    assert render_markdown(path).startswith("# ")  # the transcript copes with the same damage
+
+
 def test_special_tokens_are_highlighted() -> None:
     out = highlight('a<｜tool▁calls▁begin｜>b</think><｜DSML｜invoke name="x">c<b>')
     assert out == ('a<span class="tok">&lt;｜tool▁calls▁begin｜&gt;</span>b<span class="tok">&lt;/think&gt;</span>'

@@ -20,7 +20,7 @@ from typing import Any
 from agentkit.formats.deepseek import render_assistant_turn
 from agentkit.formats.markdown import pretty_json
 from agentkit.formats.special import HIGHLIGHT_RE, MARKER_RE
-from agentkit.formats.trajectories import load, render_deepseek
+from agentkit.formats.trajectories import load, render_deepseek, usage_of
 from agentkit.messages import content_text
 
 FOLD_CHARS = 1200
@@ -106,7 +106,7 @@ class _Page:
 
     def card(self, role: str, head: str, body: str, *, extra_cls: str = "", anchor: str | None = None) -> None:
         self.n += 1
-        ident = anchor or f"r{self.n}"
+        ident = esc(anchor or f"r{self.n}")
         self.cards.append(f'<section class="card role-{role}{extra_cls}" data-role="{role}" id="{ident}">'
                           f'<header><span class="badge">{esc(role)}</span>{head}</header>{body}</section>')
 
@@ -178,6 +178,10 @@ class _Page:
                   extra_cls=" error" if r.get("status") == "error" else "")
 
 
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
 def _token_note(text: str) -> str:
     """`` · N tokens`` counted with the project's offline DeepSeek counter (nothing when unavailable)."""
     try:
@@ -203,9 +207,9 @@ def render_html(path: str | os.PathLike[str]) -> str:
             page.event(r)
         elif kind == "end":
             page.end(r)
-    usage = traj.usage
-    latency = sum(r.get("latency_s") or 0 for r in traj.records if r.get("type") == "message")
-    tool_time = sum(r.get("duration_s") or 0 for r in traj.tool_results)
+    usage = usage_of(traj)
+    latency = sum(_seconds(r.get("latency_s")) for r in traj.records if r.get("type") == "message")
+    tool_time = sum(_seconds(r.get("duration_s")) for r in traj.records if r.get("type") == "tool_result")
     cost = f"${usage.cost_usd:.4f}" if usage.cost_usd is not None else "n/a"
     task = traj.task or "agentkit run"
     title = task.strip().splitlines()[0][:120] if task.strip() else "agentkit run"

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-from agentkit.formats.trajectories import load
+from agentkit.formats.trajectories import load, usage_of
 from agentkit.messages import content_text
 
 LONG_OUTPUT_CHARS = 2000
@@ -53,7 +53,7 @@ def _stats(r: dict[str, Any]) -> str:
 def render_markdown(path: str | os.PathLike[str]) -> str:
     traj = load(path)
     run = traj.run
-    usage = traj.usage
+    usage = usage_of(traj)
     task = (traj.task or "").strip()
     out = [f"# {task.splitlines()[0][:120] if task else 'agentkit run'}", "",
            "| | |", "|---|---|",

@@ -12,7 +12,7 @@ from typing import Any
 
 from agentkit.errors import ConfigError
 from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
-from agentkit.messages import AssistantMessage, Message, message_from_openai
+from agentkit.messages import AssistantMessage, Message, Usage, message_from_openai
 
 
 def load(path: str | os.PathLike[str]) -> Any:
@@ -44,6 +44,21 @@ def conversation(traj: Any) -> list[Message]:
     if isinstance(last_assistant, AssistantMessage):
         out.append(last_assistant)
     return out
+
+
+def usage_of(traj: Any) -> Usage:
+    """Total usage; records whose usage does not validate are skipped instead of failing the page."""
+    try:
+        return traj.usage  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - a damaged record must not hide the rest of the run
+        total = Usage()
+        for r in traj.records:
+            if r.get("type") in ("message", "event") and isinstance(r.get("usage"), dict):
+                try:
+                    total = total + Usage(**r["usage"])
+                except Exception:  # noqa: BLE001
+                    continue
+        return total
 
 
 def is_thinking(traj: Any) -> bool:
