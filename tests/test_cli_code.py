@@ -216,3 +216,33 @@ def test_default_repo_and_out_inside_it(tmp_path: Path, demo_repo: Path) -> None
     assert proc.returncode == 0, proc.stderr
     patch = (out / "patch.diff").read_text()
     assert "ordered[middle - 1]" in patch and "trajectory.jsonl" not in patch
+
+
+def test_ctrl_c_leaves_a_cancelled_run_that_resumes(tmp_path: Path, demo_repo: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures_cli import cli_env
+
+    turns = [{"content": "", "tool_calls": [_call("bash", command="while [ ! -e go ]; do sleep 0.1; done; echo released")]},
+             {"content": "", "tool_calls": [_call("submit", summary="released")]}]
+    script = write_jsonl(tmp_path / "script.jsonl", turns)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "agentkit", "code", "wait", "--repo", str(demo_repo),
+                             "--model", f"replay:{script}", "--out", str(out), "--quiet"],
+                            env=cli_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    traj = out / "trajectory.jsonl"
+    while proc.poll() is None and not (traj.exists() and "while [ ! -e go ]" in traj.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "cancelled" and result["steps"] == 1
+    (out / "workspace" / "go").write_text("")
+    done = run_cli("resume", str(traj), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "done"

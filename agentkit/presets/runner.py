@@ -7,6 +7,7 @@ view, and ``patch.diff`` (code) or ``answer.md`` (research). For code runs the w
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import json
 import re
@@ -209,6 +210,8 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
     sandbox = None
     started = time.monotonic()
     end: Any = None
+    test: dict[str, Any] | None = None
+    interrupted: BaseException | None = None
     try:
         if prep.workdir is not None:
             sandbox = await open_sandbox(opts, prep.workdir)
@@ -228,10 +231,16 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
         test = await _run_tests(opts, sandbox, progress) if opts.test_cmd and sandbox is not None else None
         if sandbox is not None and hasattr(sandbox, "copy_out") and prep.workdir is not None:
             await _bring_back(sandbox, prep)
+    except (asyncio.CancelledError, KeyboardInterrupt) as e:  # Ctrl-C: the agent logged "cancelled"
+        interrupted = e
     finally:
         if sandbox is not None:
             await sandbox.close()
         await model.aclose()
+    if interrupted is not None:
+        if (out / TRAJECTORY).exists():  # still leave result.json and the patch so far
+            _write_outputs(prep, end, test, time.monotonic() - started)
+        raise interrupted
     return _write_outputs(prep, end, test, time.monotonic() - started)
 
 
