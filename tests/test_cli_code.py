@@ -246,3 +246,17 @@ def test_ctrl_c_leaves_a_cancelled_run_that_resumes(tmp_path: Path, demo_repo: P
     done = run_cli("resume", str(traj), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "done"
+
+
+def test_max_cost_stops_the_run(tmp_path: Path, demo_repo: Path, fake_server_thread) -> None:
+    from agentkit.testing.server import Reply
+
+    srv = fake_server_thread(responder=lambda req: Reply(tool_calls=[_call("bash", command="ls")],
+                                                         usage={"cost": 0.4}))
+    out = tmp_path / "out"
+    proc = run_cli("code", "look around", "--repo", str(demo_repo), "--provider", "openai-compatible",
+                   "--base-url", srv.base_url, "--model", "m", "--max-cost", "0.5", "--out", str(out))
+    assert proc.returncode == 1
+    assert "limit: cost reached" in proc.stdout and "status: limit" in proc.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "limit" and result["cost_usd"] == 0.8 and result["steps"] == 2
