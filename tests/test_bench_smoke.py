@@ -59,10 +59,10 @@ def test_step_gaps_and_percentile() -> None:
 
 
 def test_overhead_agentkit_tiny() -> None:
-    res = overhead.run(steps=3, frameworks=["agentkit"])
+    res = overhead.run(steps=3, frameworks=["agentkit"], rounds=2)
     r = res["agentkit"]
     assert "error" not in r, r
-    assert r["steps"] == 3 and r["status"] == "done"
+    assert r["steps"] == 6 and r["statuses"] == ["done", "done"]
     assert r["p95_ms"] >= r["median_ms"] > 0 and r["peak_mb"] > 10
     assert "agentkit" in overhead.render(res)
 
@@ -79,11 +79,11 @@ def test_peer_driver_tiny(name: str) -> None:
 
 
 def test_concurrency_agentkit_tiny() -> None:
-    res = concurrency.run(runs=4, calls=3, latency=0.01, frameworks=["agentkit"])
-    r = res["agentkit"]
-    assert "error" not in r, r
-    assert r["runs_ok"] == 4 and r["calls_served"] == 12 and r["ideal_s"] == pytest.approx(0.03)
-    assert r["ratio_to_ideal"] == pytest.approx(r["wall_s"] / r["ideal_s"])
+    res = concurrency.run(runs=4, calls=3, latency=0.01, frameworks=["agentkit", "agentkit-shared-client"])
+    for r in res.values():
+        assert "error" not in r, r
+        assert r["runs_ok"] == 4 and r["calls_served"] == 12 and r["ideal_s"] == pytest.approx(0.03)
+        assert r["ratio_to_ideal"] == pytest.approx(r["wall_s"] / r["ideal_s"])
 
 
 def test_tokens_tiny() -> None:
@@ -104,7 +104,7 @@ def test_tokens_tiny() -> None:
 
 def test_all_writes_json_report_and_chart(tmp_path: Path) -> None:
     options = {"tokens": {"target": 2000, "repeat": 1},
-               "overhead": {"steps": 2, "frameworks": ["agentkit"]},
+               "overhead": {"steps": 2, "frameworks": ["agentkit"], "rounds": 1},
                "concurrency": {"runs": 2, "calls": 2, "latency": 0.01, "frameworks": ["agentkit"]},
                "sandbox": {"n": 3, "starts": 1},
                "extraction": {"per_kind": 1}}
@@ -122,7 +122,7 @@ def test_all_writes_json_report_and_chart(tmp_path: Path) -> None:
 
 
 def test_cli_single_benchmark_json() -> None:
-    proc = subprocess.run([sys.executable, "-m", "bench", "overhead", "--json", "--steps", "2",
+    proc = subprocess.run([sys.executable, "-m", "bench", "overhead", "--json", "--steps", "2", "--rounds", "1",
                            "--frameworks", "agentkit"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)

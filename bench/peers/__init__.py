@@ -27,6 +27,7 @@ class Framework:
     driver: str  # file in bench/peers/
     requirements: tuple[str, ...] = ()  # pip requirements; empty: runs on the current interpreter
     env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()  # extra driver arguments (variants of one framework)
 
     @property
     def venv(self) -> Path | None:
@@ -46,6 +47,8 @@ class Framework:
 # declaring it, hence the extra requirement.
 FRAMEWORKS: dict[str, Framework] = {
     "agentkit": Framework("agentkit", "agentkit_driver.py"),
+    # One model object (one httpx pool) shared by every run, instead of one per run.
+    "agentkit-shared-client": Framework("agentkit-shared-client", "agentkit_driver.py", args=("--client", "shared")),
     "mini-swe-agent": Framework("mini-swe-agent", "mini_swe_agent.py",
                                 ("mini-swe-agent==2.4.6", "litellm==1.106.2", "mcp")),
     "smolagents": Framework("smolagents", "smolagents_driver.py", ("smolagents[openai]==1.26.0",)),
@@ -117,7 +120,7 @@ def run_driver(fw: Framework, base: str, *, steps: int, concurrency: int = 1, to
     """Run one driver process; returns its JSON line plus ``elapsed_s`` (process wall incl. imports)."""
     python = ensure_venv(fw)
     cmd = [python, str(HERE / fw.driver), "--base", base, "--steps", str(steps),
-           "--concurrency", str(concurrency), "--tool", tool, "--tag", tag]
+           "--concurrency", str(concurrency), "--tool", tool, "--tag", tag, *fw.args]
     if warmup:
         cmd.append("--warmup")
     env = {**os.environ, "PYTHONWARNINGS": "ignore", **fw.env}
@@ -128,6 +131,7 @@ def run_driver(fw: Framework, base: str, *, steps: int, concurrency: int = 1, to
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{fw.name} driver failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
     out = json.loads(lines[-1])
+    out["framework"] = fw.name
     out["elapsed_s"] = elapsed
     return out
 

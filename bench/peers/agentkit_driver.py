@@ -2,8 +2,10 @@
 
 The same scripted episode as the peers' drivers: ``Agent`` + ``OpenAICompatible`` + the ``bash``
 tool in a ``LocalSandbox`` (one persistent shell per run). Concurrent runs are asyncio tasks in
-one event loop, agentkit's own way (the batch runner does the same). With ``--tool echo`` an
-in-process ``@tool`` answers instead, so a concurrency run measures the framework alone.
+one event loop, agentkit's own way. ``--client per-run`` (the default) gives each run its own
+model object, as ``agentkit batch`` does; ``--client shared`` shares one model (one httpx
+connection pool) between all runs. With ``--tool echo`` an in-process ``@tool`` answers instead,
+so a concurrency run measures the framework alone.
 Prints one JSON line: ``{"framework", "wall_s", "peak_mb", "statuses"}``.
 """
 
@@ -47,18 +49,29 @@ async def run_one(model: OpenAICompatible, steps: int, run_id: str, tool_kind: s
     return result.status if result.status != "error" else f"error: {result.error}"
 
 
+def make_model(a: argparse.Namespace) -> OpenAICompatible:
+    return OpenAICompatible("deepseek-chat", base_url=f"{a.base}/text/{a.tool}/{a.steps}/v1", api_key="bench",
+                            max_retries=0)
+
+
 async def amain(a: argparse.Namespace) -> dict:
-    # One client per base URL, shared by all runs: the way agentkit is meant to be used.
-    model = OpenAICompatible("deepseek-chat", base_url=f"{a.base}/text/{a.tool}/{a.steps}/v1", api_key="bench",
-                             max_retries=0)
+    shared = make_model(a)
+
+    async def one(run_id: str, workdir: str) -> str:
+        model = shared if a.client == "shared" else make_model(a)
+        try:
+            return await run_one(model, a.steps, run_id, a.tool, a.isolate, workdir)
+        finally:
+            if model is not shared:
+                await model.aclose()
+
     with tempfile.TemporaryDirectory(prefix="agentkit-bench-") as workdir:
         if a.warmup:
-            await run_one(model, a.steps, f"{a.tag}-warmup", a.tool, a.isolate, workdir)
+            await one(f"{a.tag}-warmup", workdir)
         t0 = time.perf_counter()
-        statuses = await asyncio.gather(*(run_one(model, a.steps, f"{a.tag}-{i}", a.tool, a.isolate, workdir)
-                                          for i in range(a.concurrency)))
+        statuses = await asyncio.gather(*(one(f"{a.tag}-{i}", workdir) for i in range(a.concurrency)))
         wall = time.perf_counter() - t0
-    await model.aclose()
+    await shared.aclose()
     peak_mb = peak_rss_mb()
     return {"framework": "agentkit", "wall_s": wall, "peak_mb": peak_mb, "statuses": list(statuses)}
 
@@ -81,6 +94,7 @@ def main() -> None:
     ap.add_argument("--warmup", action="store_true")
     ap.add_argument("--isolate", action="store_true", help="run the shell under bwrap (peers run unisolated)")
     ap.add_argument("--tag", default="a")
+    ap.add_argument("--client", default="per-run", choices=["per-run", "shared"])
     a = ap.parse_args()
     logging.disable(logging.CRITICAL)
     print(json.dumps(asyncio.run(amain(a))))
