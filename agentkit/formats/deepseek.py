@@ -14,14 +14,29 @@ the system text. ``render_prompt`` does that: system messages joined with ``\\n\
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agentkit.formats.special import (ASSISTANT, BOS, CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, EOS,
-                                      OUTPUT_BEGIN, OUTPUT_END, OUTPUTS_BEGIN, OUTPUTS_END, SEP, THINK_BEGIN,
-                                      THINK_END, USER)
+from agentkit.formats.special import (
+    ASSISTANT,
+    BOS,
+    CALL_BEGIN,
+    CALL_END,
+    CALLS_BEGIN,
+    CALLS_END,
+    EOS,
+    OUTPUT_BEGIN,
+    OUTPUT_END,
+    OUTPUTS_BEGIN,
+    OUTPUTS_END,
+    SEP,
+    THINK_BEGIN,
+    THINK_END,
+    USER,
+)
 from agentkit.messages import content_text
 
 Version = Literal["v3.1", "v3-0324", "r1"]

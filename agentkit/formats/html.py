@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import os
 import re
-from functools import lru_cache
+from functools import cache
 from importlib.resources import files
 from typing import Any
 
@@ -31,7 +31,7 @@ _TOKEN_RE = re.compile(f"{HIGHLIGHT_RE.pattern}|{MARKER_RE.pattern}")
 _CITE_RE = re.compile(r"\[citation:(\d+)\]")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> str:
     return (files("agentkit.formats") / name).read_text(encoding="utf-8")
 
@@ -61,7 +61,7 @@ def _with_citations(escaped: str, numbers: set[int]) -> str:
 
 def _safe_url(url: Any) -> str | None:
     url = str(url or "")
-    return url if re.match(r"https?://", url, re.I) else None
+    return url if re.match(r"https?://", url, re.IGNORECASE) else None
 
 
 def _num(n: Any) -> str:

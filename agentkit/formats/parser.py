@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from agentkit.formats.special import CALL_END, CALLS_END, THINK_BEGIN, THINK_END
+from agentkit.formats.special import THINK_BEGIN, THINK_END
 from agentkit.messages import ToolCall, new_tool_call_id
 
 _BAR = "[｜|]"
@@ -100,8 +100,7 @@ def _unfence(s: str) -> str:
         nl = t.find("\n")
         t = t[nl + 1:] if nl >= 0 else ""
         t = t.rstrip()
-        if t.endswith("```"):
-            t = t[:-3]
+        t = t.removesuffix("```")
     return t.strip()
 
 
@@ -293,7 +292,7 @@ class StreamParser:
         out = StreamDelta()
         try:
             self._advance(out, final=False)
-        except Exception:  # noqa: BLE001 - provisional output only; finish() re-parses everything
+        except Exception:  # provisional output only: finish() re-parses the whole text
             if self.strict:
                 raise
         return out
@@ -303,7 +302,7 @@ class StreamParser:
         if not self._finished:
             try:
                 self._advance(out, final=True)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 if self.strict:
                     raise
             self._finished = True

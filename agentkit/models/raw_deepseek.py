@@ -17,7 +17,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -26,8 +27,14 @@ from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
 from agentkit.formats.parser import ParsedCompletion, StreamParser, parse_completion
 from agentkit.formats.special import EOS, OUTPUT_BEGIN, USER
 from agentkit.messages import AssistantMessage, Message, Usage
-from agentkit.models.base import (Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent,
-                                  ToolCallDelta)
+from agentkit.models.base import (
+    Completion,
+    CompletionDelta,
+    ModelEvent,
+    ModelSettings,
+    OnEvent,
+    ToolCallDelta,
+)
 from agentkit.models.retry import Backoff, http_error, stream_error
 from agentkit.models.sse import iter_sse_data
 
