@@ -249,6 +249,19 @@ class CallDelta:
 
 
 @dataclass
+class _Call:
+    """A call the stream has started: where its arguments begin and how much of them was sent."""
+
+    id: str
+    name: str | None = None
+    done: bool = False
+    legacy: bool = False  # ``function<｜tool▁sep｜>name`` + fenced JSON: arguments come whole at the end
+    start: int | None = None  # index in the text where the arguments begin
+    sent_end: int = 0  # index up to which the arguments were emitted
+    used: bool = False  # already matched to a final call (id reuse)
+
+
+@dataclass
 class StreamDelta:
     content: str = ""
     reasoning: str = ""
@@ -275,7 +288,7 @@ class StreamParser:
         self._pos = 0  # how much of self.text has been consumed
         self._ws = ""  # trailing whitespace of content, held until we know a tool block does not follow
         self._block_from = 0
-        self._calls: list[dict[str, object]] = []  # per attempted call: id, name, sent, done, legacy
+        self._calls: list[_Call] = []  # every call the stream started, valid or not
         self._cur: int | None = None  # index into _calls of the call being read
         self._cursor = 0  # position in self.text inside the block
         self._scanned = 0  # text before this (minus a margin) holds no marker the current state looks for
@@ -307,12 +320,12 @@ class StreamParser:
                     raise
             self._finished = True
         result = parse_completion(self.text, self.version, thinking=self.thinking)
-        streamed = [c for c in self._calls if c.get("name")]
+        streamed = [c for c in self._calls if c.name]
         for call in result.tool_calls:  # reuse ids already shown to the consumer, matched in order by name
             for c in streamed:
-                if c["name"] == call.name and not c.get("used"):
-                    c["used"] = True
-                    call.id = str(c["id"])
+                if c.name == call.name and not c.used:
+                    c.used = True
+                    call.id = c.id
                     break
         out.completion = result
         return out
@@ -402,7 +415,7 @@ class StreamParser:
         calls, _, _, _ = find_tool_calls(self.text[self._block_from:])
         for c in calls:
             idx = len(self._calls)
-            self._calls.append({"id": c.id, "name": c.name, "done": True})
+            self._calls.append(_Call(id=c.id, name=c.name, done=True))
             out.tool_calls.append(CallDelta(index=idx, id=c.id, name=c.name))
             out.tool_calls.append(CallDelta(index=idx, arguments=c.arguments))
         self._cursor = self._pos = len(self.text)
@@ -419,8 +432,7 @@ class StreamParser:
                 return
             if begin is None:
                 return
-            self._calls.append({"id": new_tool_call_id(), "name": None, "done": False, "legacy": False,
-                                "start": None, "sent_end": 0})
+            self._calls.append(_Call(id=new_tool_call_id()))
             self._cur = len(self._calls) - 1
             self._cursor = begin.end()
             self._scanned = 0
@@ -433,7 +445,7 @@ class StreamParser:
             self._cur = None  # this call never closed; give up on it
             self._cursor = nxt.start()
             return
-        if call["name"] is None:
+        if call.name is None:
             sep = SEP_RE.search(text, self._cursor)
             if sep is None or (close and sep.start() > close.start()):
                 if close:  # a call without a separator: skip it
@@ -446,38 +458,38 @@ class StreamParser:
                 if nl < 0:
                     return  # legacy header: wait for the whole name line
                 name = after[:nl].strip()
-                call["legacy"] = True
+                call.legacy = True
                 self._cursor = sep.end() + nl + 1
             else:
                 self._cursor = sep.end()
-            call["name"] = name
+            call.name = name
             self._scanned = 0
-            out.tool_calls.append(CallDelta(index=self._cur, id=str(call["id"]), name=name))
+            out.tool_calls.append(CallDelta(index=self._cur, id=call.id, name=name))
             return
-        start, sent_end = call["start"], int(call["sent_end"])
+        start, sent_end = call.start, call.sent_end
         if close is not None:
             sent = text[start:sent_end] if start is not None else ""
             raw = text[self._cursor: close.start()]
-            final_args = _unfence(raw) if (call["legacy"] or raw.lstrip().startswith("`")) else raw.strip()
+            final_args = _unfence(raw) if (call.legacy or raw.lstrip().startswith("`")) else raw.strip()
             if final_args.startswith(sent) and len(final_args) > len(sent):
                 out.tool_calls.append(CallDelta(index=self._cur, arguments=final_args[len(sent):]))
-            call["done"] = True
+            call.done = True
             self._cur = None
             self._cursor = close.end()
             return
-        if call["legacy"]:
+        if call.legacy:
             return  # legacy arguments come whole, at the end of the call
         if start is None:
             head = text[self._cursor:]
             lead = len(head) - len(head.lstrip())
             if lead == len(head) or head[lead] == "`":
                 return  # nothing yet, or fenced arguments: those come whole at the end
-            start = call["start"] = call["sent_end"] = sent_end = self._cursor + lead
+            start = call.start = call.sent_end = sent_end = self._cursor + lead
         tail = text[sent_end:]
         piece = tail[: _hold_from(tail)].rstrip()
         if piece:
             out.tool_calls.append(CallDelta(index=self._cur, arguments=piece))
-            call["sent_end"] = sent_end + len(piece)
+            call.sent_end = sent_end + len(piece)
 
     def _on_after(self, out: StreamDelta, final: bool) -> None:
         self._pos = len(self.text)  # text after the block is kept apart (see ParsedCompletion.trailing)
