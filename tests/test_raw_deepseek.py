@@ -177,6 +177,39 @@ async def test_retries_then_succeeds_and_reports_events(fake_server) -> None:
     assert len(srv.requests) >= 3
 
 
+async def test_mid_stream_faults_keep_partial_output(fake_server) -> None:
+    """After output was shown a stream is not retried: the error carries what arrived so far, parsed."""
+    from agentkit.errors import ModelError
+
+    partial_reply = Reply(text=CALL_TEXT + " and more text to stream", chunk_chars=4)
+    srv = await fake_server([Fault(kind="error_chunk", after_chars=20, reply=partial_reply, error_code=502),
+                             Fault(kind="reset_during", after_chars=20, reply=partial_reply),
+                             Fault(kind="malformed_chunk", after_chars=20, reply=partial_reply)])
+    model = model_for(srv, max_retries=3)
+    try:
+        for expected in ("502", "broke", "malformed"):
+            shown: list[str] = []
+            with pytest.raises(ModelError, match=expected) as info:
+                async for d in model.stream(MSGS, TOOLS):
+                    shown.append(d.content or "")
+            partial = info.value.partial
+            assert partial is not None and partial.message.content.startswith("".join(shown)) and shown
+    finally:
+        await model.aclose()
+    assert len(srv.requests) == 3  # one request per fault: nothing was retried after output
+
+
+async def test_fault_before_output_is_retried_in_stream(fake_server) -> None:
+    srv = await fake_server([Fault(kind="reset_before"), Reply(text="Fine.", chunk_chars=2)])
+    model = model_for(srv)
+    events: list[ModelEvent] = []
+    try:
+        deltas = [d async for d in model.stream(MSGS, on_event=events.append)]
+    finally:
+        await model.aclose()
+    assert deltas[-1].completion.message.content == "Fine." and [e.kind for e in events] == ["retry"]
+
+
 async def test_bad_request_is_not_retried(fake_server) -> None:
     srv = await fake_server([Fault(status=400)])
     model = model_for(srv)
