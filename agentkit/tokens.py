@@ -13,6 +13,7 @@ import base64
 import functools
 import gzip
 import json
+import re
 from importlib import resources
 from typing import Any, Iterable, Sequence
 
@@ -49,9 +50,34 @@ def decode(ids: Iterable[int]) -> str:
 
 
 def count_text(text: str | None) -> int:
+    """Token count of ``text``. Special tokens split a text into pieces that tokenize
+    independently, so pieces are counted once and cached: an agent recounting a growing
+    prompt every step only pays for the new turns."""
     if not text:
         return 0
-    return len(encode(text))
+    specials = encoding().special_tokens_set
+    total, pending = 0, []
+    for i, piece in enumerate(_SPECIAL_SHAPES.split(text)):
+        if i % 2 and piece in specials:  # a real special token: one token, and a hard boundary
+            if pending:
+                total += _count_piece("".join(pending))
+                pending = []
+            total += 1
+        elif piece:
+            pending.append(piece)
+    if pending:
+        total += _count_piece("".join(pending))
+    return total
+
+
+# Shapes every DeepSeek special token has (checked against the table in tests). Text that only
+# looks like a special token stays part of the surrounding ordinary text.
+_SPECIAL_SHAPES = re.compile(r"(<｜[^｜<>]{1,64}｜>|<\|EOT\|>|</?think>)")
+
+
+@functools.lru_cache(maxsize=65536)
+def _count_piece(piece: str) -> int:
+    return len(encoding().encode(piece, allowed_special="all"))
 
 
 def _version(model: str | None) -> str:

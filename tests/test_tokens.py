@@ -112,3 +112,18 @@ def test_fallback_rendering_counts_every_part():
     text = tokens._approx_render(msgs, None)
     assert "hello" in text and '"x"' in text and "out" in text
     assert tokens.count_text(text) > 80
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["ab ", "<｜User｜>", "</think>", "<think>", "<｜tool▁sep｜>", "中文", "\n\n",
+                                 "<｜not▁special｜>", "<|EOT|>", "｜", "<", "x" * 30]), max_size=40))
+def test_piecewise_cached_count_equals_one_shot_encoding(parts):
+    """count_text counts the text between special tokens piece by piece (cached); that must
+    equal encoding the whole text at once, even around look-alike special tokens."""
+    text = "".join(parts)
+    assert tokens.count_text(text) == len(tokens.encode(text))
+    assert tokens.count_text(text) == len(tokens.encode(text))  # second time from the cache
+
+
+def test_every_special_token_has_a_recognised_shape():
+    assert all(tokens._SPECIAL_SHAPES.fullmatch(s) for s in tokens.encoding().special_tokens_set)
