@@ -266,8 +266,8 @@ HANDLERS: list[tuple[str, Callable[[str, Ctx], None]]] = [
     (r"^bash scripts/start-dockerd && bash sandboxes/build-offline-image\.sh$", _image),
     (r"^export [A-Z_]+=\S+$", _export),
     (r"^python examples/\S+\.py$", _python_example),
-    (r"^agentkit (?!.*--sandbox docker)", _agentkit),
-    (r"^agentkit .*--sandbox docker", lambda cmd, ctx: _docker_agentkit(cmd, ctx)),
+    (r"^agentkit (?!.*--sandbox docker)(?!sandboxes )", _agentkit),
+    (r"^agentkit (.*--sandbox docker|sandboxes )", lambda cmd, ctx: _docker_agentkit(cmd, ctx)),
 ]
 
 
