@@ -94,11 +94,14 @@ def test_tokens_tiny() -> None:
     msgs = tokens.make_conversation(target=3000)
     assert msgs == tokens.make_conversation(target=3000)  # seeded: the same text every run
     assert msgs != tokens.make_conversation(target=3000, seed=1)
-    res = tokens.run(target=3000, repeat=1)
+    res = tokens.run(target=3000, repeat=2)
     prompt = render_prompt(messages_from_openai(msgs), tools=[tokens.BASH_TOOL])
-    assert res["prompt_tokens"] == count_text(prompt) >= 3000
-    for op in ("render", "count_text", "count_tokens"):
-        assert res[op]["tokens_per_s"] > 0
+    assert res["prompt_tokens"] == count_text(prompt) >= 2500
+    for op in tokens.OPERATIONS[:-1]:
+        assert res[op]["tokens_per_s"] > 0, op
+    if "hf_tokenizers" in res:  # the reference tokenizer counts the same text, give or take a few specials
+        hf = res["hf_tokenizers"]
+        assert abs(hf["tokens"] - hf["agentkit_tokens"]) <= 0.01 * hf["tokens"], hf
     assert "M tokens/s" in tokens.render(res)
 
 
