@@ -4,7 +4,8 @@ The same scripted episode as the peers' drivers: ``Agent`` + ``OpenAICompatible`
 tool in a ``LocalSandbox`` (one persistent shell per run). Concurrent runs are asyncio tasks in
 one event loop, agentkit's own way. ``--client per-run`` (the default) gives each run its own
 model object, as ``agentkit batch`` does; ``--client shared`` shares one model (one httpx
-connection pool) between all runs. With ``--tool echo`` an in-process ``@tool`` answers instead,
+connection pool) between all runs; ``--client per-run-plain`` is per-run with a plain-HTTP
+transport (no CA bundle loaded per client: the server is http://), to show what that costs. With ``--tool echo`` an in-process ``@tool`` answers instead,
 so a concurrency run measures the framework alone.
 Prints one JSON line: ``{"framework", "wall_s", "peak_mb", "statuses"}``.
 """
@@ -50,8 +51,13 @@ async def run_one(model: OpenAICompatible, steps: int, run_id: str, tool_kind: s
 
 
 def make_model(a: argparse.Namespace) -> OpenAICompatible:
+    transport = None
+    if a.client == "per-run-plain":
+        import httpx
+
+        transport = httpx.AsyncHTTPTransport(verify=False)
     return OpenAICompatible("deepseek-chat", base_url=f"{a.base}/text/{a.tool}/{a.steps}/v1", api_key="bench",
-                            max_retries=0)
+                            max_retries=0, transport=transport)
 
 
 async def amain(a: argparse.Namespace) -> dict:
@@ -94,7 +100,7 @@ def main() -> None:
     ap.add_argument("--warmup", action="store_true")
     ap.add_argument("--isolate", action="store_true", help="run the shell under bwrap (peers run unisolated)")
     ap.add_argument("--tag", default="a")
-    ap.add_argument("--client", default="per-run", choices=["per-run", "shared"])
+    ap.add_argument("--client", default="per-run", choices=["per-run", "shared", "per-run-plain"])
     a = ap.parse_args()
     logging.disable(logging.CRITICAL)
     print(json.dumps(asyncio.run(amain(a))))
