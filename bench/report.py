@@ -41,10 +41,29 @@ def section(name: str, result: dict[str, Any]) -> str:
     return f"## {title}\n\n{body}\n"
 
 
+def targets(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The issue's two targets, checked against these results."""
+    lines = []
+    ak = results.get("overhead", {}).get("agentkit", {})
+    if isinstance(ak, dict) and "ratio_to_best_peer" in ak:
+        r = ak["ratio_to_best_peer"]
+        lines.append(f"- Overhead: agentkit's median per step is {r:.2f}× the best peer's "
+                     f"(target ≤ 0.33×): {'met' if r <= 1 / 3 else 'NOT met'}.")
+    ck = results.get("concurrency", {}).get("agentkit", {})
+    if isinstance(ck, dict) and "ratio_to_ideal" in ck:
+        r = ck["ratio_to_ideal"]
+        lines.append(f"- Concurrency: agentkit took {r:.2f}× the ideal wall time (target ≤ 1.15×): "
+                     f"{'met' if r <= 1.15 else 'NOT met'}.")
+    return lines
+
+
 def markdown(results: dict[str, dict[str, Any]], commands: dict[str, str] | None = None) -> str:
     head = [f"# agentkit benchmarks\n",
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; Python {platform.python_version()} on "
             f"{platform.machine()}, {_cpus()} CPUs. Ratios matter more than absolute numbers.\n"]
+    goals = targets(results)
+    if goals:
+        head.append("\n".join(goals) + "\n")
     parts = []
     for name, res in results.items():
         parts.append(section(name, res))
@@ -85,15 +104,14 @@ def chart(results: dict[str, dict[str, Any]], path: Path) -> Path | None:
                        [[tok[k]["tokens_per_s"] / 1e6 for k in ops]], ["throughput"]))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.2), squeeze=False)
     for ax, (title, labels, series, names) in zip(axes[0], panels):
         width = 0.8 / len(series)
         for j, (vals, nm) in enumerate(zip(series, names)):
             xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(labels))]
             bars = ax.bar(xs, vals, width, label=nm)
             ax.bar_label(bars, fmt="%.3g", fontsize=8)
-        ax.set_xticks(range(len(labels)), [lb.replace("_", "\n", 1) if len(labels) > 4 else lb for lb in labels],
-                      fontsize=8)
+        ax.set_xticks(range(len(labels)), [_wrap(lb) if len(labels) > 3 else lb for lb in labels], fontsize=8)
         ax.set_title(title, fontsize=10)
         if len(series) > 1:
             ax.legend(fontsize=8)
@@ -106,6 +124,17 @@ def chart(results: dict[str, dict[str, Any]], path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _wrap(label: str) -> str:
+    """Two lines for long tick labels (``agentkit-shared-client`` -> ``agentkit-\nshared-client``)."""
+    if "_" in label:
+        head, tail = label.rsplit("_", 1)
+        return head + "\n" + tail
+    if "-" in label:
+        head, tail = label.split("-", 1)
+        return head + "-\n" + tail
+    return label
 
 
 def write(results: dict[str, dict[str, Any]], out_dir: str | Path = "bench/results",
