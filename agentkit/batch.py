@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.errors import AgentkitError, ConfigError
-from agentkit.presets.runner import RunOptions, run_task
+from agentkit.presets.runner import RunOptions, run_or_resume, run_task
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -102,6 +102,16 @@ def read_results(out: str | Path) -> list[dict[str, Any]]:
     return results
 
 
+def _drop_cut_line(path: Path) -> None:
+    """Remove a last line cut short by a kill, so the next result starts on a line of its own."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def task_options(task: BatchTask, base: RunOptions, out: Path) -> RunOptions:
     """The single-run options of one batch task (the batch's shared flags + the task's fields)."""
     repo = task.repo
@@ -115,7 +125,7 @@ Runner = Callable[[RunOptions], Awaitable[dict[str, Any]]]
 
 
 async def _local_runner(opts: RunOptions) -> dict[str, Any]:
-    return await run_task(opts)
+    return await run_or_resume(opts)
 
 
 def _error_result(task: BatchTask, err: BaseException) -> dict[str, Any]:
@@ -138,6 +148,7 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
     todo = [t for t in tasks if t.id not in done]
     summary = BatchSummary(total=len(tasks), skipped_done=len(tasks) - len(todo))
     spent = sum(float(r.get("cost_usd") or 0.0) for r in done.values())
+    _drop_cut_line(out / RESULTS)
     ledger = open(out / RESULTS, "a", encoding="utf-8")
     lock = asyncio.Lock()
     queue = list(reversed(todo))

@@ -125,3 +125,14 @@ def test_load_tasks_validates(tmp_path: Path) -> None:
     write_jsonl(path, [{"id": "a", "task": "x", "repo": ".", "extra": 1}])
     with pytest.raises(ConfigError, match="extra"):
         load_tasks(path)
+
+
+def test_a_result_line_cut_by_a_kill_is_dropped_before_appending(tmp_path):
+    from agentkit.batch import RESULTS, _drop_cut_line, read_results
+
+    ledger = tmp_path / RESULTS
+    ledger.write_text('{"id": "a", "status": "done"}\n{"id": "b", "sta')
+    _drop_cut_line(ledger)
+    with open(ledger, "a", encoding="utf-8") as fh:
+        fh.write('{"id": "b", "status": "done"}\n')
+    assert [r["id"] for r in read_results(tmp_path)] == ["a", "b"]

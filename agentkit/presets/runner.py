@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import re
 import shlex
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -158,7 +159,9 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
             workdir = repo
         elif resume and (out / WORKSPACE).is_dir():
             workdir = out / WORKSPACE
-        else:
+        else:  # a fresh run owns its folder: drop what an earlier, unfinished attempt left there
+            for stale in (out / WORKSPACE, out / BASELINE):
+                shutil.rmtree(stale, ignore_errors=True)
             workdir = copy_repo(repo, out / WORKSPACE, skip=out)
         baseline = Baseline.take(workdir, out / BASELINE, skip=out)
     elif preset.needs_sandbox:
@@ -177,6 +180,19 @@ async def run_task(opts: RunOptions, progress: Progress | None = None) -> dict[s
         await model.aclose()
         raise
     return await _execute(prep, model, progress, resume_from=None)
+
+
+async def run_or_resume(opts: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Run a task into ``opts.out``, or resume it when an earlier attempt left a trajectory there
+    (a batch killed mid-run picks its unfinished tasks up where they stopped)."""
+    path = Path(opts.out or "") / TRAJECTORY
+    if opts.out and path.is_file():
+        from agentkit.trajectory import Trajectory
+
+        saved = (Trajectory.load(path).run or {}).get("options")
+        if isinstance(saved, dict):
+            return await resume_task(path, progress=progress)
+    return await run_task(opts, progress)
 
 
 async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None = None,

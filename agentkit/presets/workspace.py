@@ -60,15 +60,20 @@ class Baseline:
         work, git_dir = base.work, base.git_dir
         if (git_dir / "HEAD").exists():  # resuming: keep the original baseline
             return base
-        git_dir.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True, capture_output=True)
-        (git_dir / "info").mkdir(exist_ok=True)
+        # Built beside its final place and renamed when complete, so a run killed half-way
+        # never leaves a baseline without a commit.
+        partial = git_dir.with_name(git_dir.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", str(partial)], check=True, capture_output=True)
+        (partial / "info").mkdir(exist_ok=True)
         excludes = list(_EXCLUDES)
         if skip is not None and Path(skip).resolve().is_relative_to(work):  # the run folder inside the tree
             excludes.append("/" + Path(skip).resolve().relative_to(work).as_posix() + "/")
-        (git_dir / "info" / "exclude").write_text("\n".join(excludes) + "\n")
-        _git(git_dir, work, "add", "-A", ".")
-        _git(git_dir, work, "commit", "-q", "--allow-empty", "-m", "baseline")
+        (partial / "info" / "exclude").write_text("\n".join(excludes) + "\n")
+        _git(partial, work, "add", "-A", ".")
+        _git(partial, work, "commit", "-q", "--allow-empty", "-m", "baseline")
+        partial.rename(git_dir)
         return base
 
     def diff(self) -> str:
