@@ -173,6 +173,8 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
                 result = await runner(opts)
             except (AgentkitError, OSError) as e:
                 result = _error_result(task, e)
+            except Exception as e:  # a bug in one task must not take the other tasks down with it
+                result = _error_result(task, RuntimeError(f"internal error: {type(e).__name__}: {e}"))
             result = {**result, "id": task.id, "preset": task.preset}
             async with lock:
                 spent += float(result.get("cost_usd") or 0.0)

@@ -19,6 +19,7 @@ import httpx
 from agentkit.errors import ModelError, RateLimited
 from agentkit.messages import Message, Usage, content_text, messages_to_openai
 from agentkit.models.assemble import StreamAssembler, completion_from_body
+from agentkit.models.http import make_client
 from agentkit.models.base import Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent
 from agentkit.models.catalog import lookup
 from agentkit.models.providers import get_provider, resolve_api_key, resolve_base_url
@@ -87,11 +88,8 @@ class OpenAICompatible:
         if client is None or client.is_closed:
             for old in [lp for lp in self._clients if lp.is_closed()]:
                 self._clients.pop(old, None)
-            client = httpx.AsyncClient(
-                http2=self.base_url.startswith("https://"), transport=self._transport,
-                timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s),
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                follow_redirects=False)
+            client = make_client(self.base_url, timeout_s=self.timeout_s,
+                                 connect_timeout_s=self.connect_timeout_s, transport=self._transport)
             self._clients[loop] = client
         return client
 

@@ -27,6 +27,7 @@ from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
 from agentkit.formats.parser import ParsedCompletion, StreamParser, parse_completion
 from agentkit.formats.special import EOS, OUTPUT_BEGIN, USER
 from agentkit.messages import AssistantMessage, Message, Usage
+from agentkit.models.http import make_client
 from agentkit.models.base import (
     Completion,
     CompletionDelta,
@@ -147,8 +148,8 @@ class RawDeepSeek:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None or client.is_closed:
-            client = httpx.AsyncClient(transport=self._transport, follow_redirects=False,
-                                       timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s))
+            client = make_client(self.base_url, timeout_s=self.timeout_s,
+                                 connect_timeout_s=self.connect_timeout_s, transport=self._transport)
             self._clients[loop] = client
         return client
 
