@@ -58,7 +58,7 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def markdown(results: dict[str, dict[str, Any]], commands: dict[str, str] | None = None) -> str:
-    head = [f"# agentkit benchmarks\n",
+    head = ["# agentkit benchmarks\n",
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; Python {platform.python_version()} on "
             f"{platform.machine()}, {_cpus()} CPUs. Ratios matter more than absolute numbers.\n"]
     goals = targets(results)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from agentkit import demo
-from agentkit.testing.server import FakeServer, Reply
+from agentkit.testing.server import Reply
 from tests.fixtures_cli import run_cli, write_jsonl
 
 
@@ -27,7 +27,7 @@ def test_research_with_replay_model(tmp_path: Path) -> None:
     assert "search: Vellmar tide clock history||Vellmar tide clock restoration accuracy" in proc.stdout
     answer = (out / "answer.md").read_text()
     assert re.search(r"built in 1874\*\* .*\[citation:1\]", answer)
-    assert "## Sources" in answer and f"3. [Tide clock back on the quay after restoration" in answer
+    assert "## Sources" in answer and "3. [Tide clock back on the quay after restoration" in answer
     result = json.loads((out / "result.json").read_text())
     assert [s["n"] for s in result["sources"]] == [1, 2, 3]
 

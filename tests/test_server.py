@@ -14,7 +14,7 @@ import pytest
 from openai.types import Completion as TextCompletion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from agentkit.testing.server import Chaos, Fault, FakeServer, Reply, entry_from_dict, entry_to_dict
+from agentkit.testing.server import Chaos, Fault, Reply, entry_from_dict, entry_to_dict
 
 MSGS = [{"role": "user", "content": "hello"}]
 

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from agentkit.cli.common import print_json, progress_mode, progress_stream
+from agentkit.cli.common import progress_mode, progress_stream
 
 
 def register(sub: argparse._SubParsersAction) -> None:

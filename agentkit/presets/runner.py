@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkit.errors import AgentkitError, ConfigError, ModelError, SandboxError
+from agentkit.errors import ConfigError, SandboxError
 from agentkit.presets import get_preset
 from agentkit.presets.base import Preset, ToolOptions
 from agentkit.presets.workspace import Baseline, check_repo, copy_repo, sync_tree
