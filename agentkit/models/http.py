@@ -1,4 +1,4 @@
-"""The HTTP client every model backend uses.
+"""What every HTTP model backend shares: the client, headers, timeouts, retries, body checks.
 
 Building an SSL context reads the CA bundle (about 0.1 s of CPU); doing that per client made
 hundreds of concurrent runs CPU-bound, so one context is built lazily and shared. Connection
@@ -8,10 +8,21 @@ instead of churning through the pool.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
+import logging
 import ssl
+from typing import Any, Awaitable, Callable
 
 import httpx
+
+from agentkit.errors import ModelError, RateLimited
+from agentkit.messages import Message
+from agentkit.models.base import Completion, ModelEvent, ModelSettings, OnEvent
+from agentkit.models.retry import Backoff, http_error, stream_error
+
+log = logging.getLogger("agentkit.models")
 
 POOL = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30.0)
 
@@ -28,3 +39,155 @@ def make_client(base_url: str, *, timeout_s: float, connect_timeout_s: float,
     return httpx.AsyncClient(
         http2=https, transport=transport, verify=shared_ssl_context() if https else False,
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s), limits=POOL, follow_redirects=False)
+
+
+class HTTPModel:
+    """Plumbing for a model behind an HTTP endpoint; subclasses build bodies and read replies.
+
+    One ``httpx.AsyncClient`` per event loop (so a model object can serve ``asyncio.run`` more
+    than once); retries with backoff that report each wait through ``on_event``.
+    """
+
+    name: str
+    provider: str
+    base_url: str
+    key_env: str | None = None
+    context_window: int | None = None
+
+    def _init_http(self, *, api_key: str | None, headers: dict[str, str] | None, timeout_s: float,
+                   connect_timeout_s: float, attempt_timeout_s: float | None, max_retries: int,
+                   backoff: Backoff | None, transport: httpx.AsyncBaseTransport | None,
+                   sleep: Callable[[float], Awaitable[None]]) -> None:
+        self._api_key = api_key
+        self.extra_headers = dict(headers or {})
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.attempt_timeout_s = attempt_timeout_s  # wall limit per attempt (a server that only sends keep-alives)
+        self.max_retries = max_retries
+        self.backoff = backoff or Backoff()
+        self._transport = transport
+        self._sleep = sleep
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"{type(self).__name__}(model={self.name!r}, provider={self.provider!r}, base_url={self.base_url!r})"
+
+    # ------------------------------------------------------------------ client
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            for old in [lp for lp in self._clients if lp.is_closed()]:
+                self._clients.pop(old, None)
+            client = make_client(self.base_url, timeout_s=self.timeout_s,
+                                 connect_timeout_s=self.connect_timeout_s, transport=self._transport)
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def _headers(self, s: ModelSettings, stream: bool) -> dict[str, str]:
+        from agentkit import __version__
+
+        h = {"Content-Type": "application/json", "User-Agent": f"agentkit/{__version__}",
+             "Accept": "text/event-stream" if stream else "application/json"}
+        if self._api_key:
+            h["Authorization"] = f"Bearer {self._api_key}"
+        h.update(self._provider_headers(s))
+        h.update(self.extra_headers)
+        return h
+
+    def _provider_headers(self, s: ModelSettings) -> dict[str, str]:
+        return {}
+
+    def _timeout(self, s: ModelSettings) -> httpx.Timeout:
+        return httpx.Timeout(s.timeout_s or self.timeout_s, connect=self.connect_timeout_s)
+
+    # ------------------------------------------------------------------ errors and retries
+    def _http_error(self, resp: httpx.Response, text: str) -> ModelError:
+        return http_error(resp.status_code, resp.headers, text, model=self.name, provider=self.provider,
+                          key_env=self.key_env, context_window=self.context_window)
+
+    def _read_body(self, resp: httpx.Response) -> dict[str, Any]:
+        """The JSON object of a non-streamed reply, or the typed error it amounts to."""
+        text = resp.text
+        if resp.status_code >= 400:
+            raise self._http_error(resp, text)
+        try:
+            data = json.loads(text)  # leading blank keep-alive lines are whitespace to JSON
+        except ValueError:
+            raise ModelError(f"{self.provider} ({self.name}) sent a malformed response body: "
+                             f"{' '.join(text.split())[:120]!r}", status=resp.status_code, retryable=True) from None
+        if not isinstance(data, dict):
+            raise ModelError(f"{self.provider} ({self.name}) sent a non-object JSON body", retryable=True)
+        choices = data.get("choices") or []
+        if data.get("error") is not None and (not choices or choices[0].get("finish_reason") == "error"):
+            raise stream_error(data["error"], model=self.name, provider=self.provider,
+                               context_window=self.context_window)
+        if not choices or not isinstance(choices[0], dict):
+            raise ModelError(f"{self.provider} ({self.name}) returned no choices", retryable=True)
+        return data
+
+    def _transport_error(self, e: Exception, partial: Completion | None = None) -> ModelError:
+        if isinstance(e, httpx.TimeoutException):
+            what = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for data",
+                    "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(e).__name__, "")
+            msg = f"{self.provider} ({self.name}) timed out {what}".rstrip()
+        elif isinstance(e, asyncio.TimeoutError):
+            msg = f"{self.provider} ({self.name}) did not finish within {self.attempt_timeout_s}s"
+        elif isinstance(e, httpx.ConnectError):
+            msg = f"cannot connect to {self.base_url}: {e or type(e).__name__}"
+        else:
+            msg = f"connection to {self.provider} ({self.name}) broke: {type(e).__name__} {e}".rstrip()
+        return ModelError(msg, retryable=True, partial=partial)
+
+    def _event(self, on_event: OnEvent | None, event: ModelEvent) -> None:
+        log.info("model %s: %s (attempt %d%s) %s", self.name, event.kind, event.attempt,
+                 f", waiting {event.wait_s:.1f}s" if event.wait_s else "", event.error)
+        if on_event is not None:
+            on_event(event)
+
+    async def _retry_wait(self, err: ModelError, attempt: int, on_event: OnEvent | None) -> None:
+        """Sleep before the next attempt, or raise when retrying is pointless or used up."""
+        retry_after = getattr(err, "retry_after", None)
+        if retry_after is None and isinstance(err.details.get("retry_after"), (int, float)):
+            retry_after = float(err.details["retry_after"])  # type: ignore[arg-type]
+        if not err.retryable or attempt >= self.max_retries:
+            raise self._exhausted(err, attempt)
+        if retry_after is not None and retry_after > self.backoff.max_retry_wait_s:
+            raise self._exhausted(err, attempt, note=f"server asks to wait {retry_after:.0f}s")
+        wait = self.backoff.delay(attempt, retry_after)
+        self._event(on_event, ModelEvent(kind="retry", model=self.name, attempt=attempt + 1, error=str(err),
+                                         status=err.status, wait_s=wait))
+        await self._sleep(wait)
+
+    def _exhausted(self, err: ModelError, attempt: int, note: str = "") -> ModelError:
+        if not err.retryable:
+            return err
+        tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
+        msg = f"{err.message} ({tries}{'; ' + note if note else ''}); try again later or use --fallback"
+        if isinstance(err, RateLimited):
+            out: ModelError = RateLimited(msg, retry_after=err.retry_after, status=err.status, partial=err.partial)
+        else:
+            out = ModelError(msg, status=err.status, retryable=True, partial=err.partial)
+        out.__cause__ = err
+        return out
+
+    # ------------------------------------------------------------------ sync facade
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                       settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
+        raise NotImplementedError
+
+    def complete_sync(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                      settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
+        """``complete`` for code without an event loop (runs one and closes its client)."""
+        async def run() -> Completion:
+            try:
+                return await self.complete(messages, tools, settings, on_event=on_event)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(run())

@@ -16,14 +16,14 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
 
-from agentkit.errors import ModelError, RateLimited
+from agentkit.errors import ModelError
 from agentkit.messages import Message, Usage, content_text, messages_to_openai
 from agentkit.models.assemble import StreamAssembler, completion_from_body
-from agentkit.models.http import make_client
-from agentkit.models.base import Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent
+from agentkit.models.http import HTTPModel
+from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnEvent
 from agentkit.models.catalog import lookup
 from agentkit.models.providers import get_provider, resolve_api_key, resolve_base_url
-from agentkit.models.retry import Backoff, http_error, stream_error
+from agentkit.models.retry import Backoff, stream_error
 from agentkit.models.sse import iter_sse_data
 
 log = logging.getLogger("agentkit.models")
@@ -50,7 +50,7 @@ async def _until(lines: AsyncIterator[str], deadline: float | None) -> AsyncIter
         yield line
 
 
-class OpenAICompatible:
+class OpenAICompatible(HTTPModel):
     """Chat completions over HTTP for any OpenAI-compatible endpoint (see ``providers.py``)."""
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
@@ -63,56 +63,19 @@ class OpenAICompatible:
         self.provider = provider
         self.preset = get_provider(provider)
         self.base_url = resolve_base_url(self.preset, base_url)
-        self._api_key = resolve_api_key(self.preset, self.base_url, api_key)
+        self.key_env = self.preset.key_env
+        self._init_http(api_key=resolve_api_key(self.preset, self.base_url, api_key), headers=headers,
+                        timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
+                        attempt_timeout_s=attempt_timeout_s, max_retries=max_retries, backoff=backoff,
+                        transport=transport, sleep=sleep)
         self.settings = settings or ModelSettings()
-        self.extra_headers = dict(headers or {})
-        self.timeout_s = timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self.attempt_timeout_s = attempt_timeout_s  # wall limit per attempt (a server that only sends keep-alives)
-        self.max_retries = max_retries
-        self.backoff = backoff or Backoff()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
-        self._transport = transport
-        self._sleep = sleep
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         info = lookup(model)
         self.context_window = info.context_window if info else None
 
-    def __repr__(self) -> str:  # never shows the key
-        return f"OpenAICompatible(model={self.name!r}, provider={self.provider!r}, base_url={self.base_url!r})"
-
     # ------------------------------------------------------------------ plumbing
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            for old in [lp for lp in self._clients if lp.is_closed()]:
-                self._clients.pop(old, None)
-            client = make_client(self.base_url, timeout_s=self.timeout_s,
-                                 connect_timeout_s=self.connect_timeout_s, transport=self._transport)
-            self._clients[loop] = client
-        return client
-
-    async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-
-    def _headers(self, s: ModelSettings, stream: bool) -> dict[str, str]:
-        from agentkit import __version__
-
-        h = {"Content-Type": "application/json", "User-Agent": f"agentkit/{__version__}",
-             "Accept": "text/event-stream" if stream else "application/json"}
-        if self._api_key:
-            h["Authorization"] = f"Bearer {self._api_key}"
-        h.update(self.preset.headers(s.app_url, s.app_title))
-        h.update(self.extra_headers)
-        return h
-
-    def _timeout(self, s: ModelSettings) -> httpx.Timeout:
-        read = s.timeout_s or self.timeout_s
-        return httpx.Timeout(read, connect=self.connect_timeout_s)
+    def _provider_headers(self, s: ModelSettings) -> dict[str, str]:
+        return self.preset.headers(s.app_url, s.app_title)
 
     def build_body(self, messages: list[Message], tools: list[dict[str, Any]] | None, s: ModelSettings,
                    stream: bool) -> dict[str, Any]:
@@ -145,56 +108,6 @@ class OpenAICompatible:
         except Exception:  # noqa: BLE001 - an estimate must never fail a call
             return None
 
-    def _event(self, on_event: OnEvent | None, event: ModelEvent) -> None:
-        log.info("model %s: %s (attempt %d%s) %s", self.name, event.kind, event.attempt,
-                 f", waiting {event.wait_s:.1f}s" if event.wait_s else "", event.error)
-        if on_event is not None:
-            on_event(event)
-
-    async def _retry_wait(self, err: ModelError, attempt: int, on_event: OnEvent | None) -> None:
-        """Sleep before the next attempt, or re-raise when retrying is pointless or used up."""
-        retry_after = getattr(err, "retry_after", None)
-        if retry_after is None:
-            retry_after = err.details.get("retry_after") if isinstance(err.details.get("retry_after"),
-                                                                         (int, float)) else None
-        if not err.retryable or attempt >= self.max_retries:
-            raise self._exhausted(err, attempt)
-        if retry_after is not None and retry_after > self.backoff.max_retry_wait_s:
-            raise self._exhausted(err, attempt, note=f"server asks to wait {retry_after:.0f}s")
-        wait = self.backoff.delay(attempt, retry_after)
-        self._event(on_event, ModelEvent(kind="retry", model=self.name, attempt=attempt + 1, error=str(err),
-                                         status=err.status, wait_s=wait))
-        await self._sleep(wait)
-
-    def _exhausted(self, err: ModelError, attempt: int, note: str = "") -> ModelError:
-        if not err.retryable:
-            return err
-        tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
-        msg = f"{err.message} ({tries}{'; ' + note if note else ''}); try again later or use --fallback"
-        if isinstance(err, RateLimited):
-            out: ModelError = RateLimited(msg, retry_after=err.retry_after, status=err.status, partial=err.partial)
-        else:
-            out = ModelError(msg, status=err.status, retryable=True, partial=err.partial)
-        out.__cause__ = err
-        return out
-
-    def _transport_error(self, e: Exception, partial: Completion | None = None) -> ModelError:
-        if isinstance(e, httpx.TimeoutException):
-            what = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for data",
-                    "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(e).__name__, "")
-            msg = f"{self.provider} ({self.name}) timed out {what}".rstrip()
-        elif isinstance(e, asyncio.TimeoutError):
-            msg = f"{self.provider} ({self.name}) did not finish within {self.attempt_timeout_s}s"
-        elif isinstance(e, httpx.ConnectError):
-            msg = f"cannot connect to {self.base_url}: {e or type(e).__name__}"
-        else:
-            msg = f"connection to {self.provider} ({self.name}) broke: {type(e).__name__} {e}".rstrip()
-        return ModelError(msg, retryable=True, partial=partial)
-
-    def _raise_http(self, resp: httpx.Response, text: str) -> None:
-        raise http_error(resp.status_code, resp.headers, text, model=self.name, provider=self.provider,
-                         key_env=self.preset.key_env, context_window=self.context_window)
-
     # ------------------------------------------------------------------ complete
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                        settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
@@ -223,22 +136,7 @@ class OpenAICompatible:
             resp = await (asyncio.wait_for(coro, self.attempt_timeout_s) if self.attempt_timeout_s else coro)
         except (httpx.TransportError, asyncio.TimeoutError) as e:
             raise self._transport_error(e) from e
-        text = resp.text
-        if resp.status_code >= 400:
-            self._raise_http(resp, text)
-        try:
-            data = json.loads(text)  # leading blank keep-alive lines are whitespace to JSON
-        except ValueError:
-            raise ModelError(f"{self.provider} ({self.name}) sent a malformed response body: "
-                             f"{' '.join(text.split())[:120]!r}", status=resp.status_code, retryable=True) from None
-        if not isinstance(data, dict):
-            raise ModelError(f"{self.provider} ({self.name}) sent a non-object JSON body", retryable=True)
-        choices = data.get("choices") or []
-        if data.get("error") is not None and (not choices or choices[0].get("finish_reason") == "error"):
-            raise stream_error(data["error"], model=self.name, provider=self.provider,
-                               context_window=self.context_window)
-        if not choices:
-            raise ModelError(f"{self.provider} ({self.name}) returned no choices", retryable=True)
+        data = self._read_body(resp)
         estimate = self._estimate(messages, tools) if not data.get("usage") else None
         comp = completion_from_body(data, model=self.name, provider=self.provider,
                                     latency_s=time.monotonic() - t0, estimate=estimate)
@@ -300,7 +198,7 @@ class OpenAICompatible:
                                              headers=self._headers(s, True), timeout=self._timeout(s)) as resp:
                 if resp.status_code >= 400:
                     text = (await resp.aread()).decode("utf-8", "replace")
-                    self._raise_http(resp, text)
+                    raise self._http_error(resp, text)
                 ctype = resp.headers.get("content-type", "")
                 if "json" in ctype and "event-stream" not in ctype:
                     # Some servers answer a stream request with one JSON body (e.g. an error).
@@ -352,13 +250,3 @@ class OpenAICompatible:
                                     estimate=self._estimate(messages, tools) if not data.get("usage") else None)
 
     # ------------------------------------------------------------------ sync facades
-    def complete_sync(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
-                      settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
-        """``complete`` for code without an event loop (runs one and closes its client)."""
-        async def run() -> Completion:
-            try:
-                return await self.complete(messages, tools, settings, on_event=on_event)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(run())

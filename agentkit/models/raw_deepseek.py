@@ -22,21 +22,20 @@ from typing import Any
 
 import httpx
 
-from agentkit.errors import ModelError, RateLimited
+from agentkit.errors import ModelError
 from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
 from agentkit.formats.parser import ParsedCompletion, StreamParser, parse_completion
 from agentkit.formats.special import EOS, OUTPUT_BEGIN, USER
 from agentkit.messages import AssistantMessage, Message, Usage
-from agentkit.models.http import make_client
+from agentkit.models.http import HTTPModel
 from agentkit.models.base import (
     Completion,
     CompletionDelta,
-    ModelEvent,
     ModelSettings,
     OnEvent,
     ToolCallDelta,
 )
-from agentkit.models.retry import Backoff, http_error, stream_error
+from agentkit.models.retry import Backoff, stream_error
 from agentkit.models.sse import iter_sse_data
 
 log = logging.getLogger("agentkit.models")
@@ -56,7 +55,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class RawDeepSeek:
+class RawDeepSeek(HTTPModel):
     """The ``Model`` protocol over ``/v1/completions`` with our own DeepSeek renderer and parser.
 
     ``search_format``: ``None`` (default) uses ``SearchAgentFormat`` for thinking turns and the
@@ -85,17 +84,12 @@ class RawDeepSeek:
         self.auto_search_format = search_format is None and version == "v3.1"
         base = base_url.rstrip("/")
         self.base_url = base if base.rsplit("/", 1)[-1].startswith("v1") else base + "/v1"
-        self._api_key = api_key if api_key is not None else os.environ.get(KEY_ENV)
+        self.key_env = KEY_ENV
+        self._init_http(api_key=api_key if api_key is not None else os.environ.get(KEY_ENV), headers=headers,
+                        timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, attempt_timeout_s=None,
+                        max_retries=max_retries, backoff=backoff, transport=transport, sleep=sleep)
         self.settings = settings or ModelSettings()
-        self.extra_headers = dict(headers or {})
-        self.timeout_s = timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self.max_retries = max_retries
-        self.backoff = backoff or Backoff()
         self.stop = list(stop)
-        self._transport = transport
-        self._sleep = sleep
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self.context_window: int | None = None
         try:
             from agentkit.models.catalog import lookup
@@ -144,66 +138,6 @@ class RawDeepSeek:
         return body
 
     # ------------------------------------------------------------------ plumbing
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = make_client(self.base_url, timeout_s=self.timeout_s,
-                                 connect_timeout_s=self.connect_timeout_s, transport=self._transport)
-            self._clients[loop] = client
-        return client
-
-    async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
-
-    def _headers(self, stream: bool) -> dict[str, str]:
-        from agentkit import __version__
-
-        h = {"Content-Type": "application/json", "User-Agent": f"agentkit/{__version__}",
-             "Accept": "text/event-stream" if stream else "application/json"}
-        if self._api_key:
-            h["Authorization"] = f"Bearer {self._api_key}"
-        h.update(self.extra_headers)
-        return h
-
-    def _timeout(self, s: ModelSettings) -> httpx.Timeout:
-        return httpx.Timeout(s.timeout_s or self.timeout_s, connect=self.connect_timeout_s)
-
-    def _http_error(self, status: int, headers: Any, text: str) -> ModelError:
-        return http_error(status, headers, text, model=self.name, provider=self.provider, key_env=KEY_ENV,
-                          context_window=self.context_window)
-
-    def _transport_error(self, e: Exception, partial: Completion | None = None) -> ModelError:
-        if isinstance(e, httpx.ConnectError):
-            msg = f"cannot connect to {self.base_url}: {e or type(e).__name__}"
-        elif isinstance(e, httpx.TimeoutException):
-            msg = f"{self.provider} ({self.name}) timed out ({type(e).__name__})"
-        else:
-            msg = f"connection to {self.base_url} broke: {type(e).__name__} {e}".rstrip()
-        return ModelError(msg, retryable=True, partial=partial)
-
-    async def _retry_wait(self, err: ModelError, attempt: int, on_event: OnEvent | None) -> None:
-        """Sleep before the next attempt, or raise when retrying cannot help or is used up."""
-        if not err.retryable or attempt >= self.max_retries:
-            if not err.retryable:
-                raise err
-            msg = f"{err.message} (after {attempt + 1} attempts); try again later or use --fallback"
-            out = (RateLimited(msg, retry_after=err.retry_after, status=err.status, partial=err.partial)
-                   if isinstance(err, RateLimited) else
-                   ModelError(msg, status=err.status, retryable=True, partial=err.partial))
-            raise out from err
-        retry_after = getattr(err, "retry_after", None)
-        if retry_after is None and isinstance(err.details.get("retry_after"), (int, float)):
-            retry_after = float(err.details["retry_after"])  # type: ignore[arg-type]
-        wait = self.backoff.delay(attempt, retry_after)
-        log.info("model %s: retry %d in %.1fs: %s", self.name, attempt + 1, wait, err)
-        if on_event is not None:
-            on_event(ModelEvent(kind="retry", model=self.name, attempt=attempt + 1, error=str(err),
-                                status=err.status, wait_s=wait))
-        await self._sleep(wait)
-
     def _usage(self, raw: Any, prompt: str, text: str, model: str) -> Usage:
         try:
             from agentkit.models.assemble import usage_from_raw
@@ -257,25 +191,12 @@ class RawDeepSeek:
                              in_reasoning: bool) -> Completion:
         t0 = time.monotonic()
         try:
-            resp = await self._client().post(self.base_url + "/completions", json=body, headers=self._headers(False),
+            resp = await self._client().post(self.base_url + "/completions", json=body, headers=self._headers(s, False),
                                              timeout=self._timeout(s))
         except httpx.TransportError as e:
             raise self._transport_error(e) from e
-        if resp.status_code >= 400:
-            raise self._http_error(resp.status_code, resp.headers, resp.text)
-        try:
-            data = json.loads(resp.text)
-        except ValueError:
-            raise ModelError(f"{self.provider} ({self.name}) sent a malformed response body: "
-                             f"{' '.join(resp.text.split())[:120]!r}", retryable=True) from None
-        if not isinstance(data, dict):
-            raise ModelError(f"{self.provider} ({self.name}) sent a non-object JSON body", retryable=True)
-        choices = data.get("choices") or []
-        if data.get("error") is not None and (not choices or choices[0].get("finish_reason") == "error"):
-            raise stream_error(data["error"], model=self.name, provider=self.provider,
-                               context_window=self.context_window)
-        if not choices or not isinstance(choices[0], dict):
-            raise ModelError(f"{self.provider} ({self.name}) returned no choices", retryable=True)
+        data = self._read_body(resp)
+        choices = data["choices"]
         text = choices[0].get("text") or ""
         parsed = parse_completion(text, self.version, thinking=in_reasoning)
         model = data.get("model") or self.name
@@ -324,10 +245,10 @@ class RawDeepSeek:
 
         try:
             async with self._client().stream("POST", self.base_url + "/completions", json=body,
-                                             headers=self._headers(True), timeout=self._timeout(s)) as resp:
+                                             headers=self._headers(s, True), timeout=self._timeout(s)) as resp:
                 if resp.status_code >= 400:
                     text = (await resp.aread()).decode("utf-8", "replace")
-                    raise self._http_error(resp.status_code, resp.headers, text)
+                    raise self._http_error(resp, text)
                 async for data in iter_sse_data(resp.aiter_lines()):
                     if data.strip() == "[DONE]":
                         done = True
@@ -374,13 +295,3 @@ class RawDeepSeek:
             time.monotonic() - t0, cid))
 
     # ------------------------------------------------------------------ sync facade
-    def complete_sync(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
-                      settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
-        """``complete`` for code without an event loop."""
-        async def run() -> Completion:
-            try:
-                return await self.complete(messages, tools, settings, on_event=on_event)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(run())
