@@ -19,10 +19,12 @@ import logging
 import tempfile
 import time
 
-from agentkit.agent import Agent, Limits
-from agentkit.models.openai_compat import OpenAICompatible
 from agentkit.tools.base import tool
 from agentkit.tools.shell import BashTool
+from driver_common import driver_args, peak_rss_mb
+
+from agentkit.agent import Agent, Limits
+from agentkit.models.openai_compat import OpenAICompatible
 
 
 @tool(name="echo")
@@ -78,28 +80,12 @@ async def amain(a: argparse.Namespace) -> dict:
         statuses = await asyncio.gather(*(one(f"{a.tag}-{i}", workdir) for i in range(a.concurrency)))
         wall = time.perf_counter() - t0
     await shared.aclose()
-    peak_mb = peak_rss_mb()
-    return {"framework": "agentkit", "wall_s": wall, "peak_mb": peak_mb, "statuses": list(statuses)}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited over exec)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return {"framework": "agentkit", "wall_s": wall, "peak_mb": peak_rss_mb(), "statuses": list(statuses)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--base", required=True)
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--concurrency", type=int, default=1)
-    ap.add_argument("--tool", default="bash", choices=["bash", "echo"])
-    ap.add_argument("--warmup", action="store_true")
+    ap = driver_args("a")
     ap.add_argument("--isolate", action="store_true", help="run the shell under bwrap (peers run unisolated)")
-    ap.add_argument("--tag", default="a")
     ap.add_argument("--client", default="per-run", choices=["per-run", "shared", "per-run-plain"])
     a = ap.parse_args()
     logging.disable(logging.CRITICAL)

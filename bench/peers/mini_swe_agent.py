@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import os
 
+from driver_common import driver_args, run_threaded
+
 os.environ.setdefault("MSWEA_SILENT_STARTUP", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price list
 os.environ.setdefault("MSWEA_COST_TRACKING", "ignore_errors")
 os.environ.setdefault("MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT", "1")  # fail fast: the server never errs
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from minisweagent.agents.default import DefaultAgent  # noqa: E402
 from minisweagent.environments.local import LocalEnvironment  # noqa: E402
@@ -56,33 +53,8 @@ def run_one(base: str, steps: int, run_id: str, tool: str) -> str:
     return str(result.get("exit_status"))
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited over exec)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--base", required=True)
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--concurrency", type=int, default=1)
-    ap.add_argument("--tool", default="bash", choices=["bash", "echo"])
-    ap.add_argument("--warmup", action="store_true")
-    ap.add_argument("--tag", default="m")
-    a = ap.parse_args()
-    logging.disable(logging.CRITICAL)
-    if a.warmup:
-        run_one(a.base, a.steps, f"{a.tag}-warmup", a.tool)
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=a.concurrency) as pool:
-        statuses = list(pool.map(lambda i: run_one(a.base, a.steps, f"{a.tag}-{i}", a.tool), range(a.concurrency)))
-    wall = time.perf_counter() - t0
-    peak_mb = peak_rss_mb()
-    print(json.dumps({"framework": "mini-swe-agent", "wall_s": wall, "peak_mb": peak_mb, "statuses": statuses}))
+    run_threaded("mini-swe-agent", run_one, driver_args("m").parse_args())
 
 
 if __name__ == "__main__":

@@ -9,13 +9,9 @@ Prints one JSON line: ``{"framework", "wall_s", "peak_mb", "statuses"}``.
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import subprocess
-import time
-from concurrent.futures import ThreadPoolExecutor
 
+from driver_common import driver_args, run_threaded
 from smolagents import OpenAIServerModel, Tool, ToolCallingAgent
 from smolagents.monitoring import LogLevel
 
@@ -50,33 +46,8 @@ def run_one(base: str, steps: int, run_id: str, tool: str) -> str:
     return "done" if answer == "done" else f"unexpected answer {answer!r}"
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited over exec)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--base", required=True)
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--concurrency", type=int, default=1)
-    ap.add_argument("--tool", default="bash", choices=["bash", "echo"])
-    ap.add_argument("--warmup", action="store_true")
-    ap.add_argument("--tag", default="s")
-    a = ap.parse_args()
-    logging.disable(logging.CRITICAL)
-    if a.warmup:
-        run_one(a.base, a.steps, f"{a.tag}-warmup", a.tool)
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=a.concurrency) as pool:
-        statuses = list(pool.map(lambda i: run_one(a.base, a.steps, f"{a.tag}-{i}", a.tool), range(a.concurrency)))
-    wall = time.perf_counter() - t0
-    peak_mb = peak_rss_mb()
-    print(json.dumps({"framework": "smolagents", "wall_s": wall, "peak_mb": peak_mb, "statuses": statuses}))
+    run_threaded("smolagents", run_one, driver_args("s").parse_args())
 
 
 if __name__ == "__main__":
