@@ -54,6 +54,8 @@ class RunResult(BaseModel):
     trajectory_path: str | None = None
     sources: list[dict[str, Any]] = Field(default_factory=list)
     error: str | None = None
+    error_type: str | None = None  # the agentkit error that ended the run, e.g. "AuthError"
+    error_status: int | None = None  # its HTTP status, for model errors
 
 
 @dataclass
@@ -76,6 +78,7 @@ class _State:
     n_sources: int = 0
     problems: list[str] = field(default_factory=list)  # format errors found in the current turn
     shrink: int | None = None  # prompt target after the provider said the prompt is too long
+    exc: AgentkitError | None = None  # the typed error that ended the run, if one did
 
 
 class Agent:
@@ -193,7 +196,7 @@ class Agent:
             self._finish(st, ("cancelled", None, "the run was cancelled"))
             raise
         except AgentkitError as exc:  # model failures (retries exhausted, auth, context) end the run
-            st.end = ("error", None, str(exc))
+            st.end, st.exc = ("error", None, str(exc)), exc
         except Exception as exc:  # a bug: still leave a complete trajectory, then let it surface
             self._finish(st, ("error", None, f"internal error: {type(exc).__name__}: {exc}"))
             raise
@@ -440,6 +443,8 @@ class Agent:
             st.writer.close()
         self.result = RunResult(status=status, answer=answer, steps=st.steps, usage=st.usage,
                                 cost_usd=st.usage.cost_usd, sources=sources, error=error,
+                                error_type=type(st.exc).__name__ if st.exc else None,
+                                error_status=getattr(st.exc, "status", None),
                                 trajectory_path=str(st.writer.path) if st.writer else None)
         return ev.RunEnded(step=st.steps, status=status, answer=answer, error=error, usage=st.usage,
                            cost_usd=st.usage.cost_usd)

@@ -243,7 +243,7 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
                     end = event
         finally:
             progress.close()
-        _raise_user_error(end, opts)
+        _raise_user_error(agent.result, opts)
         test = await _run_tests(opts, sandbox, progress) if opts.test_cmd and sandbox is not None else None
         if sandbox is not None and hasattr(sandbox, "copy_out") and prep.workdir is not None:
             await _bring_back(sandbox, prep)
@@ -273,23 +273,24 @@ async def _bring_back(sandbox: Any, prep: _Prepared) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _raise_user_error(end: Any, opts: RunOptions) -> None:
+def _raise_user_error(result: Any, opts: RunOptions) -> None:
     """A run that failed on its first model call because of the key, the credits or the model name is
-    a mistake the user fixes (exit 2), not a failed run."""
-    if end is None or end.status != "error" or end.step > 1:
+    a mistake the user fixes (exit 2), not a failed run. Decided by the error's type and status."""
+    if result is None or result.status != "error" or result.steps > 1 or not result.error_type:
         return
-    error = end.error or ""
-    if _is_unknown_model(error):
+    error = result.error or ""
+    if result.error_type in ("AuthError", "PaymentRequired", "ConfigError"):
+        raise ConfigError(error)
+    if result.error_type == "BadRequest" and _is_unknown_model(result.error_status, error):
         raise ConfigError(f"unknown model {opts.model or DEFAULT_MODEL!r} for this provider: {error} "
                           "— run `agentkit models` for known names or pass --model")
-    if re.search(r"\((401|402|403): ", error):
-        raise ConfigError(error)
 
 
-def _is_unknown_model(error: str | None) -> bool:
-    text = (error or "").lower()
-    return ("404" in text or "not found" in text or "not a valid model" in text or "unknown model" in text) \
-        and "model" in text
+def _is_unknown_model(status: int | None, error: str) -> bool:
+    """404 from the endpoint, or a 400 whose message names the model as invalid (OpenRouter's way)."""
+    text = error.lower()
+    return status == 404 or ("model" in text and ("not a valid model" in text or "unknown model" in text
+                                                   or "not found" in text or "does not exist" in text))
 
 
 async def _run_tests(opts: RunOptions, sandbox: Any, progress: Progress) -> dict[str, Any]:
