@@ -178,10 +178,6 @@ async def test_leaked_tool_markup_goes_to_the_repairer(fake_server):
     m = model_for(srv)
     comp = await m.complete(MSGS, TOOLS)
     await m.aclose()
-    try:
-        import agentkit.formats.repair  # noqa: F401
-    except ImportError:
-        pytest.skip("agentkit.formats.repair (formats engineer) not installed yet")
     assert [c.name for c in comp.message.tool_calls] == ["bash"]
     assert json.loads(comp.message.tool_calls[0].arguments) == {"cmd": "ls"}
     assert "<｜" not in (comp.message.content or "")
