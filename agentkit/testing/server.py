@@ -106,6 +106,19 @@ class _Closed(Exception):
     """The connection is gone (or we closed it on purpose)."""
 
 
+
+def _end_stream(chunks: list[dict[str, Any]], sent: list[int], total: int, last: dict[str, Any],
+                reply: "Reply", usage: dict[str, Any]) -> None:
+    """Append the finishing chunk, with usage in it or (as some providers do) in a chunk of its own."""
+    if reply.send_usage and reply.usage_in_separate_chunk:
+        chunks.append(last)
+        sent.append(total)
+        last = {k: last[k] for k in ("id", "object", "created", "model")} | {"choices": [], "usage": usage}
+    elif reply.send_usage:
+        last["usage"] = usage
+    chunks.append(last)
+    sent.append(total)
+
 class FakeServer:
     """See the module docstring. Use ``async with`` or ``start_in_thread()``/``stop()``."""
 
@@ -417,19 +430,8 @@ class FakeServer:
                 total += len(piece)
                 chunks.append(text_chunk(piece, None))
                 sent.append(total)
-            last = text_chunk("", self._finish(reply, "text"))
-            usage = self._usage(reply, body, text)
-            if not reply.send_usage:
-                pass
-            elif reply.usage_in_separate_chunk:
-                chunks.append(last)
-                sent.append(total)
-                last = {"id": cid, "object": "text_completion", "created": created, "model": model,
-                        "choices": [], "usage": usage}
-            else:
-                last["usage"] = usage
-            chunks.append(last)
-            sent.append(total)
+            _end_stream(chunks, sent, total, text_chunk("", self._finish(reply, "text")), reply,
+                        self._usage(reply, body, text))
             return chunks, sent
 
         def chat_chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -468,19 +470,8 @@ class FakeServer:
                     chunks.append(chat_chunk({"tool_calls": [d]}))
                     sent.append(total)
         text = (reply.content or "") + "".join(c["name"] + c["arguments"] for c in calls)
-        usage = self._usage(reply, body, text)
-        last = chat_chunk({}, self._finish(reply, "chat"))
-        if not reply.send_usage:
-            pass
-        elif reply.usage_in_separate_chunk:
-            chunks.append(last)
-            sent.append(total)
-            last = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [], "usage": usage}
-        else:
-            last["usage"] = usage
-        chunks.append(last)
-        sent.append(total)
+        _end_stream(chunks, sent, total, chat_chunk({}, self._finish(reply, "chat")), reply,
+                    self._usage(reply, body, text))
         return chunks, sent
 
     # ------------------------------------------------------------------ writing
