@@ -164,6 +164,17 @@ class HTTPModel:
                                          status=err.status, wait_s=wait))
         await self._sleep(wait)
 
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[Completion]],
+                        on_event: OnEvent | None) -> Completion:
+        """Run one request attempt after another until one succeeds or retrying must stop."""
+        attempt = 0
+        while True:
+            try:
+                return await attempt_once()
+            except ModelError as err:
+                await self._retry_wait(err, attempt, on_event)
+                attempt += 1
+
     def _exhausted(self, err: ModelError, attempt: int, note: str = "") -> ModelError:
         if not err.retryable:
             return err

@@ -119,13 +119,7 @@ class OpenAICompatible(HTTPModel):
             return final
         s = self.settings.merged(settings)
         body = self.build_body(messages, tools, s, stream=False)
-        attempt = 0
-        while True:
-            try:
-                return await self._complete_once(body, s, messages, tools)
-            except ModelError as err:
-                await self._retry_wait(err, attempt, on_event)
-                attempt += 1
+        return await self._retrying(lambda: self._complete_once(body, s, messages, tools), on_event)
 
     async def _complete_once(self, body: dict[str, Any], s: ModelSettings, messages: list[Message],
                              tools: list[dict[str, Any]] | None) -> Completion:

@@ -179,13 +179,7 @@ class RawDeepSeek(HTTPModel):
         s = self.settings.merged(settings)
         prompt, in_reasoning = self.render(messages, tools, s)
         body = self.build_body(prompt, s, stream=False)
-        attempt = 0
-        while True:
-            try:
-                return await self._complete_once(body, s, prompt, in_reasoning)
-            except ModelError as err:
-                await self._retry_wait(err, attempt, on_event)
-                attempt += 1
+        return await self._retrying(lambda: self._complete_once(body, s, prompt, in_reasoning), on_event)
 
     async def _complete_once(self, body: dict[str, Any], s: ModelSettings, prompt: str,
                              in_reasoning: bool) -> Completion:
