@@ -13,14 +13,15 @@ import functools
 import json
 import logging
 import ssl
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
 
 from agentkit.errors import ModelError, RateLimited
 from agentkit.messages import Message
-from agentkit.models.base import Completion, ModelEvent, ModelSettings, OnEvent
+from agentkit.models.base import Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent
 from agentkit.models.retry import Backoff, http_error, stream_error
+from agentkit.models.sse import iter_sse_data
 
 log = logging.getLogger("agentkit.models")
 
@@ -174,6 +175,45 @@ class HTTPModel:
             except ModelError as err:
                 await self._retry_wait(err, attempt, on_event)
                 attempt += 1
+
+    async def _retrying_stream(self, attempt_once: Callable[[], AsyncIterator[CompletionDelta]],
+                               on_event: OnEvent | None, *,
+                               hold_output: bool = False) -> AsyncIterator[CompletionDelta]:
+        """Stream attempt after attempt. Once output has been passed on, a failure is not retried
+        (the caller would see it twice); with ``hold_output`` only the final completion is
+        passed on, so any failure may retry."""
+        attempt = 0
+        while True:
+            shown = False
+            try:
+                async for delta in attempt_once():
+                    if delta.completion is None:
+                        shown = True
+                        if hold_output:
+                            continue
+                    yield delta
+                return
+            except ModelError as err:
+                if shown and not hold_output:
+                    raise
+                await self._retry_wait(err, attempt, on_event)
+                attempt += 1
+
+    async def _sse_json(self, lines: AsyncIterator[str],
+                        partial: Callable[[], Completion | None]) -> AsyncIterator[dict[str, Any] | None]:
+        """The JSON object chunks of an SSE stream, then ``None`` if ``[DONE]`` arrives. A chunk that
+        is not JSON is a retryable error that keeps the output so far."""
+        async for data in iter_sse_data(lines):
+            if data.strip() == "[DONE]":
+                yield None
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise ModelError(f"{self.provider} ({self.name}) sent a malformed stream chunk: {data[:80]!r}",
+                                 retryable=True, partial=partial()) from None
+            if isinstance(chunk, dict):
+                yield chunk
 
     def _exhausted(self, err: ModelError, attempt: int, note: str = "") -> ModelError:
         if not err.retryable:

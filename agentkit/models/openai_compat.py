@@ -24,7 +24,6 @@ from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnE
 from agentkit.models.catalog import lookup
 from agentkit.models.providers import get_provider, resolve_api_key, resolve_base_url
 from agentkit.models.retry import Backoff, stream_error
-from agentkit.models.sse import iter_sse_data
 
 log = logging.getLogger("agentkit.models")
 
@@ -164,22 +163,10 @@ class OpenAICompatible(HTTPModel):
                       retry_after_output: bool) -> AsyncIterator[CompletionDelta]:
         s = self.settings.merged(settings)
         body = self.build_body(messages, tools, s, stream=True)
-        attempt = 0
-        while True:
-            shown = False
-            try:
-                async for delta in self._stream_once(body, s, messages, tools):
-                    if delta.completion is None:
-                        shown = True
-                        if retry_after_output:
-                            continue  # complete() via stream: nothing is shown, so any failure may retry
-                    yield delta
-                return
-            except ModelError as err:
-                if shown and not retry_after_output:
-                    raise
-                await self._retry_wait(err, attempt, on_event)
-                attempt += 1
+        # complete() via a stream shows nothing until the end, so any failure may retry
+        async for delta in self._retrying_stream(lambda: self._stream_once(body, s, messages, tools), on_event,
+                                                 hold_output=retry_after_output):
+            yield delta
 
     async def _stream_once(self, body: dict[str, Any], s: ModelSettings, messages: list[Message],
                            tools: list[dict[str, Any]] | None) -> AsyncIterator[CompletionDelta]:
@@ -199,18 +186,11 @@ class OpenAICompatible(HTTPModel):
                     text = (await resp.aread()).decode("utf-8", "replace")
                     yield CompletionDelta(completion=self._body_as_stream(text, t0, messages, tools))
                     return
-                async for data in iter_sse_data(_until(resp.aiter_lines(), deadline)):
-                    if data.strip() == "[DONE]":
+                lines = _until(resp.aiter_lines(), deadline)
+                async for chunk in self._sse_json(lines, lambda: asm.partial(time.monotonic() - t0)):
+                    if chunk is None:
                         done = True
                         break
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        raise ModelError(f"{self.provider} ({self.name}) sent a malformed stream chunk: "
-                                         f"{data[:80]!r}", retryable=True,
-                                         partial=asm.partial(time.monotonic() - t0)) from None
-                    if not isinstance(chunk, dict):
-                        continue
                     delta = asm.feed(chunk)
                     if asm.error is not None:
                         raise stream_error(asm.error, model=self.name, provider=self.provider,

@@ -13,7 +13,6 @@ Retries reuse ``agentkit.models.retry`` (same policy as the chat client); one sh
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -36,7 +35,6 @@ from agentkit.models.base import (
     ToolCallDelta,
 )
 from agentkit.models.retry import Backoff, stream_error
-from agentkit.models.sse import iter_sse_data
 
 log = logging.getLogger("agentkit.models")
 
@@ -209,19 +207,9 @@ class RawDeepSeek(HTTPModel):
         s = self.settings.merged(settings)
         prompt, in_reasoning = self.render(messages, tools, s)
         body = self.build_body(prompt, s, stream=True)
-        attempt = 0
-        while True:
-            shown = False
-            try:
-                async for delta in self._stream_once(body, s, prompt, in_reasoning):
-                    shown = shown or delta.completion is None
-                    yield delta
-                return
-            except ModelError as err:
-                if shown:  # the caller has seen output: a retry would repeat it
-                    raise
-                await self._retry_wait(err, attempt, on_event)
-                attempt += 1
+        async for delta in self._retrying_stream(lambda: self._stream_once(body, s, prompt, in_reasoning),
+                                                 on_event):
+            yield delta
 
     async def _stream_once(self, body: dict[str, Any], s: ModelSettings, prompt: str,
                            in_reasoning: bool) -> AsyncIterator[CompletionDelta]:
@@ -243,17 +231,10 @@ class RawDeepSeek(HTTPModel):
                 if resp.status_code >= 400:
                     text = (await resp.aread()).decode("utf-8", "replace")
                     raise self._http_error(resp, text)
-                async for data in iter_sse_data(resp.aiter_lines()):
-                    if data.strip() == "[DONE]":
+                async for chunk in self._sse_json(resp.aiter_lines(), partial):
+                    if chunk is None:
                         done = True
                         break
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        raise ModelError(f"{self.provider} ({self.name}) sent a malformed stream chunk: "
-                                         f"{data[:80]!r}", retryable=True, partial=partial()) from None
-                    if not isinstance(chunk, dict):
-                        continue
                     model = chunk.get("model") or model
                     cid = chunk.get("id") or cid
                     raw_usage = chunk.get("usage") or raw_usage
