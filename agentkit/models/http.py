@@ -19,7 +19,14 @@ import httpx
 
 from agentkit.errors import ModelError, RateLimited
 from agentkit.messages import Message
-from agentkit.models.base import Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent
+from agentkit.models.base import (
+    Completion,
+    CompletionDelta,
+    ModelEvent,
+    ModelSettings,
+    OnEvent,
+)
+from agentkit.models.catalog import lookup
 from agentkit.models.retry import Backoff, http_error, stream_error
 from agentkit.models.sse import iter_sse_data
 
@@ -69,6 +76,8 @@ class HTTPModel:
         self._transport = transport
         self._sleep = sleep
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        info = lookup(self.name)
+        self.context_window = info.context_window if info else None  # named in context-length errors
 
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(model={self.name!r}, provider={self.provider!r}, base_url={self.base_url!r})"

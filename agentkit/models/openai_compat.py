@@ -69,8 +69,6 @@ class OpenAICompatible(HTTPModel):
                         transport=transport, sleep=sleep)
         self.settings = settings or ModelSettings()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
-        info = lookup(model)
-        self.context_window = info.context_window if info else None
 
     # ------------------------------------------------------------------ plumbing
     def _provider_headers(self, s: ModelSettings) -> dict[str, str]:

@@ -88,14 +88,6 @@ class RawDeepSeek(HTTPModel):
                         max_retries=max_retries, backoff=backoff, transport=transport, sleep=sleep)
         self.settings = settings or ModelSettings()
         self.stop = list(stop)
-        self.context_window: int | None = None
-        try:
-            from agentkit.models.catalog import lookup
-
-            info = lookup(model)
-            self.context_window = info.context_window if info else None
-        except Exception:  # noqa: BLE001 - the catalog is optional information
-            pass
 
     def __repr__(self) -> str:  # never shows the key
         return f"RawDeepSeek(model={self.name!r}, base_url={self.base_url!r}, version={self.version!r})"
