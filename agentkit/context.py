@@ -7,12 +7,18 @@ every call can be rebuilt (``Trajectory.model_calls``).
 
 from __future__ import annotations
 
-import json
 from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel, Field
 
-from agentkit.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
+from agentkit.messages import (
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolMessage,
+    UserMessage,
+)
+from agentkit.tokens import count_tokens
 
 DEFAULT_WINDOW = 128_000
 ELIDED = "[observation elided to save context: {n} characters; run the tool again if you need it]"
@@ -46,20 +52,10 @@ class Compaction(BaseModel):
     summary_message: dict[str, Any] | None = None  # the summary turn as the model wrote it
 
 
-def estimate_tokens(text: str) -> int:
-    return len(text) // 4 + 1
-
-
 def count_prompt(messages: list[Message], tools: list[dict[str, Any]] | None = None,
                  model: str | None = None) -> int:
-    """Tokens of the next prompt (messages + tool schemas); agentkit.tokens when available."""
-    try:
-        from agentkit.tokens import count_tokens  # type: ignore[attr-defined]
-
-        return int(count_tokens(messages, tools, model))
-    except Exception:  # tokens module absent or failed: a conservative character estimate
-        text = json.dumps([m.to_openai() for m in messages], ensure_ascii=False)
-        return estimate_tokens(text + json.dumps(tools or [], ensure_ascii=False))
+    """Tokens of the next prompt (messages + tool schemas), as the model's tokenizer counts them."""
+    return count_tokens(messages, tools, model)
 
 
 def cut_middle(text: str, max_chars: int) -> str:

@@ -3,8 +3,8 @@
 tiktoken normally downloads its tables; ours ships in ``agentkit/data`` (built from
 DeepSeek-V3.1's tokenizer.json by ``scripts/make-token-table``). The pre-tokenizer regex folds
 the tokenizer's three split rules into one, and the ranks are DeepSeek's own token ids, so
-``encode`` returns real DeepSeek ids. ``count_tokens`` renders the conversation the way the
-V3.1 chat template does (via ``agentkit.formats.deepseek`` when present) and counts that.
+``encode`` returns real DeepSeek ids. ``count_tokens`` renders the conversation with
+``agentkit.formats.deepseek`` (byte-identical to the official template) and counts that.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import tiktoken
 
-from agentkit.messages import Message, content_text
+from agentkit.messages import Message
 
 TABLE = "deepseek-v3.1"
 
@@ -91,46 +91,10 @@ def _version(model: str | None) -> str:
 
 def render_for_count(messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
                      model: str | None = None) -> str:
-    """The prompt text the model would see (the formats renderer when available, else a close
-    rendering of the V3.1 template)."""
-    try:
-        from agentkit.formats.deepseek import render_prompt
+    """The prompt text the model would see, as the official template renders it."""
+    from agentkit.formats.deepseek import render_prompt
 
-        return render_prompt(messages, tools=list(tools) if tools else None, version=_version(model))
-    except Exception:  # noqa: BLE001 - missing or unhappy renderer: fall back to the approximation
-        return _approx_render(messages, tools)
-
-
-def _approx_render(messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None) -> str:
-    out = ["<｜begin▁of▁sentence｜>"]
-    system = [content_text(_get(m, "content")) for m in messages if _get(m, "role") == "system"]
-    out.append("\n\n".join(system))
-    if tools:
-        out.append("\n\n## Tools\n" + json.dumps(list(tools), ensure_ascii=False))
-    for m in messages:
-        role = _get(m, "role")
-        text = content_text(_get(m, "content"))
-        if role == "user":
-            out.append("<｜User｜>" + text)
-        elif role == "assistant":
-            out.append("<｜Assistant｜></think>" + text)
-            calls = _get(m, "tool_calls") or []
-            if calls:
-                out.append("<｜tool▁calls▁begin｜>")
-                for c in calls:
-                    name, args = (c.name, c.arguments) if hasattr(c, "name") else \
-                        ((c.get("function") or {}).get("name", ""), (c.get("function") or {}).get("arguments", ""))
-                    out.append(f"<｜tool▁call▁begin｜>{name}<｜tool▁sep｜>{args}<｜tool▁call▁end｜>")
-                out.append("<｜tool▁calls▁end｜>")
-            out.append("<｜end▁of▁sentence｜>")
-        elif role == "tool":
-            out.append("<｜tool▁output▁begin｜>" + text + "<｜tool▁output▁end｜>")
-    out.append("<｜Assistant｜></think>")
-    return "".join(out)
-
-
-def _get(m: Any, key: str) -> Any:
-    return m.get(key) if isinstance(m, dict) else getattr(m, key, None)
+    return render_prompt(messages, tools=list(tools) if tools else None, version=_version(model))
 
 
 def count_tokens(messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,

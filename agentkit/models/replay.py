@@ -16,7 +16,14 @@ from typing import Any, AsyncIterator
 
 from agentkit.errors import ConfigError, ModelError
 from agentkit.messages import AssistantMessage, Message, Usage, message_from_openai
-from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnEvent, ToolCallDelta
+from agentkit.models.base import (
+    Completion,
+    CompletionDelta,
+    ModelSettings,
+    OnEvent,
+    ToolCallDelta,
+)
+from agentkit.tokens import count_text, count_tokens
 
 
 def _load_turns(source: str | os.PathLike[str] | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,21 +67,12 @@ def _turn_message(turn: dict[str, Any], position: int) -> AssistantMessage:
 
 
 def _estimate(messages: list[Message], tools: list[dict[str, Any]] | None, out: AssistantMessage) -> Usage:
-    """Token usage estimated with agentkit.tokens when present, else ~4 characters a token."""
-    completion_text = (out.text or "") + (out.reasoning or "") + "".join(
-        c.name + c.arguments for c in out.tool_calls)
-    try:
-        from agentkit.tokens import count_text, count_tokens  # type: ignore[attr-defined]
-
-        prompt = int(count_tokens(messages, tools))
-        completion = int(count_text(completion_text))
-        reasoning = int(count_text(out.reasoning)) if out.reasoning else 0
-    except Exception:  # module not there (yet) or failed: a rough, deterministic estimate
-        text = json.dumps([m.to_openai() for m in messages], ensure_ascii=False) + json.dumps(tools or [])
-        prompt = len(text) // 4 + 1
-        completion = len(completion_text) // 4 + 1
-        reasoning = len(out.reasoning) // 4 if out.reasoning else 0
-    return Usage(prompt=prompt, completion=completion, reasoning=min(reasoning, completion), cost_usd=0.0)
+    """Token usage as the model's tokenizer would count this prompt and turn (a replay has no server)."""
+    completion = count_text((out.text or "") + (out.reasoning or "") + "".join(
+        c.name + c.arguments for c in out.tool_calls))
+    reasoning = count_text(out.reasoning) if out.reasoning else 0
+    return Usage(prompt=count_tokens(messages, tools), completion=completion,
+                 reasoning=min(reasoning, completion), cost_usd=0.0)
 
 
 class Replay:
