@@ -22,7 +22,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from agentkit.agent import Agent, Limits
@@ -65,20 +64,19 @@ def episode(request: dict[str, Any]) -> Reply:
     return Reply(content=f"answer-{run}")
 
 
-def _model(name: str, srv: FakeServer, retries: int) -> OpenAICompatible:
-    # A plain-HTTP transport of its own: httpx's default one loads the CA bundle (~0.1 s of
-    # blocking CPU per client), which with 200 clients would stall the event loop for seconds and
-    # trigger read timeouts that no server injected.
+def _model(name: str, srv: FakeServer, retries: int, http_client: str) -> OpenAICompatible:
+    # Plain http: "wire" is the default client there; "httpx" is what https endpoints use.
     return OpenAICompatible(name, base_url=srv.base_url, api_key="sk-chaos-secret", timeout_s=READ_TIMEOUT_S,
                             connect_timeout_s=5.0, max_retries=retries,
                             backoff=Backoff(base_s=0.005, max_s=0.02, max_retry_wait_s=1.0),
-                            transport=httpx.AsyncHTTPTransport(verify=False))
+                            http_client=http_client)  # type: ignore[arg-type]
 
 
-async def _one_run(i: int, primary: FakeServer, backup: FakeServer, out: Path) -> Any:
+async def _one_run(i: int, primary: FakeServer, backup: FakeServer, out: Path, http_client: str) -> Any:
     # Each run has its own clients (as separate processes would): one shared pool would add
     # pool timeouts that no server injected.
-    model = Fallback([_model("chaos-primary", primary, retries=1), _model("chaos-backup", backup, retries=3)])
+    model = Fallback([_model("chaos-primary", primary, retries=1, http_client=http_client),
+                      _model("chaos-backup", backup, retries=3, http_client=http_client)])
     agent = Agent(model, [lookup], limits=Limits(max_steps=8), stream=(i % 2 == 1),
                   trajectory=out / f"run-{i:03d}.jsonl")
     try:
@@ -95,7 +93,8 @@ def _owner(error: str) -> str | None:
     return None
 
 
-async def test_hundred_concurrent_runs_through_chaos(tmp_path: Path) -> None:
+@pytest.mark.parametrize("http_client", ["wire", "httpx"])
+async def test_hundred_concurrent_runs_through_chaos(tmp_path: Path, http_client: str) -> None:
     from agentkit.tokens import encoding
 
     encoding()  # load the token table now: a 0.3-2 s pause mid-run would look like a stalled server
@@ -109,7 +108,7 @@ async def test_hundred_concurrent_runs_through_chaos(tmp_path: Path) -> None:
     loop_errors: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: loop_errors.append(ctx))
     async with primary, backup:
-        results = await asyncio.gather(*(_one_run(i, primary, backup, tmp_path) for i in range(RUNS)),
+        results = await asyncio.gather(*(_one_run(i, primary, backup, tmp_path, http_client) for i in range(RUNS)),
                                        return_exceptions=True)
         await asyncio.sleep(0.05)  # let aborted connections settle before counting
 

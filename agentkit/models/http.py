@@ -1,5 +1,9 @@
 """What every HTTP model backend shares: the client, headers, timeouts, retries, body checks.
 
+Plain-``http://`` endpoints (self-hosted servers, where many concurrent runs share one event
+loop) go over the lean ``wire`` client; TLS endpoints and proxied ones over httpx (HTTP/2, the
+CA bundle, proxy support). ``http_client="httpx"`` forces httpx everywhere.
+
 Building an SSL context reads the CA bundle (about 0.1 s of CPU); doing that per client made
 hundreds of concurrent runs CPU-bound, so one context is built lazily and shared. Connection
 limits are high enough that many concurrent runs on one model keep their connections alive
@@ -13,7 +17,7 @@ import functools
 import json
 import logging
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Literal
 
 import httpx
 
@@ -29,6 +33,10 @@ from agentkit.models.base import (
 from agentkit.models.catalog import lookup
 from agentkit.models.retry import Backoff, http_error, stream_error
 from agentkit.models.sse import iter_sse_data
+from agentkit.models.wire import WireClient, usable_for
+
+HttpClient = Literal["auto", "httpx", "wire"]
+HTTP_CLIENTS: tuple[str, ...] = ("auto", "httpx", "wire")
 
 log = logging.getLogger("agentkit.models")
 
@@ -41,12 +49,23 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 def make_client(base_url: str, *, timeout_s: float, connect_timeout_s: float,
-                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """An ``AsyncClient`` for one model: HTTP/2 for https, the shared SSL context, no redirects."""
+                transport: httpx.AsyncBaseTransport | None = None,
+                http_client: HttpClient = "auto") -> httpx.AsyncClient | WireClient:
+    """The client for one model: the lean wire client for plain http (unless told otherwise or
+    given an httpx transport), else an ``AsyncClient`` with HTTP/2 for https, the shared SSL
+    context and no redirects."""
+    timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+    if http_client == "wire" or (http_client == "auto" and transport is None and usable_for(base_url)):
+        return WireClient(timeout=timeout, max_connections=POOL.max_connections or 512)
     https = base_url.startswith("https://")
     return httpx.AsyncClient(
         http2=https, transport=transport, verify=shared_ssl_context() if https else False,
-        timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s), limits=POOL, follow_redirects=False)
+        timeout=timeout, limits=POOL, follow_redirects=False)
+
+
+def encode_json(body: dict[str, Any]) -> bytes:
+    """The request body as httpx's ``json=`` would encode it (compact, UTF-8, no NaN)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 class HTTPModel:
@@ -65,7 +84,11 @@ class HTTPModel:
     def _init_http(self, *, api_key: str | None, headers: dict[str, str] | None, timeout_s: float,
                    connect_timeout_s: float, attempt_timeout_s: float | None, max_retries: int,
                    backoff: Backoff | None, transport: httpx.AsyncBaseTransport | None,
-                   sleep: Callable[[float], Awaitable[None]]) -> None:
+                   sleep: Callable[[float], Awaitable[None]], http_client: HttpClient = "auto") -> None:
+        if http_client not in HTTP_CLIENTS:
+            raise ValueError(f"unknown http_client {http_client!r}; use one of {', '.join(HTTP_CLIENTS)}")
+        if http_client == "wire" and (transport is not None or not self.base_url.startswith("http://")):
+            raise ValueError("http_client='wire' needs a plain http:// base_url and no httpx transport")
         self._api_key = api_key
         self.extra_headers = dict(headers or {})
         self.timeout_s = timeout_s
@@ -74,8 +97,9 @@ class HTTPModel:
         self.max_retries = max_retries
         self.backoff = backoff or Backoff()
         self._transport = transport
+        self.http_client = http_client
         self._sleep = sleep
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient | WireClient] = {}
         info = lookup(self.name)
         self.context_window = info.context_window if info else None  # named in context-length errors
 
@@ -83,14 +107,14 @@ class HTTPModel:
         return f"{type(self).__name__}(model={self.name!r}, provider={self.provider!r}, base_url={self.base_url!r})"
 
     # ------------------------------------------------------------------ client
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> httpx.AsyncClient | WireClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None or client.is_closed:
             for old in [lp for lp in self._clients if lp.is_closed()]:
                 self._clients.pop(old, None)
-            client = make_client(self.base_url, timeout_s=self.timeout_s,
-                                 connect_timeout_s=self.connect_timeout_s, transport=self._transport)
+            client = make_client(self.base_url, timeout_s=self.timeout_s, connect_timeout_s=self.connect_timeout_s,
+                                 transport=self._transport, http_client=self.http_client)
             self._clients[loop] = client
         return client
 
@@ -113,15 +137,25 @@ class HTTPModel:
     def _provider_headers(self, s: ModelSettings) -> dict[str, str]:
         return {}
 
+    async def _post(self, path: str, body: dict[str, Any], s: ModelSettings) -> Any:
+        """POST ``body`` as JSON and read the whole reply (an httpx or wire response)."""
+        return await self._client().post(self.base_url + path, content=encode_json(body),
+                                         headers=self._headers(s, False), timeout=self._timeout(s))
+
+    def _open_stream(self, path: str, body: dict[str, Any], s: ModelSettings) -> Any:
+        """POST ``body`` as JSON; an async context manager with the streamed reply."""
+        return self._client().stream("POST", self.base_url + path, content=encode_json(body),
+                                     headers=self._headers(s, True), timeout=self._timeout(s))
+
     def _timeout(self, s: ModelSettings) -> httpx.Timeout:
         return httpx.Timeout(s.timeout_s or self.timeout_s, connect=self.connect_timeout_s)
 
     # ------------------------------------------------------------------ errors and retries
-    def _http_error(self, resp: httpx.Response, text: str) -> ModelError:
+    def _http_error(self, resp: Any, text: str) -> ModelError:
         return http_error(resp.status_code, resp.headers, text, model=self.name, provider=self.provider,
                           key_env=self.key_env, context_window=self.context_window)
 
-    def _read_body(self, resp: httpx.Response) -> dict[str, Any]:
+    def _read_body(self, resp: Any) -> dict[str, Any]:
         """The JSON object of a non-streamed reply, or the typed error it amounts to."""
         text = resp.text
         if resp.status_code >= 400:

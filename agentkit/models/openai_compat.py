@@ -19,7 +19,7 @@ import httpx
 from agentkit.errors import ModelError
 from agentkit.messages import Message, Usage, content_text, messages_to_openai
 from agentkit.models.assemble import StreamAssembler, completion_from_body
-from agentkit.models.http import HTTPModel
+from agentkit.models.http import HttpClient, HTTPModel
 from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnEvent
 from agentkit.models.catalog import lookup
 from agentkit.models.providers import get_provider, resolve_api_key, resolve_base_url
@@ -57,7 +57,7 @@ class OpenAICompatible(HTTPModel):
                  headers: dict[str, str] | None = None, timeout_s: float = 600.0, connect_timeout_s: float = 15.0,
                  attempt_timeout_s: float | None = None, max_retries: int = 4, backoff: Backoff | None = None,
                  stream_complete: bool = False, transport: httpx.AsyncBaseTransport | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, http_client: HttpClient = "auto") -> None:
         self.name = model
         self.provider = provider
         self.preset = get_provider(provider)
@@ -66,7 +66,7 @@ class OpenAICompatible(HTTPModel):
         self._init_http(api_key=resolve_api_key(self.preset, self.base_url, api_key), headers=headers,
                         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
                         attempt_timeout_s=attempt_timeout_s, max_retries=max_retries, backoff=backoff,
-                        transport=transport, sleep=sleep)
+                        transport=transport, sleep=sleep, http_client=http_client)
         self.settings = settings or ModelSettings()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
 
@@ -122,8 +122,7 @@ class OpenAICompatible(HTTPModel):
                              tools: list[dict[str, Any]] | None) -> Completion:
         t0 = time.monotonic()
         try:
-            coro = self._client().post(self.base_url + "/chat/completions", json=body,
-                                       headers=self._headers(s, False), timeout=self._timeout(s))
+            coro = self._post("/chat/completions", body, s)
             resp = await (asyncio.wait_for(coro, self.attempt_timeout_s) if self.attempt_timeout_s else coro)
         except (httpx.TransportError, asyncio.TimeoutError) as e:
             raise self._transport_error(e) from e
@@ -173,8 +172,7 @@ class OpenAICompatible(HTTPModel):
         asm = StreamAssembler(model=self.name, provider=self.provider)
         done = False
         try:
-            async with self._client().stream("POST", self.base_url + "/chat/completions", json=body,
-                                             headers=self._headers(s, True), timeout=self._timeout(s)) as resp:
+            async with self._open_stream("/chat/completions", body, s) as resp:
                 if resp.status_code >= 400:
                     text = (await resp.aread()).decode("utf-8", "replace")
                     raise self._http_error(resp, text)

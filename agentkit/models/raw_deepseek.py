@@ -26,7 +26,7 @@ from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
 from agentkit.formats.parser import ParsedCompletion, StreamParser, parse_completion
 from agentkit.formats.special import EOS, OUTPUT_BEGIN, USER
 from agentkit.messages import AssistantMessage, Message, Usage
-from agentkit.models.http import HTTPModel
+from agentkit.models.http import HttpClient, HTTPModel
 from agentkit.models.base import (
     Completion,
     CompletionDelta,
@@ -67,7 +67,7 @@ class RawDeepSeek(HTTPModel):
                  provider: str = "raw", headers: dict[str, str] | None = None, timeout_s: float = 600.0,
                  connect_timeout_s: float = 15.0, max_retries: int = 4, backoff: Backoff | None = None,
                  stop: tuple[str, ...] | list[str] = DEFAULT_STOP, transport: httpx.AsyncBaseTransport | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, http_client: HttpClient = "auto") -> None:
         if version not in ("v3.1", "v3-0324", "r1"):
             raise ValueError(f"unknown DeepSeek prompt version {version!r}; use v3.1, v3-0324 or r1")
         self.name = model
@@ -85,7 +85,8 @@ class RawDeepSeek(HTTPModel):
         self.key_env = KEY_ENV
         self._init_http(api_key=api_key if api_key is not None else os.environ.get(KEY_ENV), headers=headers,
                         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, attempt_timeout_s=None,
-                        max_retries=max_retries, backoff=backoff, transport=transport, sleep=sleep)
+                        max_retries=max_retries, backoff=backoff, transport=transport, sleep=sleep,
+                        http_client=http_client)
         self.settings = settings or ModelSettings()
         self.stop = list(stop)
 
@@ -175,8 +176,7 @@ class RawDeepSeek(HTTPModel):
                              in_reasoning: bool) -> Completion:
         t0 = time.monotonic()
         try:
-            resp = await self._client().post(self.base_url + "/completions", json=body, headers=self._headers(s, False),
-                                             timeout=self._timeout(s))
+            resp = await self._post("/completions", body, s)
         except httpx.TransportError as e:
             raise self._transport_error(e) from e
         data = self._read_body(resp)
@@ -218,8 +218,7 @@ class RawDeepSeek(HTTPModel):
             return self._completion(parsed, "error", Usage(cost_usd=None), model, time.monotonic() - t0, cid)
 
         try:
-            async with self._client().stream("POST", self.base_url + "/completions", json=body,
-                                             headers=self._headers(s, True), timeout=self._timeout(s)) as resp:
+            async with self._open_stream("/completions", body, s) as resp:
                 if resp.status_code >= 400:
                     text = (await resp.aread()).decode("utf-8", "replace")
                     raise self._http_error(resp, text)
