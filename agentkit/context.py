@@ -18,7 +18,7 @@ from agentkit.messages import (
     ToolMessage,
     UserMessage,
 )
-from agentkit.tokens import count_tokens
+from agentkit.tokens import PromptCounter, count_tokens
 
 DEFAULT_WINDOW = 128_000
 ELIDED = "[observation elided to save context: {n} characters; run the tool again if you need it]"
@@ -53,9 +53,10 @@ class Compaction(BaseModel):
 
 
 def count_prompt(messages: list[Message], tools: list[dict[str, Any]] | None = None,
-                 model: str | None = None) -> int:
-    """Tokens of the next prompt (messages + tool schemas), as the model's tokenizer counts them."""
-    return count_tokens(messages, tools, model)
+                 model: str | None = None, counter: PromptCounter | None = None) -> int:
+    """Tokens of the next prompt (messages + tool schemas), as the model's tokenizer counts them;
+    a ``counter`` that counted this conversation before only tokenizes what is new."""
+    return counter.count(messages, tools, model) if counter is not None else count_tokens(messages, tools, model)
 
 
 def cut_middle(text: str, max_chars: int) -> str:
@@ -111,13 +112,14 @@ class ContextManager:
         self.model_name = model_name
         self.window = policy.window or window or DEFAULT_WINDOW
         self.last_tokens = 0  # the prompt size of the context ``compact`` returned last
+        self.counter = PromptCounter()
 
     @property
     def threshold(self) -> int:
         return int(self.window * self.policy.compact_at)
 
     def count(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> int:
-        return count_prompt(messages, tools, self.model_name)
+        return count_prompt(messages, tools, self.model_name, self.counter)
 
     def cut_observation(self, text: str) -> str:
         return cut_middle(text, self.policy.max_observation_chars)

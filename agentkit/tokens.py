@@ -51,23 +51,54 @@ def decode(ids: Iterable[int]) -> str:
 
 def count_text(text: str | None) -> int:
     """Token count of ``text``. Special tokens split a text into pieces that tokenize
-    independently, so pieces are counted once and cached: an agent recounting a growing
-    prompt every step only pays for the new turns."""
-    if not text:
-        return 0
+    independently, so pieces are counted once and cached."""
+    return _count_from(text, 0)[0] if text else 0
+
+
+def _count_from(text: str, start: int) -> tuple[int, int, int]:
+    """Tokens of ``text[start:]`` (``start`` must be 0 or just after a special token), the end of
+    the last real special token in it (or ``start``), and the tokens before that end."""
     specials = encoding().special_tokens_set
-    total, pending = 0, []
-    for i, piece in enumerate(_SPECIAL_SHAPES.split(text)):
-        if i % 2 and piece in specials:  # a real special token: one token, and a hard boundary
-            if pending:
-                total += _count_piece("".join(pending))
-                pending = []
-            total += 1
-        elif piece:
-            pending.append(piece)
-    if pending:
-        total += _count_piece("".join(pending))
-    return total
+    total = at_last = 0
+    pending = last_end = start
+    for m in _SPECIAL_SHAPES.finditer(text, start):
+        if m.group() not in specials:  # only looks like one: ordinary text
+            continue
+        if m.start() > pending:
+            total += _count_piece(text[pending:m.start()])
+        total += 1  # a real special token: one token, and a hard boundary
+        pending = last_end = m.end()
+        at_last = total
+    if pending < len(text):
+        total += _count_piece(text[pending:])
+    return total, last_end, at_last
+
+
+class PromptCounter:
+    """Counts the successive prompts of one conversation, exactly and cheaply.
+
+    A special token is a hard token boundary, so everything up to the last special token that
+    the new prompt shares with the previous one keeps its count; only the rest is tokenized.
+    An agent recounting its growing prompt every step pays for the new turns, not the history.
+    """
+
+    __slots__ = ("_prefix", "_tokens")
+
+    def __init__(self) -> None:
+        self._prefix = ""  # the previous prompt up to its last special token
+        self._tokens = 0  # tokens of ``_prefix``
+
+    def count_text(self, text: str) -> int:
+        start, base = (len(self._prefix), self._tokens) if self._prefix and text.startswith(self._prefix) else (0, 0)
+        total, end, before = _count_from(text, start)
+        if end > start or start == 0:
+            self._prefix, self._tokens = text[:end], base + before
+        return base + total
+
+    def count(self, messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+              model: str | None = None) -> int:
+        """``count_tokens``, remembering this prompt for the next call."""
+        return self.count_text(render_for_count(messages, tools, model))
 
 
 # Shapes every DeepSeek special token has (checked against the table in tests). Text that only

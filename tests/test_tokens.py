@@ -124,3 +124,34 @@ def test_piecewise_cached_count_equals_one_shot_encoding(parts):
 
 def test_every_special_token_has_a_recognised_shape():
     assert all(tokens._SPECIAL_SHAPES.fullmatch(s) for s in tokens.encoding().special_tokens_set)
+
+
+_PIECES = st.sampled_from(["ab ", "<｜User｜>", "</think>", "<think>", "<｜tool▁sep｜>", "中文", "\n\n", "<｜Assistant｜>",
+                           "<｜not▁special｜>", "<|EOT|>", "｜", "<", "x" * 30, "<｜tool▁output▁end｜>"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=40), st.lists(_PIECES, max_size=8)), max_size=12))
+def test_prompt_counter_is_exact_on_growing_and_rewritten_prompts(edits):
+    """Each step keeps some prefix of the previous prompt (all of it when the conversation just
+    grew, less when compaction rewrote history) and appends new pieces; the counter that reuses
+    the previous prompt's count must still equal a fresh encoding of the whole text."""
+    counter = tokens.PromptCounter()
+    pieces: list[str] = []
+    for keep, new in edits:
+        pieces = pieces[:keep] + new
+        text = "".join(pieces)
+        assert counter.count_text(text) == len(tokens.encode(text))
+
+
+def test_prompt_counter_counts_a_conversation_like_count_tokens():
+    counter = tokens.PromptCounter()
+    msgs = [SystemMessage(content="sys"), UserMessage(content="go")]
+    for i in range(30):
+        msgs += [AssistantMessage(content=f"step {i}", tool_calls=[ToolCall(id=f"c{i}", name="bash",
+                                                                            arguments=f'{{"cmd": "ls {i}"}}')]),
+                 ToolMessage(tool_call_id=f"c{i}", content=f"out {i} 中文 " * i)]
+        assert counter.count(msgs) == tokens.count_tokens(msgs)
+    elided = msgs[:2] + [m.model_copy(update={"content": "[elided]"}) if isinstance(m, ToolMessage) else m
+                         for m in msgs[2:]]
+    assert counter.count(elided) == tokens.count_tokens(elided)  # history rewritten: still exact

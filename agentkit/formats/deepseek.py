@@ -37,7 +37,7 @@ from agentkit.formats.special import (
     THINK_END,
     USER,
 )
-from agentkit.messages import content_text
+from agentkit.messages import AssistantMessage, ToolCall, _Base, content_text
 
 Version = Literal["v3.1", "v3-0324", "r1"]
 VERSIONS: tuple[str, ...] = ("v3.1", "v3-0324", "r1")
@@ -61,11 +61,29 @@ TOOLS_FOOTER = (
 
 def _as_dict(message: Any) -> Mapping[str, Any]:
     """A message as the OpenAI dict the template sees (typed messages via ``to_openai``)."""
+    if isinstance(message, _Base) and not (message.extra and _VIEW_KEYS.intersection(message.extra)):
+        return _template_view(message)
     if isinstance(message, BaseModel):
         return message.to_openai()  # type: ignore[attr-defined,no-any-return]
     if isinstance(message, Mapping):
         return message
     raise TypeError(f"expected a message object or an OpenAI message dict, got {type(message).__name__}")
+
+
+_VIEW_KEYS = frozenset({"role", "content", "tool_calls", "prefix"})
+
+
+def _template_view(m: _Base) -> dict[str, Any]:
+    """The keys of ``m.to_openai()`` that the templates read, without building the rest (the
+    renderer runs every step over the whole conversation). Only for messages whose ``extra``
+    does not override these keys."""
+    view: dict[str, Any] = {"role": m.role, "content": m.content}  # type: ignore[attr-defined]
+    if isinstance(m, AssistantMessage):
+        if m.tool_calls:
+            view["tool_calls"] = m.tool_calls
+        if m.prefix is not None:
+            view["prefix"] = m.prefix
+    return view
 
 
 def _text(value: Any) -> str:
@@ -81,6 +99,8 @@ def _text(value: Any) -> str:
 
 def _call_parts(call: Any) -> tuple[str, str, str]:
     """(type, name, arguments-as-text) of a tool call in any of the shapes we accept."""
+    if isinstance(call, ToolCall) and not (call.extra and ("type" in call.extra or "function" in call.extra)):
+        return "function", call.name, call.arguments
     if isinstance(call, BaseModel):
         call = call.to_openai()  # type: ignore[attr-defined]
     fn = call.get("function") if isinstance(call.get("function"), Mapping) else call
