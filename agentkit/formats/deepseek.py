@@ -61,8 +61,6 @@ TOOLS_FOOTER = (
 
 def _as_dict(message: Any) -> Mapping[str, Any]:
     """A message as the OpenAI dict the template sees (typed messages via ``to_openai``)."""
-    if isinstance(message, _Base) and not (message.extra and _VIEW_KEYS.intersection(message.extra)):
-        return _template_view(message)
     if isinstance(message, BaseModel):
         return message.to_openai()  # type: ignore[attr-defined,no-any-return]
     if isinstance(message, Mapping):
@@ -73,10 +71,12 @@ def _as_dict(message: Any) -> Mapping[str, Any]:
 _VIEW_KEYS = frozenset({"role", "content", "tool_calls", "prefix"})
 
 
-def _template_view(m: _Base) -> dict[str, Any]:
-    """The keys of ``m.to_openai()`` that the templates read, without building the rest (the
-    renderer runs every step over the whole conversation). Only for messages whose ``extra``
-    does not override these keys."""
+def _template_view(m: Any) -> Mapping[str, Any]:
+    """What the official templates read of a message: for typed messages just those keys of
+    ``to_openai()``, without building the rest (the renderer runs every step over the whole
+    conversation), unless ``extra`` overrides one of them."""
+    if not isinstance(m, _Base) or (m.extra and _VIEW_KEYS.intersection(m.extra)):
+        return _as_dict(m)
     view: dict[str, Any] = {"role": m.role, "content": m.content}  # type: ignore[attr-defined]
     if isinstance(m, AssistantMessage):
         if m.tool_calls:
@@ -263,7 +263,7 @@ def render_prompt(messages: Iterable[Any], tools: Sequence[Any] | None = None, t
     ``thinking`` only matters for V3.1 (``<think>`` instead of ``</think>`` after the final
     ``<｜Assistant｜>``); R1 always opens ``<think>\\n`` and V3-0324 has no thinking.
     """
-    msgs = [_as_dict(m) for m in messages]
+    msgs = [_template_view(m) for m in messages]
     system = _system_prompt(msgs, tools)
     if version == "v3.1":
         return _render_v31(msgs, system, thinking, add_generation_prompt)

@@ -19,6 +19,8 @@ import asyncio
 import codecs
 import contextlib
 import functools
+import re
+import select
 import time
 import zlib
 from typing import Any, AsyncIterator
@@ -31,6 +33,7 @@ MAX_HEAD_BYTES = 64 * 1024
 HIGH_WATER = 4 * 1024 * 1024  # pause the socket when this much unread body is buffered
 KEEPALIVE_S = 30.0
 MAX_IDLE = 256
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def usable_for(url: str) -> bool:
@@ -113,7 +116,23 @@ class _Connection(asyncio.Protocol):
 
     def usable(self) -> bool:
         return (not self.closed and not self.buf and self.transport is not None
-                and not self.transport.is_closing() and time.monotonic() - self.idle_since < KEEPALIVE_S)
+                and not self.transport.is_closing() and time.monotonic() - self.idle_since < KEEPALIVE_S
+                and not self._readable())
+
+    def _readable(self) -> bool:
+        """Whether the idle socket has bytes or an EOF the event loop has not handed over yet (the
+        server closed it just now): such a connection must not take a request (httpcore checks the same)."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return False
+        try:
+            if hasattr(select, "poll"):
+                poller = select.poll()
+                poller.register(sock.fileno(), select.POLLIN)
+                return bool(poller.poll(0))
+            return bool(select.select([sock.fileno()], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
 
     def consumed(self) -> None:
         """The reader took bytes out of ``buf``: resume a paused socket."""
@@ -148,7 +167,8 @@ def _expire(fut: asyncio.Future[None]) -> None:
 class _Body:
     """Decodes the body framing (content-length, chunked, until-close) of one response."""
 
-    def __init__(self, conn: _Connection, headers: Headers, status: int, read_timeout: float | None) -> None:
+    def __init__(self, conn: _Connection, headers: Headers, status: int, read_timeout: float | None,
+                 http10: bool = False) -> None:
         self.conn, self.read_timeout = conn, read_timeout
         te = headers.get("transfer-encoding", "").lower()
         self.chunked = "chunked" in te
@@ -166,7 +186,9 @@ class _Body:
             self.left = -1  # until the server closes
         self.done = self.left == 0
         self.chunk_left = 0  # bytes left in the current chunk
-        self.keep_alive = "close" not in headers.get("connection", "").lower() and self.left != -1
+        connection = headers.get("connection", "").lower()
+        # HTTP/1.0 closes after the response unless the server says keep-alive
+        self.keep_alive = "close" not in connection and self.left != -1 and (not http10 or "keep-alive" in connection)
         enc = headers.get("content-encoding", "").lower().strip()
         self.inflate = (zlib.decompressobj(16 + zlib.MAX_WBITS) if enc in ("gzip", "x-gzip")
                         else zlib.decompressobj() if enc == "deflate" else None)
@@ -319,9 +341,10 @@ class WireResponse:
                 text, pending = text[:-1], "\r"
             else:
                 pending = ""
-            lines = text.splitlines()
-            if lines and not (text.endswith("\n") or text.endswith("\r")):
-                pending = lines.pop() + pending
+            # not str.splitlines: it also splits on \x0b, \x1c, \x85, \u2028 ... (raw in JSON text), and
+            # whether such a split happened depended on where the reads fell
+            lines = _LINE_END.split(text)
+            pending = lines.pop() + pending  # the unfinished last line ("" after a line ending)
             for line in lines:
                 yield line
         rest = (pending + decoder.decode(b"", final=True)).rstrip("\r")
@@ -399,8 +422,8 @@ class WireClient:
         try:
             assert conn.transport is not None
             conn.transport.write(request)
-            status, resp_headers = await _read_head(conn, timeout.read)
-            body = _Body(conn, resp_headers, status, timeout.read)
+            status, resp_headers, http10 = await _read_head(conn, timeout.read)
+            body = _Body(conn, resp_headers, status, timeout.read, http10)
             resp = WireResponse(status, resp_headers, body, release)
             if body.done:
                 resp._content = b""
@@ -442,8 +465,8 @@ class WireClient:
         return conn
 
 
-async def _read_head(conn: _Connection, read_timeout: float | None) -> tuple[int, Headers]:
-    """Status and headers of the next final response (1xx interim responses are skipped)."""
+async def _read_head(conn: _Connection, read_timeout: float | None) -> tuple[int, Headers, bool]:
+    """Status, headers and whether it is HTTP/1.0, of the next final response (1xx are skipped)."""
     while True:
         buf = conn.buf
         end = buf.find(b"\r\n\r\n")
@@ -477,4 +500,4 @@ async def _read_head(conn: _Connection, read_timeout: float | None) -> tuple[int
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         if 100 <= status < 200 and status != 101:
             continue
-        return status, headers
+        return status, headers, parts[0] == "HTTP/1.0"
