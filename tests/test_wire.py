@@ -859,3 +859,34 @@ async def test_openai_compatible_gets_the_same_completion_over_wire_and_httpx(fa
 def test_wire_client_refuses_https_base_url():
     with pytest.raises(ValueError, match="http://"):
         OpenAICompatible("m", base_url="https://api.example.com/v1", api_key="sk-x", http_client="wire")
+
+
+async def test_raw_deflate_and_corrupt_gzip() -> None:
+    """``deflate`` without its zlib header decodes too; a corrupt gzip body is a transport error
+    (retried like any broken response), never a zlib exception escaping."""
+    import zlib as _zlib
+
+    raw = _zlib.compressobj(wbits=-_zlib.MAX_WBITS)
+    payload = raw.compress(b"hello raw deflate") + raw.flush()
+    bodies = [(b"deflate", payload), (b"gzip", b"\x1f\x8bnot really gzip")]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while bodies:
+            await reader.readuntil(b"\r\n\r\n")
+            enc, body = bodies.pop(0)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: " + enc + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                         + body)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+    client = WireClient(timeout=httpx.Timeout(2.0))
+    try:
+        resp = await client.post(url, content=b"", headers={})
+        assert resp.content == b"hello raw deflate"
+        with pytest.raises(httpx.RemoteProtocolError, match="compressed body is corrupt"):
+            await client.post(url, content=b"", headers={})
+    finally:
+        await client.aclose()
+        server.close()

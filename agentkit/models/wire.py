@@ -180,6 +180,8 @@ class _Body:
         elif length is not None:
             try:
                 self.left = int(length.split(",")[0].strip())
+                if self.left < 0:
+                    raise ValueError
             except ValueError:
                 raise httpx.RemoteProtocolError(f"malformed Content-Length header: {length!r}") from None
         else:
@@ -190,8 +192,7 @@ class _Body:
         # HTTP/1.0 closes after the response unless the server says keep-alive
         self.keep_alive = "close" not in connection and self.left != -1 and (not http10 or "keep-alive" in connection)
         enc = headers.get("content-encoding", "").lower().strip()
-        self.inflate = (zlib.decompressobj(16 + zlib.MAX_WBITS) if enc in ("gzip", "x-gzip")
-                        else zlib.decompressobj() if enc == "deflate" else None)
+        self.inflate = _Inflater(enc) if enc in ("gzip", "x-gzip", "deflate") else None
 
     async def next(self) -> bytes:
         """The next decoded bytes of the body; ``b""`` once it is complete."""
@@ -274,6 +275,32 @@ def _blank_line(buf: bytearray, start: int) -> int:
         if i >= 0:
             return i + len(sep)
     return -1
+
+
+class _Inflater:
+    """gzip or deflate bodies; "deflate" may come with or without its zlib header (servers differ)."""
+
+    def __init__(self, encoding: str) -> None:
+        self.raw_fallback = encoding == "deflate"
+        self.z = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS)
+        self.started = False
+
+    def decompress(self, data: bytes) -> bytes:
+        try:
+            out = self.z.decompress(data)
+        except zlib.error as e:
+            if self.raw_fallback and not self.started:
+                self.raw_fallback, self.z = False, zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.decompress(data)
+            raise httpx.RemoteProtocolError(f"the server's compressed body is corrupt: {e}") from None
+        self.started = True
+        return out
+
+    def flush(self) -> bytes:
+        try:
+            return self.z.flush()
+        except zlib.error as e:
+            raise httpx.RemoteProtocolError(f"the server's compressed body is corrupt: {e}") from None
 
 
 class WireResponse:
