@@ -205,9 +205,10 @@ class Agent:
         yield self._finish(st, st.end or ("error", None, "ended without a status"))
 
     async def _call_model(self, st: _State, messages: list[Message], max_tokens: int | None) -> AsyncIterator[ev.Event]:
-        settings = self.settings.merged(ModelSettings(max_tokens=max_tokens)) if max_tokens else self.settings
-        if settings.thinking is None:
-            settings = settings.merged(ModelSettings(thinking=self.thinking))
+        update: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
+        if self.settings.thinking is None:
+            update["thinking"] = self.thinking
+        settings = self.settings.model_copy(update=update) if update else self.settings
         tools, step, st.completion = self.tool_schemas() or None, st.steps + 1, None
         if self.stream:
             async for d in self.model.stream(messages, tools, settings, on_event=lambda m: self._model_event(st, m)):
@@ -316,17 +317,16 @@ class Agent:
             return None, None, Observation(is_error=True, text=(
                 f"Error: there is no tool named {call.name!r}. Valid tools: {names}. "
                 "Call one of them by its exact name."))
-        schema = json.dumps(tool.parameters, ensure_ascii=False)
         try:
             args = call.parsed_arguments()
             validate_arguments(tool, args)
         except json.JSONDecodeError as exc:
             return tool, None, Observation(is_error=True, text=(
                 f"Error: the arguments of {call.name} are not valid JSON ({exc.msg} at position {exc.pos}). "
-                f"Send one JSON object that matches this schema: {schema}"))
+                f"Send one JSON object that matches this schema: {json.dumps(tool.parameters, ensure_ascii=False)}"))
         except ToolError as exc:
             return tool, None, Observation(is_error=True, text=(
-                f"Error: {exc} (tool {call.name}). The schema is: {schema}"))
+                f"Error: {exc} (tool {call.name}). The schema is: {json.dumps(tool.parameters, ensure_ascii=False)}"))
         return tool, args, None
 
     async def _invoke(self, tool: Tool | None, args: dict[str, Any], st: _State) -> tuple[Observation, float]:

@@ -51,14 +51,12 @@ class ModelSettings(BaseModel):
 
     def merged(self, other: "ModelSettings | None") -> "ModelSettings":
         """Fields set in ``other`` win; ``extra_body`` dicts are merged."""
-        if other is None:
+        if other is None or not other.model_fields_set:
             return self
-        data = self.model_dump(exclude_unset=True)
-        over = other.model_dump(exclude_unset=True)
-        body = {**data.get("extra_body", {}), **over.pop("extra_body", {})}
-        data.update(over)
-        data["extra_body"] = body
-        return ModelSettings(**data)
+        # model_copy, not a dump and a re-validation: this runs for every model call
+        update = {f: getattr(other, f) for f in other.model_fields_set}
+        update["extra_body"] = {**self.extra_body, **other.extra_body}
+        return self.model_copy(update=update)
 
 
 FinishReason = Literal["stop", "tool_calls", "length", "content_filter", "error"] | str

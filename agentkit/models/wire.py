@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import contextlib
 import functools
 import re
@@ -379,13 +380,49 @@ class WireResponse:
             yield rest
 
 
+class _Slots:
+    """A counting semaphore for connections; ``asyncio.Semaphore`` costs several microseconds
+    per acquire even when uncontended (it scans its waiters), and this runs every request."""
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, timeout: float | None) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except BaseException as e:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed a slot while giving up: pass it on
+            else:
+                fut.cancel()
+                with contextlib.suppress(ValueError):
+                    self.waiters.remove(fut)
+            if isinstance(e, asyncio.TimeoutError):
+                raise httpx.PoolTimeout("timed out waiting for a free connection") from None
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            w = self.waiters.popleft()
+            if not w.done():
+                w.set_result(None)  # the slot passes straight to this waiter
+                return
+        self.free += 1
+
+
 class WireClient:
     """A connection pool and request methods with httpx's shape (see the module docstring)."""
 
     def __init__(self, *, timeout: httpx.Timeout, max_connections: int = 512) -> None:
         self.timeout = timeout
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = _Slots(max_connections)
         self._open: set[_Connection] = set()
         self.is_closed = False
 
@@ -461,13 +498,7 @@ class WireClient:
             raise
 
     async def _acquire(self, host: str, port: int, timeout: httpx.Timeout) -> _Connection:
-        if self._slots.locked():
-            try:
-                await asyncio.wait_for(self._slots.acquire(), timeout.pool)
-            except asyncio.TimeoutError:
-                raise httpx.PoolTimeout("timed out waiting for a free connection") from None
-        else:
-            await self._slots.acquire()
+        await self._slots.acquire(timeout.pool)
         idle = self._idle.get((host, port))
         while idle:
             conn = idle.pop()

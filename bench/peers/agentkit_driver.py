@@ -6,7 +6,8 @@ one event loop, agentkit's own way. ``--client per-run`` (the default) gives eac
 model object, as ``agentkit batch`` does; ``--client shared`` shares one model (one httpx
 connection pool) between all runs; ``--client per-run-plain`` is per-run with a plain-HTTP
 transport (no CA bundle loaded per client: the server is http://), to show what that costs. With ``--tool echo`` an in-process ``@tool`` answers instead,
-so a concurrency run measures the framework alone.
+so a concurrency run measures the framework alone; it is an ``async def`` tool, agentkit's way of
+writing a tool that does not block (a plain ``def`` tool runs in a worker thread).
 Prints one JSON line: ``{"framework", "wall_s", "peak_mb", "statuses"}``.
 """
 
@@ -28,7 +29,7 @@ from agentkit.models.openai_compat import OpenAICompatible
 
 
 @tool(name="echo")
-def echo(text: str) -> str:
+async def echo(text: str) -> str:
     """Return the text.
 
     Args:
@@ -76,11 +77,12 @@ async def amain(a: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="agentkit-bench-") as workdir:
         if a.warmup:
             await one(f"{a.tag}-warmup", workdir)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         statuses = await asyncio.gather(*(one(f"{a.tag}-{i}", workdir) for i in range(a.concurrency)))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     await shared.aclose()
-    return {"framework": "agentkit", "wall_s": wall, "peak_mb": peak_rss_mb(), "statuses": list(statuses)}
+    return {"framework": "agentkit", "wall_s": wall, "cpu_s": cpu, "peak_mb": peak_rss_mb(),
+            "statuses": list(statuses)}
 
 
 def main() -> None:
