@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any, Iterable, Literal, Union
+import weakref
+from typing import Annotated, Any, Callable, Hashable, Iterable, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,10 @@ class ToolCall(BaseModel):
     name: str
     arguments: str = "{}"  # JSON text, exactly as the model produced it
     extra: dict[str, Any] = Field(default_factory=dict)  # e.g. "index", provider-specific keys
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        EDITS[0] += 1  # a message memo made with this call is stale (see ``_Base.memo``)
 
     def parsed_arguments(self) -> Any:
         """The arguments decoded; raises ``json.JSONDecodeError`` on invalid JSON."""
@@ -74,11 +79,55 @@ class Usage(BaseModel):
                      cost_usd=cost)
 
 
+T = TypeVar("T")
+
+# Derived forms of messages (a provider's request dict, the template's view), keyed by id(message).
+# Not a private attribute: pydantic compares those in ``==``, and equal messages must stay equal.
+_MEMOS: dict[int, tuple["weakref.ref[Any]", Any, dict[Hashable, Any]]] = {}
+
+
+def _forget(key: int, ref: "weakref.ref[Any]") -> None:
+    entry = _MEMOS.get(key)
+    if entry is not None and entry[0] is ref:
+        del _MEMOS[key]
+
+
+# Bumped whenever a field of any message or tool call is reassigned (rare in practice): lets a
+# cache that saw a list of messages know whether any of them may have changed since.
+EDITS = [0]
+
+
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)  # unknown provider keys, kept verbatim
+
+    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
+        """A derived form of this message, made once and reused while the message is unchanged.
+
+        The agent re-serializes and re-renders its whole conversation every step; with this each
+        message is converted once. Reassigning a field of the message or of one of its tool calls
+        (``msg.content = ...``), and adding or removing tool calls, drop the memo; so does any
+        ``model_copy``, which makes a new message. Editing a dict or list inside a message in
+        place (``extra``, content parts) is not noticed: assign a new value instead. Callers
+        must treat what this returns as read-only.
+        """
+        entry = _MEMOS.get(id(self))
+        calls = self.__dict__.get("tool_calls")
+        stamp = (EDITS[0], len(calls)) if calls else None
+        if entry is None or entry[0]() is not self or entry[1] != stamp:
+            entry = (weakref.ref(self, lambda r, k=id(self): _forget(k, r)), stamp, {})
+            _MEMOS[id(self)] = entry
+        forms = entry[2]
+        if key not in forms:
+            forms[key] = make()
+        return forms[key]  # type: ignore[no-any-return]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _MEMOS.pop(id(self), None)
+        EDITS[0] += 1
 
     def to_openai(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role}  # type: ignore[attr-defined]

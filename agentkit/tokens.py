@@ -10,10 +10,12 @@ the tokenizer's three split rules into one, and the ranks are DeepSeek's own tok
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import gzip
 import json
 import re
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable, Sequence
 
@@ -77,16 +79,21 @@ def _count_from(text: str, start: int) -> tuple[int, int, int]:
 class PromptCounter:
     """Counts the successive prompts of one conversation, exactly and cheaply.
 
-    A special token is a hard token boundary, so everything up to the last special token that
-    the new prompt shares with the previous one keeps its count; only the rest is tokenized.
-    An agent recounting its growing prompt every step pays for the new turns, not the history.
+    Two reuses, both exact. Rendering: when the new conversation starts with the very message
+    objects of the last one (none edited since, no new system message, the same tool schemas),
+    only the new messages are rendered, from where the template's state was (V3.1). Tokenizing:
+    a special token is a hard token boundary, so everything up to the last special token the
+    new prompt shares with the previous one keeps its count; only the rest is tokenized. An
+    agent recounting its growing prompt every step pays for the new turns, not the history.
+    Messages are values here as in ``Message.memo``: edit them by assigning fields.
     """
 
-    __slots__ = ("_prefix", "_tokens")
+    __slots__ = ("_prefix", "_tokens", "_rendered")
 
     def __init__(self) -> None:
         self._prefix = ""  # the previous prompt up to its last special token
         self._tokens = 0  # tokens of ``_prefix``
+        self._rendered: _Rendered | None = None
 
     def count_text(self, text: str) -> int:
         start, base = (len(self._prefix), self._tokens) if self._prefix and text.startswith(self._prefix) else (0, 0)
@@ -98,7 +105,44 @@ class PromptCounter:
     def count(self, messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
               model: str | None = None) -> int:
         """``count_tokens``, remembering this prompt for the next call."""
-        return self.count_text(render_for_count(messages, tools, model))
+        return self.count_text(self.render(messages, tools, model))
+
+    def render(self, messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
+               model: str | None = None) -> str:
+        """``render_for_count``, from the last render's end when the conversation only grew."""
+        from agentkit.formats import deepseek as ds
+        from agentkit.messages import EDITS, SystemMessage, _Base
+
+        last = self._rendered
+        tools = list(tools) if tools else None
+        n = len(last.messages) if last is not None else 0
+        v31 = _version(model) == "v3.1"
+        if (v31 and last is not None and last.edits == EDITS[0] and len(messages) >= n and messages[:n] == last.messages
+                and tools == last.tools and all(isinstance(m, _Base) and not isinstance(m, SystemMessage)
+                                                for m in messages[n:])):
+            if len(messages) > n:  # it grew: render the new messages from where the last render ended
+                more, state = ds.v31_fold([ds._template_view(m) for m in messages[n:]], last.state, thinking=False)
+                last = _Rendered(list(messages), last.tools, last.edits, last.head, last.body + more, state)
+        elif v31 and all(isinstance(m, _Base) for m in messages):
+            views = [ds._template_view(m) for m in messages]
+            system = ds._system_prompt(views, tools)
+            body, state = ds.v31_fold(views, ds.V31_START, thinking=False)
+            last = _Rendered(list(messages), copy.deepcopy(tools), EDITS[0], ds.BOS + system, body, state)
+        else:  # other templates, or OpenAI dicts (which can change in place unseen): render it whole
+            self._rendered = None
+            return render_for_count(messages, tools, model)
+        self._rendered = last
+        return last.head + last.body + ds.v31_generation_prompt(last.state, thinking=False, gen=True)
+
+
+@dataclass
+class _Rendered:
+    messages: list[Any]  # the conversation rendered, by identity
+    tools: list[dict[str, Any]] | None  # a copy of its tool schemas
+    edits: int  # messages.EDITS when it was rendered
+    head: str  # BOS + system text (with the tools block)
+    body: str  # the messages' text
+    state: Any  # the template's state after them
 
 
 # Shapes every DeepSeek special token has (checked against the table in tests). Text that only

@@ -155,3 +155,62 @@ def test_prompt_counter_counts_a_conversation_like_count_tokens():
     elided = msgs[:2] + [m.model_copy(update={"content": "[elided]"}) if isinstance(m, ToolMessage) else m
                          for m in msgs[2:]]
     assert counter.count(elided) == tokens.count_tokens(elided)  # history rewritten: still exact
+
+
+_ROLES = st.sampled_from(["user", "assistant", "assistant-call", "tool", "system"])
+_TEXT = st.sampled_from(["", "hi", "中文 text", "a</think>b", "<｜User｜>", "x" * 40, "line\nline"])
+
+
+def _message(role: str, text: str, i: int):
+    if role == "user":
+        return UserMessage(content=text)
+    if role == "system":
+        return SystemMessage(content=text)
+    if role == "tool":
+        return ToolMessage(tool_call_id=f"c{i}", content=text)
+    if role == "assistant-call":
+        return AssistantMessage(content=text or None, tool_calls=[ToolCall(id=f"c{i}", name="bash",
+                                                                           arguments=f'{{"cmd": "{i}"}}')])
+    return AssistantMessage(content=text)
+
+
+_TOOLS_A = [{"type": "function", "function": {"name": "bash", "description": "Run", "parameters": {
+    "type": "object", "properties": {"cmd": {"type": "string"}}}}}]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["append", "append", "append", "edit", "copy-edit", "shrink", "tools",
+                                           "dicts"]),
+                          _ROLES, _TEXT), min_size=1, max_size=25))
+def test_prompt_counter_renders_incrementally_and_stays_exact(ops):
+    """Whatever happens to the conversation between counts (it grows, a message is edited by
+    assignment or replaced by an edited copy, it shrinks, a system message arrives, the tools
+    change, plain dicts come in), the counter's prompt and count equal a fresh render's."""
+    counter = tokens.PromptCounter()
+    msgs: list = [SystemMessage(content="sys"), UserMessage(content="task")]
+    tools: list | None = None
+    for i, (op, role, text) in enumerate(ops):
+        if op == "append" or not msgs:
+            msgs = msgs + [_message(role, text, i)]
+        elif op == "edit":
+            target = msgs[i % len(msgs)]
+            if isinstance(target, dict):
+                target["content"] = text  # in place: dicts are never rendered incrementally
+            elif isinstance(target, AssistantMessage) and target.tool_calls:
+                target.tool_calls[0].arguments = f'{{"cmd": "{text}"}}'
+            else:
+                target.content = text
+        elif op == "copy-edit":
+            k = i % len(msgs)
+            old = msgs[k]
+            new = {**old, "content": text} if isinstance(old, dict) else old.model_copy(update={"content": text})
+            msgs = msgs[:k] + [new] + msgs[k + 1:]
+        elif op == "shrink":
+            msgs = msgs[: max(1, len(msgs) // 2)]
+        elif op == "tools":
+            tools = None if tools else [dict(_TOOLS_A[0])]
+        else:
+            msgs = msgs + [{"role": "user", "content": text}]
+        model = "deepseek-r1" if op == "tools" and i % 3 == 0 else None  # now and then another template
+        assert counter.render(msgs, tools, model) == tokens.render_for_count(msgs, tools, model)
+        assert counter.count(msgs, tools, model) == tokens.count_tokens(msgs, tools, model)

@@ -77,6 +77,10 @@ def _template_view(m: Any) -> Mapping[str, Any]:
     conversation), unless ``extra`` overrides one of them."""
     if not isinstance(m, _Base) or (m.extra and _VIEW_KEYS.intersection(m.extra)):
         return _as_dict(m)
+    return m.memo("template-view", lambda: _make_view(m))
+
+
+def _make_view(m: _Base) -> dict[str, Any]:
     view: dict[str, Any] = {"role": m.role, "content": m.content}  # type: ignore[attr-defined]
     if isinstance(m, AssistantMessage):
         if m.tool_calls:
@@ -139,9 +143,20 @@ def _system_prompt(msgs: Sequence[Mapping[str, Any]], tools: Sequence[Any] | Non
 # --------------------------------------------------------------------------- versions
 
 
+V31State = tuple[bool, bool]  # (is_tool, is_last_user): all the V3.1 template carries between messages
+V31_START: V31State = (False, False)
+
+
 def _render_v31(msgs: Sequence[Mapping[str, Any]], system: str, thinking: bool, gen: bool) -> str:
-    out = [BOS, system]
-    is_tool = is_last_user = False
+    body, state = v31_fold(msgs, V31_START, thinking)
+    return BOS + system + body + v31_generation_prompt(state, thinking, gen)
+
+
+def v31_fold(msgs: Iterable[Mapping[str, Any]], state: V31State, thinking: bool) -> tuple[str, V31State]:
+    """The V3.1 template's text for ``msgs`` after the system text, starting in ``state``, and the
+    state after them: a prompt that only grew can be rendered from where the last one ended."""
+    out: list[str] = []
+    is_tool, is_last_user = state
     for m in msgs:
         role = m.get("role")
         if role == "user":
@@ -170,9 +185,12 @@ def _render_v31(msgs: Sequence[Mapping[str, Any]], system: str, thinking: bool, 
         elif role == "tool":
             is_last_user, is_tool = False, True
             out.append(OUTPUT_BEGIN + _text(m.get("content")) + OUTPUT_END)
-    if gen and is_last_user and not is_tool:
-        out.append(ASSISTANT + (THINK_BEGIN if thinking else THINK_END))
-    return "".join(out)
+    return "".join(out), (is_tool, is_last_user)
+
+
+def v31_generation_prompt(state: V31State, thinking: bool, gen: bool) -> str:
+    is_tool, is_last_user = state
+    return ASSISTANT + (THINK_BEGIN if thinking else THINK_END) if gen and is_last_user and not is_tool else ""
 
 
 def _legacy_call(call: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import httpx
 
 from agentkit.errors import ModelError
-from agentkit.messages import Message, Usage, content_text, messages_to_openai
+from agentkit.messages import Message, Usage, content_text
 from agentkit.models.assemble import StreamAssembler, completion_from_body
 from agentkit.models.http import HttpClient, HTTPModel
 from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnEvent
@@ -76,9 +76,11 @@ class OpenAICompatible(HTTPModel):
 
     def build_body(self, messages: list[Message], tools: list[dict[str, Any]] | None, s: ModelSettings,
                    stream: bool) -> dict[str, Any]:
-        """The exact request body: typed settings, the provider's thinking field, then extra_body."""
-        body: dict[str, Any] = {"model": self.name,
-                                "messages": [self.preset.adapt_message(m) for m in messages_to_openai(messages)]}
+        """The exact request body: typed settings, the provider's thinking field, then extra_body.
+        Message dicts are each message's memo (made once per message): read them, never edit them."""
+        preset = self.preset
+        body: dict[str, Any] = {"model": self.name, "messages": [
+            m.memo(preset, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages]}
         if tools:
             body["tools"] = tools
         for field in _PASSTHROUGH:
