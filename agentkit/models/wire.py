@@ -60,6 +60,22 @@ def _target(url: str) -> tuple[str, int, str, bytes]:
     return parts.hostname, port, host_header, path.encode("ascii", "strict")
 
 
+@functools.lru_cache(maxsize=1024)
+def _request_head(method: str, url: str, headers: tuple[tuple[str, str], ...]) -> bytes:
+    """The request line and headers up to Content-Length (the same every step of a run)."""
+    _, _, host_header, path = _target(url)
+    head = [method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nHost: ", host_header.encode("idna"), b"\r\n"]
+    for name, value in headers:
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+            raise httpx.LocalProtocolError(f"header {name!r} contains a line break")
+        try:
+            head += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
+        except UnicodeEncodeError:
+            raise httpx.LocalProtocolError(f"header {name!r} has characters HTTP cannot carry") from None
+    head.append(b"Accept-Encoding: identity\r\n")
+    return b"".join(head)
+
+
 class Headers(dict):  # type: ignore[type-arg]
     """Response headers: names lower-cased; lookups ignore case (as httpx.Headers)."""
 
@@ -85,6 +101,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
+        self._poller: Any = None
 
     # -- protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -123,15 +140,16 @@ class _Connection(asyncio.Protocol):
     def _readable(self) -> bool:
         """Whether the idle socket has bytes or an EOF the event loop has not handed over yet (the
         server closed it just now): such a connection must not take a request (httpcore checks the same)."""
-        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
-        if sock is None:
-            return False
         try:
-            if hasattr(select, "poll"):
-                poller = select.poll()
-                poller.register(sock.fileno(), select.POLLIN)
-                return bool(poller.poll(0))
-            return bool(select.select([sock.fileno()], [], [], 0)[0])
+            if self._poller is None:
+                sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+                if sock is None:
+                    return False
+                if not hasattr(select, "poll"):
+                    return bool(select.select([sock.fileno()], [], [], 0)[0])
+                self._poller = select.poll()  # made once per connection: one system call per reuse
+                self._poller.register(sock.fileno(), select.POLLIN)
+            return bool(self._poller.poll(0))
         except (OSError, ValueError):
             return True
 
@@ -457,14 +475,9 @@ class WireClient:
                     timeout: httpx.Timeout) -> WireResponse:
         if self.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        host, port, host_header, path = _target(url)
-        head = [method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nHost: ", host_header.encode("idna"), b"\r\n"]
-        for name, value in headers.items():
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-                raise httpx.LocalProtocolError(f"header {name!r} contains a line break")
-            head += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
-        head.append(b"Accept-Encoding: identity\r\nContent-Length: %d\r\n\r\n" % len(content))
-        request = b"".join(head) + content
+        host, port, _, _ = _target(url)
+        request = b"".join((_request_head(method, url, tuple(headers.items())),
+                            b"Content-Length: %d\r\n\r\n" % len(content), content))
         conn = await self._acquire(host, port, timeout)
         released = False
 
