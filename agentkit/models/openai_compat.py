@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import httpx
 
 from agentkit.errors import ModelError
-from agentkit.messages import Message, Usage, content_text
+from agentkit.messages import EDITS, Message, Usage, content_text
 from agentkit.models.assemble import StreamAssembler, completion_from_body
 from agentkit.models.http import HttpClient, HTTPModel
 from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnEvent
@@ -69,6 +69,7 @@ class OpenAICompatible(HTTPModel):
                         transport=transport, sleep=sleep, http_client=http_client)
         self.settings = settings or ModelSettings()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
+        self._last_dicts: tuple[list[Message], int, list[dict[str, Any]]] | None = None
 
     # ------------------------------------------------------------------ plumbing
     def _provider_headers(self, s: ModelSettings) -> dict[str, str]:
@@ -78,9 +79,7 @@ class OpenAICompatible(HTTPModel):
                    stream: bool) -> dict[str, Any]:
         """The exact request body: typed settings, the provider's thinking field, then extra_body.
         Message dicts are each message's memo (made once per message): read them, never edit them."""
-        preset = self.preset
-        body: dict[str, Any] = {"model": self.name, "messages": [
-            m.memo(preset, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages]}
+        body: dict[str, Any] = {"model": self.name, "messages": self._message_dicts(messages)}
         if tools:
             body["tools"] = tools
         for field in _PASSTHROUGH:
@@ -95,6 +94,19 @@ class OpenAICompatible(HTTPModel):
         if s.extra_body:
             body = deep_merge(body, s.extra_body)
         return body
+
+    def _message_dicts(self, messages: list[Message]) -> list[dict[str, Any]]:
+        """Each message as this provider gets it. A conversation that only grew since the last
+        call (the same message objects, none edited) reuses the last list; the rest comes from
+        each message's memo, so a message is converted once."""
+        preset, last = self.preset, self._last_dicts
+        n = len(last[0]) if last is not None else 0
+        if last is not None and last[1] == EDITS[0] and len(messages) >= n and messages[:n] == last[0]:
+            dicts = last[2] + [m.memo(preset, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages[n:]]
+        else:
+            dicts = [m.memo(preset, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages]
+        self._last_dicts = (list(messages), EDITS[0], dicts)
+        return dicts
 
     def _estimate(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> Usage | None:
         """Token counts for servers that report no usage."""
