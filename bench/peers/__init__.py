@@ -47,10 +47,10 @@ class Framework:
 # declaring it, hence the extra requirement.
 FRAMEWORKS: dict[str, Framework] = {
     "agentkit": Framework("agentkit", "agentkit_driver.py"),
-    # One model object (one httpx pool) shared by every run, instead of one per run.
+    # One model object (one connection pool) shared by every run, instead of one per run.
     "agentkit-shared-client": Framework("agentkit-shared-client", "agentkit_driver.py", args=("--client", "shared")),
-    # Per-run models over a plain-HTTP transport: no CA bundle loaded per client.
-    "agentkit-plain-http": Framework("agentkit-plain-http", "agentkit_driver.py", args=("--client", "per-run-plain")),
+    # Per-run models forced onto httpx (what https endpoints use) instead of the lean client.
+    "agentkit-httpx": Framework("agentkit-httpx", "agentkit_driver.py", args=("--client", "per-run-httpx")),
     "mini-swe-agent": Framework("mini-swe-agent", "mini_swe_agent.py",
                                 ("mini-swe-agent==2.4.6", "litellm==1.106.2", "mcp")),
     "smolagents": Framework("smolagents", "smolagents_driver.py", ("smolagents[openai]==1.26.0",)),

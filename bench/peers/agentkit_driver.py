@@ -3,9 +3,10 @@
 The same scripted episode as the peers' drivers: ``Agent`` + ``OpenAICompatible`` + the ``bash``
 tool in a ``LocalSandbox`` (one persistent shell per run). Concurrent runs are asyncio tasks in
 one event loop, agentkit's own way. ``--client per-run`` (the default) gives each run its own
-model object, as ``agentkit batch`` does; ``--client shared`` shares one model (one httpx
-connection pool) between all runs; ``--client per-run-plain`` is per-run with a plain-HTTP
-transport (no CA bundle loaded per client: the server is http://), to show what that costs. With ``--tool echo`` an in-process ``@tool`` answers instead,
+model object, as ``agentkit batch`` does; ``--client shared`` shares one model (one connection
+pool) between all runs; ``--client per-run-httpx`` is per-run with httpx (what https endpoints
+use) instead of the lean client plain-http endpoints get, to show what that costs. With
+``--tool echo`` an in-process ``@tool`` answers instead,
 so a concurrency run measures the framework alone; it is an ``async def`` tool, agentkit's way of
 writing a tool that does not block (a plain ``def`` tool runs in a worker thread).
 Prints one JSON line: ``{"framework", "wall_s", "peak_mb", "statuses"}``.
@@ -54,13 +55,8 @@ async def run_one(model: OpenAICompatible, steps: int, run_id: str, tool_kind: s
 
 
 def make_model(a: argparse.Namespace) -> OpenAICompatible:
-    transport = None
-    if a.client == "per-run-plain":
-        import httpx
-
-        transport = httpx.AsyncHTTPTransport(verify=False)
     return OpenAICompatible("deepseek-chat", base_url=f"{a.base}/text/{a.tool}/{a.steps}/v1", api_key="bench",
-                            max_retries=0, transport=transport)
+                            max_retries=0, http_client="httpx" if a.client == "per-run-httpx" else "auto")
 
 
 async def amain(a: argparse.Namespace) -> dict:
@@ -88,7 +84,7 @@ async def amain(a: argparse.Namespace) -> dict:
 def main() -> None:
     ap = driver_args("a")
     ap.add_argument("--isolate", action="store_true", help="run the shell under bwrap (peers run unisolated)")
-    ap.add_argument("--client", default="per-run", choices=["per-run", "shared", "per-run-plain"])
+    ap.add_argument("--client", default="per-run", choices=["per-run", "shared", "per-run-httpx"])
     a = ap.parse_args()
     logging.disable(logging.CRITICAL)
     print(json.dumps(asyncio.run(amain(a))))
