@@ -70,6 +70,7 @@ class OpenAICompatible(HTTPModel):
         self.settings = settings or ModelSettings()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
         self._last_dicts: tuple[list[Message], int, list[dict[str, Any]]] | None = None
+        self._memo_key = ("openai", *self.preset.adapt_key)
 
     # ------------------------------------------------------------------ plumbing
     def _provider_headers(self, s: ModelSettings) -> dict[str, str]:
@@ -100,11 +101,12 @@ class OpenAICompatible(HTTPModel):
         call (the same message objects, none edited) reuses the last list; the rest comes from
         each message's memo, so a message is converted once."""
         preset, last = self.preset, self._last_dicts
+        key = self._memo_key  # hashing the whole preset every message would cost more
         n = len(last[0]) if last is not None else 0
         if last is not None and last[1] == EDITS[0] and len(messages) >= n and messages[:n] == last[0]:
-            dicts = last[2] + [m.memo(preset, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages[n:]]
+            dicts = last[2] + [m.memo(key, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages[n:]]
         else:
-            dicts = [m.memo(preset, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages]
+            dicts = [m.memo(key, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages]
         self._last_dicts = (list(messages), EDITS[0], dicts)
         return dicts
 

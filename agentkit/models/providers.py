@@ -60,6 +60,11 @@ class Provider:
             out["X-OpenRouter-Title"] = app_title
         return out
 
+    @property
+    def adapt_key(self) -> tuple[Any, ...]:
+        """Everything ``adapt_message`` depends on: a cache key for adapted messages."""
+        return (self.empty_assistant_content, self.reasoning_echo)
+
     def adapt_message(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Per-provider fixes to one outgoing message dict."""
         if msg.get("role") != "assistant":
