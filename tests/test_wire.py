@@ -196,6 +196,16 @@ def reply(data: bytes, keep: bool = True) -> Action:
     return act
 
 
+def after(gate: asyncio.Event, data: bytes) -> Action:
+    """A server action that answers ``data`` once ``gate`` is set (keeps its connection busy)."""
+    async def act(peer: Peer, req: Request) -> bool:
+        await gate.wait()
+        await peer.send(data)
+        return True
+
+    return act
+
+
 def drip(data: bytes, size: int = 1, keep: bool = True) -> Action:
     async def act(peer: Peer, req: Request) -> bool:
         await peer.drip(data, size)
@@ -578,11 +588,7 @@ async def test_request_bytes(serve, wire):
 
 async def test_aclose_closes_pooled_connections(serve, wire):
     gate = asyncio.Event()
-
-    async def held(peer: Peer, req: Request) -> bool:
-        await gate.wait()
-        await peer.send(response(b"ok"))
-        return True
+    held = after(gate, response(b"ok"))
 
     srv = await serve(held, held)
     c = wire(max_connections=4)
@@ -725,11 +731,7 @@ async def test_header_with_a_line_break_is_refused_before_sending(serve, wire, h
 
 async def test_one_connection_two_concurrent_requests_the_second_waits(serve, wire):
     gate = asyncio.Event()
-
-    async def slow(peer: Peer, req: Request) -> bool:
-        await gate.wait()
-        await peer.send(response(b"first"))
-        return True
+    slow = after(gate, response(b"first"))
 
     srv = await serve(slow, reply(response(b"second")))
     c = wire(max_connections=1)
@@ -746,11 +748,7 @@ async def test_one_connection_two_concurrent_requests_the_second_waits(serve, wi
 
 async def test_pool_timeout_when_no_connection_frees_up(serve, wire):
     gate = asyncio.Event()
-
-    async def slow(peer: Peer, req: Request) -> bool:
-        await gate.wait()
-        await peer.send(response(b"first"))
-        return True
+    slow = after(gate, response(b"first"))
 
     srv = await serve(slow, default=echo_ok())
     c = wire(max_connections=1, timeout=httpx.Timeout(1.0, pool=0.05))
