@@ -20,7 +20,6 @@ from typing import Any, Awaitable, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkit.gcsettings import fewer_gc_passes
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.presets.runner import RunOptions, run_or_resume, run_task
 
@@ -138,8 +137,7 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
                     max_cost: float | None = None, ray_address: str | None = None,
                     on_result: Callable[[dict[str, Any]], None] | None = None,
                     runner: Runner | None = None) -> BatchSummary:
-    """Run ``tasks`` ``workers`` at a time into ``out``; returns the summary (also written to summary.json).
-    The garbage collector runs less often meanwhile (``gcsettings.fewer_gc_passes``)."""
+    """Run ``tasks`` ``workers`` at a time into ``out``; returns the summary (also written to summary.json)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if workers < 1:
@@ -188,8 +186,7 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
                 on_result(result)
 
     try:
-        with fewer_gc_passes():
-            await asyncio.gather(*(worker() for _ in range(min(workers, max(1, len(todo))))))
+        await asyncio.gather(*(worker() for _ in range(min(workers, max(1, len(todo))))))
     finally:
         ledger.close()
     summary.not_started = len(queue)

@@ -49,8 +49,6 @@ FRAMEWORKS: dict[str, Framework] = {
     "agentkit": Framework("agentkit", "agentkit_driver.py"),
     # One model object (one connection pool) shared by every run, instead of one per run.
     "agentkit-shared-client": Framework("agentkit-shared-client", "agentkit_driver.py", args=("--client", "shared")),
-    # CPython's default garbage-collector thresholds instead of agentkit batch's.
-    "agentkit-default-gc": Framework("agentkit-default-gc", "agentkit_driver.py", args=("--gc", "default")),
     # Per-run models forced onto httpx (what https endpoints use) instead of the lean client.
     "agentkit-httpx": Framework("agentkit-httpx", "agentkit_driver.py", args=("--client", "per-run-httpx")),
     "mini-swe-agent": Framework("mini-swe-agent", "mini_swe_agent.py",

@@ -2,8 +2,7 @@
 
 The same scripted episode as the peers' drivers: ``Agent`` + ``OpenAICompatible`` + the ``bash``
 tool in a ``LocalSandbox`` (one persistent shell per run). Concurrent runs are asyncio tasks in
-one event loop, agentkit's own way, with the collector settings ``agentkit batch`` uses
-(``--gc default`` keeps CPython's). ``--client per-run`` (the default) gives each run its own
+one event loop, agentkit's own way. ``--client per-run`` (the default) gives each run its own
 model object, as ``agentkit batch`` does; ``--client shared`` shares one model (one connection
 pool) between all runs; ``--client per-run-httpx`` is per-run with httpx (what https endpoints
 use) instead of the lean client plain-http endpoints get, to show what that costs. With
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import tempfile
@@ -28,7 +26,6 @@ from agentkit.tools.shell import BashTool
 from driver_common import driver_args, peak_rss_mb
 
 from agentkit.agent import Agent, Limits
-from agentkit.gcsettings import fewer_gc_passes
 from agentkit.models.openai_compat import OpenAICompatible
 
 
@@ -77,8 +74,7 @@ async def amain(a: argparse.Namespace) -> dict:
         if a.warmup:
             await one(f"{a.tag}-warmup", workdir)
         t0, c0 = time.perf_counter(), time.process_time()
-        with fewer_gc_passes() if a.gc == "batch" else contextlib.nullcontext():
-            statuses = await asyncio.gather(*(one(f"{a.tag}-{i}", workdir) for i in range(a.concurrency)))
+        statuses = await asyncio.gather(*(one(f"{a.tag}-{i}", workdir) for i in range(a.concurrency)))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     await shared.aclose()
     return {"framework": "agentkit", "wall_s": wall, "cpu_s": cpu, "peak_mb": peak_rss_mb(),
@@ -89,8 +85,6 @@ def main() -> None:
     ap = driver_args("a")
     ap.add_argument("--isolate", action="store_true", help="run the shell under bwrap (peers run unisolated)")
     ap.add_argument("--client", default="per-run", choices=["per-run", "shared", "per-run-httpx"])
-    ap.add_argument("--gc", default="batch", choices=["batch", "default"],
-                    help="batch: the collector settings agentkit batch runs with; default: CPython's")
     a = ap.parse_args()
     logging.disable(logging.CRITICAL)
     print(json.dumps(asyncio.run(amain(a))))
