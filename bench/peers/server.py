@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 
 _RUN_RE = re.compile(rb"\[\[run:([A-Za-z0-9_.-]+)\]\]")
+_LENGTH_RE = re.compile(r"(?im)^content-length:\s*(\d+)\s*$")
 SUBMIT_MARKER = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 
 
@@ -40,11 +41,9 @@ class BenchServer:
         self.n_requests = 0
 
     # -- episode -------------------------------------------------------------------------
-    def reply(self, path: str, body: bytes) -> dict:
+    def reply(self, path: str, run: str) -> dict:
         parts = path.strip("/").split("/")
         final, tool, steps = parts[0], parts[1], int(parts[2])
-        m = _RUN_RE.search(body)
-        run = m.group(1).decode() if m else "default"
         i = self.step[run]
         self.step[run] = i + 1
         if i < steps:
@@ -60,19 +59,15 @@ class BenchServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                line = await reader.readline()
-                if not line:
+                try:  # the whole head at once: one await per request, not one per header line
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
                     break
                 t_recv = time.monotonic()
-                method, path, _ = line.decode("latin-1").split(" ", 2)
-                length = 0
-                while True:
-                    h = await reader.readline()
-                    if h in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = h.decode("latin-1").partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value.strip())
+                line, _, rest = head.decode("latin-1").partition("\r\n")
+                method, path, _ = line.split(" ", 2)
+                m_len = _LENGTH_RE.search(rest)
+                length = int(m_len.group(1)) if m_len else 0
                 body = await reader.readexactly(length) if length else b""
                 status, payload, run = 200, b"", None
                 if method == "GET" and path.startswith("/stats"):
@@ -87,7 +82,7 @@ class BenchServer:
                     m = _RUN_RE.search(body)
                     run = m.group(1).decode() if m else "default"
                     try:
-                        payload = json.dumps(self.reply(path.split("/v1/")[0], body)).encode()
+                        payload = json.dumps(self.reply(path.split("/v1/")[0], run)).encode()
                     except (ValueError, IndexError) as e:
                         status, payload = 404, json.dumps({"error": {"message": str(e)}}).encode()
                     if self.latency_s:
