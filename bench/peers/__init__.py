@@ -51,6 +51,8 @@ FRAMEWORKS: dict[str, Framework] = {
     "agentkit-shared-client": Framework("agentkit-shared-client", "agentkit_driver.py", args=("--client", "shared")),
     # Per-run models forced onto httpx (what https endpoints use) instead of the lean client.
     "agentkit-httpx": Framework("agentkit-httpx", "agentkit_driver.py", args=("--client", "per-run-httpx")),
+    # No framework: raw asyncio streams doing the least an agent step needs (the floor).
+    "no-framework": Framework("no-framework", "floor_driver.py"),
     "mini-swe-agent": Framework("mini-swe-agent", "mini_swe_agent.py",
                                 ("mini-swe-agent==2.4.6", "litellm==1.106.2", "mcp")),
     "smolagents": Framework("smolagents", "smolagents_driver.py", ("smolagents[openai]==1.26.0",)),
