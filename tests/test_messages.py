@@ -102,3 +102,29 @@ _wire = st.one_of(
 @given(st.lists(_wire, max_size=6))
 def test_round_trip_property(wire):
     assert messages_to_openai(messages_from_openai(wire)) == wire
+
+
+def test_memo_is_reused_until_the_message_changes() -> None:
+    """A derived form is made once per message and dropped on every kind of change we notice:
+    a field reassigned, a tool call's field reassigned, a tool call added; a copy starts fresh.
+    Equal messages stay equal whatever their memos hold."""
+    made: list[str] = []
+
+    def form(msg: AssistantMessage) -> str:
+        made.append(msg.text)
+        return f"{msg.text}|{[c.arguments for c in msg.tool_calls]}"
+
+    m = AssistantMessage(content="a", tool_calls=[ToolCall(id="c1", name="bash", arguments="{}")])
+    assert m.memo("k", lambda: form(m)) == m.memo("k", lambda: form(m)) == "a|['{}']"
+    assert made == ["a"]
+    m.content = "b"
+    assert m.memo("k", lambda: form(m)) == "b|['{}']"
+    m.tool_calls[0].arguments = '{"x": 1}'
+    assert m.memo("k", lambda: form(m)) == """b|['{"x": 1}']"""
+    m.tool_calls.append(ToolCall(id="c2", name="bash", arguments="[]"))
+    assert m.memo("k", lambda: form(m)).endswith("'[]']")
+    copy = m.model_copy(update={"content": "c"})
+    assert copy.memo("k", lambda: form(copy)).startswith("c|")
+    assert m.memo("k", lambda: form(m)).startswith("b|")  # the original keeps its own
+    assert len(made) == 5
+    assert m == m.model_copy() and m.model_copy() == m  # memos never enter equality
