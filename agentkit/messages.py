@@ -97,6 +97,22 @@ def _forget(key: int, ref: "weakref.ref[Any]") -> None:
 EDITS = [0]
 
 
+class SeenConversation:
+    """A conversation as a cache last saw it: its message objects, and ``EDITS`` at that time."""
+
+    __slots__ = ("messages", "edits")
+
+    def __init__(self, messages: Iterable[Any]) -> None:
+        self.messages = list(messages)
+        self.edits = EDITS[0]
+
+    def grown_into(self, messages: Any) -> bool:
+        """Whether ``messages`` begins with the very same message objects, none edited since (it
+        may have more after them); what a cache made from them still holds for that prefix."""
+        n = len(self.messages)
+        return self.edits == EDITS[0] and len(messages) >= n and messages[:n] == self.messages
+
+
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

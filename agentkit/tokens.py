@@ -111,23 +111,21 @@ class PromptCounter:
                model: str | None = None) -> str:
         """``render_for_count``, from the last render's end when the conversation only grew."""
         from agentkit.formats import deepseek as ds
-        from agentkit.messages import EDITS, SystemMessage, _Base
+        from agentkit.messages import SeenConversation, SystemMessage, _Base
 
         last = self._rendered
         tools = list(tools) if tools else None
-        n = len(last.messages) if last is not None else 0
         v31 = _version(model) == "v3.1"
-        if (v31 and last is not None and last.edits == EDITS[0] and len(messages) >= n and messages[:n] == last.messages
-                and tools == last.tools and all(isinstance(m, _Base) and not isinstance(m, SystemMessage)
-                                                for m in messages[n:])):
-            if len(messages) > n:  # it grew: render the new messages from where the last render ended
-                more, state = ds.v31_fold([ds._template_view(m) for m in messages[n:]], last.state, thinking=False)
-                last = _Rendered(list(messages), last.tools, last.edits, last.head, last.body + more, state)
+        grown = v31 and last is not None and last.seen.grown_into(messages) and tools == last.tools
+        new = messages[len(last.seen.messages):] if grown and last is not None else ()
+        if grown and last is not None and all(isinstance(m, _Base) and not isinstance(m, SystemMessage)
+                                              for m in new):
+            if new:  # it grew: render the new messages from where the last render ended
+                more, state = ds.v31_more(new, last.state, thinking=False)
+                last = _Rendered(SeenConversation(messages), last.tools, last.head, last.body + more, state)
         elif v31 and all(isinstance(m, _Base) for m in messages):
-            views = [ds._template_view(m) for m in messages]
-            system = ds._system_prompt(views, tools)
-            body, state = ds.v31_fold(views, ds.V31_START, thinking=False)
-            last = _Rendered(list(messages), copy.deepcopy(tools), EDITS[0], ds.BOS + system, body, state)
+            head, body, state = ds.v31_parts(messages, tools, thinking=False)
+            last = _Rendered(SeenConversation(messages), copy.deepcopy(tools), head, body, state)
         else:  # other templates, or OpenAI dicts (which can change in place unseen): render it whole
             self._rendered = None
             return render_for_count(messages, tools, model)
@@ -137,9 +135,8 @@ class PromptCounter:
 
 @dataclass
 class _Rendered:
-    messages: list[Any]  # the conversation rendered, by identity
+    seen: Any  # messages.SeenConversation: the conversation rendered, by identity
     tools: list[dict[str, Any]] | None  # a copy of its tool schemas
-    edits: int  # messages.EDITS when it was rendered
     head: str  # BOS + system text (with the tools block)
     body: str  # the messages' text
     state: Any  # the template's state after them

@@ -188,6 +188,20 @@ def v31_fold(msgs: Iterable[Mapping[str, Any]], state: V31State, thinking: bool)
     return "".join(out), (is_tool, is_last_user)
 
 
+def v31_parts(messages: Iterable[Any], tools: Sequence[Any] | None, thinking: bool) -> tuple[str, str, V31State]:
+    """``render_prompt``'s V3.1 prompt in pieces: BOS and the system text (tools block included),
+    the messages' text, and the template's state after them (for ``v31_more``)."""
+    views = [_template_view(m) for m in messages]
+    body, state = v31_fold(views, V31_START, thinking)
+    return BOS + _system_prompt(views, tools), body, state
+
+
+def v31_more(messages: Iterable[Any], state: V31State, thinking: bool) -> tuple[str, V31State]:
+    """The text ``messages`` add after a conversation that ended in ``state`` (none may be a
+    system message: those go into the head)."""
+    return v31_fold([_template_view(m) for m in messages], state, thinking)
+
+
 def v31_generation_prompt(state: V31State, thinking: bool, gen: bool) -> str:
     is_tool, is_last_user = state
     return ASSISTANT + (THINK_BEGIN if thinking else THINK_END) if gen and is_last_user and not is_tool else ""
@@ -281,10 +295,11 @@ def render_prompt(messages: Iterable[Any], tools: Sequence[Any] | None = None, t
     ``thinking`` only matters for V3.1 (``<think>`` instead of ``</think>`` after the final
     ``<｜Assistant｜>``); R1 always opens ``<think>\\n`` and V3-0324 has no thinking.
     """
+    if version == "v3.1":
+        head, body, state = v31_parts(messages, tools, thinking)
+        return head + body + v31_generation_prompt(state, thinking, add_generation_prompt)
     msgs = [_template_view(m) for m in messages]
     system = _system_prompt(msgs, tools)
-    if version == "v3.1":
-        return _render_v31(msgs, system, thinking, add_generation_prompt)
     if version == "v3-0324":
         return _render_v3_0324(msgs, system, add_generation_prompt)
     if version == "r1":

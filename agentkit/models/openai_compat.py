@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import httpx
 
 from agentkit.errors import ModelError
-from agentkit.messages import EDITS, Message, Usage, content_text
+from agentkit.messages import Message, SeenConversation, Usage, content_text
 from agentkit.models.assemble import StreamAssembler, completion_from_body
 from agentkit.models.http import HttpClient, HTTPModel
 from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnEvent
@@ -69,8 +69,8 @@ class OpenAICompatible(HTTPModel):
                         transport=transport, sleep=sleep, http_client=http_client)
         self.settings = settings or ModelSettings()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
-        self._last_dicts: tuple[list[Message], int, list[dict[str, Any]]] | None = None
-        self._memo_key = ("openai", *self.preset.adapt_key)
+        self._last_dicts: tuple[SeenConversation, list[dict[str, Any]]] | None = None
+        self._memo_key = ("openai", *self.preset.adapt_key)  # hashing the whole preset per message costs more
 
     # ------------------------------------------------------------------ plumbing
     def _provider_headers(self, s: ModelSettings) -> dict[str, str]:
@@ -100,14 +100,10 @@ class OpenAICompatible(HTTPModel):
         """Each message as this provider gets it. A conversation that only grew since the last
         call (the same message objects, none edited) reuses the last list; the rest comes from
         each message's memo, so a message is converted once."""
-        preset, last = self.preset, self._last_dicts
-        key = self._memo_key  # hashing the whole preset every message would cost more
-        n = len(last[0]) if last is not None else 0
-        if last is not None and last[1] == EDITS[0] and len(messages) >= n and messages[:n] == last[0]:
-            dicts = last[2] + [m.memo(key, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages[n:]]
-        else:
-            dicts = [m.memo(key, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages]
-        self._last_dicts = (list(messages), EDITS[0], dicts)
+        preset, key, last = self.preset, self._memo_key, self._last_dicts
+        kept = last[1] if last is not None and last[0].grown_into(messages) else []
+        dicts = kept + [m.memo(key, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages[len(kept):]]
+        self._last_dicts = (SeenConversation(messages), dicts)
         return dicts
 
     def _estimate(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> Usage | None:
