@@ -321,13 +321,15 @@ class Agent:
             args = call.parsed_arguments()
             validate_arguments(tool, args)
         except json.JSONDecodeError as exc:
-            return tool, None, Observation(is_error=True, text=(
-                f"Error: the arguments of {call.name} are not valid JSON ({exc.msg} at position {exc.pos}). "
-                f"Send one JSON object that matches this schema: {json.dumps(tool.parameters, ensure_ascii=False)}"))
+            problem = (f"the arguments of {call.name} are not valid JSON ({exc.msg} at position {exc.pos}). "
+                       "Send one JSON object that matches this schema")
         except ToolError as exc:
-            return tool, None, Observation(is_error=True, text=(
-                f"Error: {exc} (tool {call.name}). The schema is: {json.dumps(tool.parameters, ensure_ascii=False)}"))
-        return tool, args, None
+            problem = f"{exc} (tool {call.name}). The schema is"
+        else:
+            return tool, args, None
+        # the schema as text only here: building it for every call cost a JSON dump per step
+        return tool, None, Observation(is_error=True, text=(
+            f"Error: {problem}: {json.dumps(tool.parameters, ensure_ascii=False)}"))
 
     async def _invoke(self, tool: Tool | None, args: dict[str, Any], st: _State) -> tuple[Observation, float]:
         start = time.monotonic()

@@ -36,3 +36,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def failed_row(name: str, result: dict, width: int) -> list[object]:
+    """A table row for a framework whose run failed: its name, "failed" and the error's last line."""
+    return [name, "failed", *([""] * (width - 3)), result["error"].splitlines()[-1][:80]]

@@ -15,7 +15,7 @@ import argparse
 import json
 from typing import Any
 
-from bench import table
+from bench import failed_row, table
 from bench.peers import FRAMEWORKS, ServerProcess, run_driver
 
 
@@ -44,7 +44,7 @@ def render(results: dict[str, Any]) -> str:
     rows = []
     for name, r in results.items():
         if "error" in r:
-            rows.append([name, "failed", "", "", "", r["error"].splitlines()[-1][:80]])
+            rows.append(failed_row(name, r, 6))
         else:
             rows.append([name, r["wall_s"], r["ideal_s"], f"{r['ratio_to_ideal']:.2f}×",
                          f"{r['runs_ok']}/{r['runs']}", r["peak_mb"]])

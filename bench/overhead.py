@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import Any
 
-from bench import median, percentile, table
+from bench import failed_row, median, percentile, table
 from bench.peers import FRAMEWORKS, ServerProcess, run_driver
 
 
@@ -72,7 +72,7 @@ def render(results: dict[str, Any]) -> str:
     rows = []
     for name, r in results.items():
         if "error" in r:
-            rows.append([name, "failed", "", "", "", r["error"].splitlines()[-1][:80]])
+            rows.append(failed_row(name, r, 6))
         else:
             rows.append([name, r["median_ms"], r["p95_ms"], r["peak_mb"], r["steps"],
                          f"{r['ratio_to_best_peer']:.2f}× best peer" if "ratio_to_best_peer" in r else ""])

@@ -17,7 +17,7 @@ import functools
 import json
 import logging
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Callable, Literal
+from typing import Any, AsyncIterator, Awaitable, Callable, Literal, get_args
 
 import httpx
 import orjson
@@ -37,7 +37,7 @@ from agentkit.models.sse import iter_sse_data
 from agentkit.models.wire import WireClient, usable_for
 
 HttpClient = Literal["auto", "httpx", "wire"]
-HTTP_CLIENTS: tuple[str, ...] = ("auto", "httpx", "wire")
+HTTP_CLIENTS: tuple[str, ...] = get_args(HttpClient)
 
 log = logging.getLogger("agentkit.models")
 
