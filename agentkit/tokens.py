@@ -149,7 +149,10 @@ _SPECIAL_SHAPES = re.compile(r"(<｜[^｜<>]{1,64}｜>|<\|EOT\|>|</?think>)")
 
 @functools.lru_cache(maxsize=65536)
 def _count_piece(piece: str) -> int:
-    return len(encoding().encode(piece, allowed_special="all"))
+    # A piece holds no special token (``_count_from`` cut them out), so the ordinary encoder
+    # counts it the same; ``encode(allowed_special="all")`` hands tiktoken the whole set of 818
+    # special tokens on every call, which costs about 150 µs against 4 µs for this.
+    return len(encoding().encode_ordinary(piece))
 
 
 def _version(model: str | None) -> str:
