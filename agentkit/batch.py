@@ -3,7 +3,9 @@
 ``results.jsonl`` in the output folder is the ledger: one line per finished task, appended as each
 finishes. Re-running the same batch skips the ids already in it, so a killed batch resumes where it
 stopped. A global cost budget stops *launching* tasks once reached (running ones finish). With
-``ray`` set, each task is a Ray task that brings up its own sandbox on the worker it lands on; its
+``processes`` above 1 the tasks run in that many child interpreters (``agentkit.procpool``), so
+hundreds of concurrent runs are not bound to the one core a Python process uses; this process
+still hands out the tasks and alone writes the ledger. With ``ray`` set, each task is a Ray task that brings up its own sandbox on the worker it lands on; its
 files come back to this machine so the output folder looks the same as a local run's.
 """
 
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.presets.runner import RunOptions, run_or_resume, run_task
+from agentkit.procpool import ProcessPool, WorkerDied
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -134,14 +137,22 @@ def _error_result(task: BatchTask, err: BaseException) -> dict[str, Any]:
 
 
 async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *, workers: int = 2,
-                    max_cost: float | None = None, ray_address: str | None = None,
+                    max_cost: float | None = None, ray_address: str | None = None, processes: int = 1,
                     on_result: Callable[[dict[str, Any]], None] | None = None,
                     runner: Runner | None = None) -> BatchSummary:
     """Run ``tasks`` ``workers`` at a time into ``out``; returns the summary (also written to summary.json)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if processes < 1:
+        raise ConfigError("--processes must be at least 1")
+    if processes > 1 and (ray_address or runner):
+        raise ConfigError("--processes spreads tasks over this machine's cores; with --ray, Ray places them")
+    if processes > 1:
+        async with ProcessPool("agentkit.batch:_run_in_child", processes) as pool:
+            return await run_batch(tasks, base, out, workers=workers, max_cost=max_cost, on_result=on_result,
+                                   runner=_process_runner(pool))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     if runner is None:
         runner = _ray_runner(ray_address) if ray_address else _local_runner
     done = {r.get("id"): r for r in read_results(out)}
@@ -174,7 +185,8 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
             except (AgentkitError, OSError) as e:
                 result = _error_result(task, e)
             except Exception as e:  # a bug in one task must not take the other tasks down with it
-                result = _error_result(task, RuntimeError(f"internal error: {type(e).__name__}: {e}"))
+                kind = getattr(e, "error_type", type(e).__name__)  # a child's bug keeps its own name
+                result = _error_result(task, RuntimeError(f"internal error: {kind}: {e}"))
             result = {**result, "id": task.id, "preset": task.preset}
             async with lock:
                 spent += float(result.get("cost_usd") or 0.0)
@@ -229,6 +241,29 @@ def summary_table(summary: BatchSummary) -> Any:
     table.add_row("tokens (prompt/completion)", f"{summary.prompt_tokens:,} / {summary.completion_tokens:,}")
     table.add_row("cost", f"${summary.cost_usd:.4f}")
     return table
+
+
+# -- child processes ---------------------------------------------------------------------------------
+
+async def _run_in_child(opts: dict[str, Any]) -> dict[str, Any]:
+    """One task in a ``--processes`` child; an error a user can act on comes back as data."""
+    try:
+        return {"result": await run_or_resume(RunOptions.model_validate(opts))}
+    except (AgentkitError, OSError) as e:
+        return {"error": str(e) or type(e).__name__}
+
+
+def _process_runner(pool: ProcessPool) -> Runner:
+    async def run(opts: RunOptions) -> dict[str, Any]:
+        try:
+            reply = await pool.submit(opts.model_dump(mode="json"))
+        except WorkerDied:  # once more in a fresh child: the run resumes from its trajectory
+            reply = await pool.submit(opts.model_dump(mode="json"))
+        if "error" in reply:
+            raise AgentkitError(reply["error"])
+        return reply["result"]
+
+    return run
 
 
 # -- Ray ---------------------------------------------------------------------------------------------

@@ -30,11 +30,12 @@ class WorkerDied(AgentkitError):
     """The child process running an item exited before answering it."""
 
 
-class WorkerFailed(AgentkitError):
-    """``target`` raised in the child; ``error_type`` is the exception's class name."""
+class WorkerFailed(Exception):
+    """``target`` raised in the child (a bug there, not an error of ours); ``error_type`` is the
+    exception's class name."""
 
     def __init__(self, message: str, error_type: str) -> None:
-        super().__init__(message, error_type=error_type)
+        super().__init__(message)
         self.error_type = error_type
 
 

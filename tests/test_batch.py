@@ -75,10 +75,12 @@ def test_batch_cost_stop_then_resume(tmp_path: Path, demo_repo: Path, fake_serve
     assert "5 (0 now, 5 before)" in proc.stdout
 
 
-def test_batch_parallel_workers_with_replay_fix_everything(tmp_path: Path, demo_repo: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_batch_parallel_workers_with_replay_fix_everything(tmp_path: Path, demo_repo: Path, processes: int) -> None:
     tasks = _tasks(tmp_path, demo_repo, 3)
     out = tmp_path / "out"
-    proc = run_cli("batch", str(tasks), "--workers", "3", "--model", f"replay:{demo.CODE_SCRIPT}", "--out", str(out))
+    proc = run_cli("batch", str(tasks), "--workers", "3", "--processes", str(processes),
+                   "--model", f"replay:{demo.CODE_SCRIPT}", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = {r["id"]: r for r in _results(out)}
     assert set(results) == {"t0", "t1", "t2"}

@@ -79,7 +79,7 @@ def test_peer_driver_tiny(name: str) -> None:
 
 
 def test_concurrency_agentkit_tiny() -> None:
-    res = concurrency.run(runs=4, calls=3, latency=0.01, frameworks=["agentkit", "agentkit-shared-client"])
+    res = concurrency.run(runs=4, calls=3, latency=0.01, frameworks=["agentkit", "agentkit-shared-client", "agentkit-processes"])
     for r in res.values():
         assert "error" not in r, r
         assert r["runs_ok"] == 4 and r["calls_served"] == 12 and r["ideal_s"] == pytest.approx(0.03)

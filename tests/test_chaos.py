@@ -206,8 +206,9 @@ def _task_of(request: dict[str, Any]) -> str:
     return m.group(1)
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_kill_9_batch_then_resume_completes_each_task_once(tmp_path: Path, demo_repo: Path,
-                                                           fake_server_thread: Any) -> None:
+                                                           fake_server_thread: Any, processes: int) -> None:
     from tests.fixtures_cli import cli_env, write_jsonl
 
     srv = fake_server_thread(responder=_batch_responder)
@@ -216,6 +217,7 @@ def test_kill_9_batch_then_resume_completes_each_task_once(tmp_path: Path, demo_
          "test_cmd": "true"} for i in range(TASKS)])
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "agentkit", "batch", str(tasks), "--workers", "2", "--quiet",
+           "--processes", str(processes),
            "--provider", "openai-compatible", "--base-url", srv.base_url, "--model", "deepseek-v3.1",
            "--out", str(out)]
     ledger = out / "results.jsonl"

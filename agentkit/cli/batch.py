@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "\"test_cmd\"?}. Finished ids in OUT/results.jsonl are skipped on re-runs.")
     p.add_argument("tasks", metavar="TASKS.jsonl")
     p.add_argument("--workers", type=int, default=2, help="tasks run at the same time (default: 2)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="spread the workers over this many processes, e.g. one per core when hundreds of tasks "
+                        "run at once and one Python process becomes the bottleneck (default: 1)")
     p.add_argument("--out", help="output folder (default: runs/batch-<file name>)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each task as a Ray task on this cluster "
                                                    "(\"auto\", \"ray://host:10001\", or \"local\" to start one)")
@@ -57,7 +60,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
               file=stream, flush=True)
 
     summary = asyncio.run(run_batch(tasks, base, out, workers=args.workers, max_cost=args.max_cost,
-                                    ray_address=args.ray, on_result=on_result))
+                                    ray_address=args.ray, processes=args.processes,
+                                    on_result=on_result))
     if args.json:
         print_json({**summary.model_dump(), "pass_rate": summary.pass_rate, "out": str(out)})
     elif not args.quiet:

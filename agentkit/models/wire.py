@@ -20,8 +20,10 @@ import codecs
 import collections
 import contextlib
 import functools
+import os
 import re
 import select
+import sys
 import time
 import zlib
 from typing import Any, AsyncIterator
@@ -37,10 +39,16 @@ MAX_IDLE = 256
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
+# Where getproxies() reads only the environment (elsewhere it also asks the system settings).
+_NO_SYSTEM_PROXIES = sys.platform not in ("darwin", "win32")
+
+
 def usable_for(url: str) -> bool:
     """Whether ``url`` can go over this client: plain http and no proxy configured for it."""
     if not url.startswith("http://"):
         return False
+    if _NO_SYSTEM_PROXIES and not any(k[-6:].lower() == "_proxy" for k in os.environ):
+        return True  # no proxy variable at all: skip getproxies(), which decodes the whole environment
     proxies = getproxies()
     if not (proxies.get("http") or proxies.get("all")):
         return True

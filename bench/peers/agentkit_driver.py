@@ -9,7 +9,11 @@ use) instead of the lean client plain-http endpoints get, to show what that cost
 ``--tool echo`` an in-process ``@tool`` answers instead,
 so a concurrency run measures the framework alone; it is an ``async def`` tool, agentkit's way of
 writing a tool that does not block (a plain ``def`` tool runs in a worker thread).
-Prints one JSON line: ``{"framework", "wall_s", "peak_mb", "statuses"}``.
+``--processes N`` spreads the runs over N child processes (``agentkit.procpool``, what
+``agentkit batch --processes`` uses), each an event loop of its own: one interpreter runs Python
+on one core at a time. Each child warms up first; the clock runs from the first run's start to
+the last run's end, as it does in one process; ``peak_mb`` and ``cpu_s`` add up all processes.
+Prints one JSON line: ``{"framework", "wall_s", "cpu_s", "peak_mb", "statuses"}``.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import tempfile
 import time
+from pathlib import Path
 
 from agentkit.tools.base import tool
 from agentkit.tools.shell import BashTool
@@ -27,6 +33,7 @@ from driver_common import driver_args, peak_rss_mb
 
 from agentkit.agent import Agent, Limits
 from agentkit.models.openai_compat import OpenAICompatible
+from agentkit.procpool import ProcessPool
 
 
 @tool(name="echo")
@@ -54,7 +61,8 @@ async def run_one(model: OpenAICompatible, steps: int, run_id: str, tool_kind: s
     return result.status if result.status != "error" else f"error: {result.error}"
 
 
-def make_model(a: argparse.Namespace) -> OpenAICompatible:
+def make_model(a: argparse.Namespace | dict) -> OpenAICompatible:
+    a = argparse.Namespace(**a) if isinstance(a, dict) else a
     return OpenAICompatible("deepseek-chat", base_url=f"{a.base}/text/{a.tool}/{a.steps}/v1", api_key="bench",
                             max_retries=0, http_client="httpx" if a.client == "per-run-httpx" else "auto")
 
@@ -81,13 +89,55 @@ async def amain(a: argparse.Namespace) -> dict:
             "statuses": list(statuses)}
 
 
+_child_workdir: str | None = None
+
+
+async def child_item(arg: dict) -> object:
+    """One item in a ``--processes`` child: a whole run (its status), or this process's counters."""
+    global _child_workdir
+    if arg.get("stats"):
+        return {"cpu_s": time.process_time(), "peak_mb": peak_rss_mb()}
+    if _child_workdir is None:  # first item in this child
+        logging.disable(logging.CRITICAL)
+        _child_workdir = tempfile.mkdtemp(prefix="agentkit-bench-")
+    model = make_model(arg["conf"])
+    try:
+        return await run_one(model, arg["conf"]["steps"], arg["run_id"], arg["conf"]["tool"], arg["conf"]["isolate"],
+                             _child_workdir)
+    finally:
+        await model.aclose()
+
+
+async def amain_processes(a: argparse.Namespace) -> dict:
+    conf = {k: getattr(a, k) for k in ("base", "tool", "steps", "client", "isolate")}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    async with ProcessPool("agentkit_driver:child_item", a.processes, path=[str(Path(__file__).parent)],
+                           env=env) as pool:
+        if a.warmup:
+            await asyncio.gather(*(pool.submit({"conf": conf, "run_id": f"{a.tag}-warmup{i}"})
+                                   for i in range(a.processes)))
+        before = await pool.broadcast({"stats": True})
+        t0 = time.perf_counter()
+        statuses = await asyncio.gather(*(pool.submit({"conf": conf, "run_id": f"{a.tag}-{i}"})
+                                          for i in range(a.concurrency)))
+        wall = time.perf_counter() - t0
+        after = await pool.broadcast({"stats": True})
+    return {"framework": "agentkit", "wall_s": wall, "cpu_s": sum(x["cpu_s"] for x in after) - sum(
+        x["cpu_s"] for x in before), "peak_mb": peak_rss_mb() + sum(x["peak_mb"] for x in after),
+        "statuses": list(statuses)}
+
+
 def main() -> None:
     ap = driver_args("a")
     ap.add_argument("--isolate", action="store_true", help="run the shell under bwrap (peers run unisolated)")
     ap.add_argument("--client", default="per-run", choices=["per-run", "shared", "per-run-httpx"])
+    ap.add_argument("--processes", default="1", help="child processes to spread the runs over, or 'auto' (one per core)")
     a = ap.parse_args()
+    a.processes = os.cpu_count() or 1 if a.processes == "auto" else int(a.processes)
     logging.disable(logging.CRITICAL)
-    print(json.dumps(asyncio.run(amain(a))))
+    if a.processes > 1 and a.client == "shared":
+        ap.error("--client shared needs one process")
+    print(json.dumps(asyncio.run(amain_processes(a) if a.processes > 1 else amain(a))))
 
 
 if __name__ == "__main__":
