@@ -56,49 +56,82 @@ class BenchServer:
         return _completion({"role": "assistant", "content": "done"}, "stop")
 
     # -- HTTP ----------------------------------------------------------------------------
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:  # the whole head at once: one await per request, not one per header line
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError:
-                    break
-                t_recv = time.monotonic()
-                line, _, rest = head.decode("latin-1").partition("\r\n")
-                method, path, _ = line.split(" ", 2)
-                m_len = _LENGTH_RE.search(rest)
-                length = int(m_len.group(1)) if m_len else 0
-                body = await reader.readexactly(length) if length else b""
-                status, payload, run = 200, b"", None
-                if method == "GET" and path.startswith("/stats"):
-                    payload = json.dumps({"runs": self.times, "requests": self.n_requests}).encode()
-                elif method == "POST" and path.startswith("/reset"):
-                    self.step.clear()
-                    self.times.clear()
-                    self.n_requests = 0
-                    payload = b"{}"
-                elif method == "POST" and path.endswith("/chat/completions"):
-                    self.n_requests += 1
-                    m = _RUN_RE.search(body)
-                    run = m.group(1).decode() if m else "default"
-                    try:
-                        payload = json.dumps(self.reply(path.split("/v1/")[0], run)).encode()
-                    except (ValueError, IndexError) as e:
-                        status, payload = 404, json.dumps({"error": {"message": str(e)}}).encode()
-                    if self.latency_s:
-                        await asyncio.sleep(self.latency_s)
-                else:
-                    status, payload = 404, b'{"error": {"message": "not found"}}'
-                writer.write(b"HTTP/1.1 %d OK\r\ncontent-type: application/json\r\n"
+    def respond(self, method: str, path: str, body: bytes) -> tuple[int, bytes, str | None]:
+        """(status, JSON payload, run id or None) for one request."""
+        if method == "GET" and path.startswith("/stats"):
+            return 200, json.dumps({"runs": self.times, "requests": self.n_requests}).encode(), None
+        if method == "POST" and path.startswith("/reset"):
+            self.step.clear()
+            self.times.clear()
+            self.n_requests = 0
+            return 200, b"{}", None
+        if method == "POST" and path.endswith("/chat/completions"):
+            self.n_requests += 1
+            m = _RUN_RE.search(body)
+            run = m.group(1).decode() if m else "default"
+            try:
+                return 200, json.dumps(self.reply(path.split("/v1/")[0], run)).encode(), run
+            except (ValueError, IndexError) as e:
+                return 404, json.dumps({"error": {"message": str(e)}}).encode(), run
+        return 404, b'{"error": {"message": "not found"}}', None
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection, parsed straight off the transport: the harness should spend as
+    little of the machine's CPU as it can, since the framework under test shares it."""
+
+    def __init__(self, server: BenchServer) -> None:
+        self.server = server
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.busy = False  # a request is waiting out its latency; the next one stays buffered
+        self.t_first = 0.0  # when the first byte of the request being read arrived
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if not self.buf:
+            self.t_first = time.monotonic()
+        self.buf += data
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buf[:end]).decode("latin-1")
+        m_len = _LENGTH_RE.search(head)
+        length = int(m_len.group(1)) if m_len else 0
+        if len(self.buf) < end + 4 + length:
+            return
+        t_recv = self.t_first
+        body = bytes(self.buf[end + 4:end + 4 + length])
+        del self.buf[:end + 4 + length]
+        self.t_first = time.monotonic()  # any bytes left belong to a pipelined next request
+        method, path, _ = head.partition("\r\n")[0].split(" ", 2)
+        status, payload, run = self.server.respond(method, path, body)
+        latency = self.server.latency_s if run is not None and status == 200 else 0.0
+        self.busy = True
+        if latency:
+            asyncio.get_running_loop().call_later(latency, self._send, status, payload, run, t_recv)
+        else:
+            self._send(status, payload, run, t_recv)
+
+    def _send(self, status: int, payload: bytes, run: str | None, t_recv: float) -> None:
+        self.busy = False
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(b"HTTP/1.1 %d OK\r\ncontent-type: application/json\r\n"
                              b"content-length: %d\r\nconnection: keep-alive\r\n\r\n" % (status, len(payload))
                              + payload)
-                await writer.drain()
-                if run is not None:
-                    self.times[run].append([t_recv, time.monotonic()])
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        if run is not None:
+            self.server.times[run].append([t_recv, time.monotonic()])
+        self._next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
 
 
 def _tool_reply(name: str, args: dict, i: int) -> dict:
@@ -116,7 +149,8 @@ def _completion(message: dict, finish: str) -> dict:
 
 async def _main(port: int, latency: float) -> None:
     srv = BenchServer(latency)
-    server = await asyncio.start_server(srv.handle, "127.0.0.1", port, backlog=1024)
+    server = await asyncio.get_running_loop().create_server(lambda: _Connection(srv), "127.0.0.1", port,
+                                                            backlog=1024)
     print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
