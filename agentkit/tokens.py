@@ -10,7 +10,6 @@ the tokenizer's three split rules into one, and the ranks are DeepSeek's own tok
 from __future__ import annotations
 
 import base64
-import copy
 import functools
 import gzip
 import json
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable, Sequence
 
+import orjson
 import tiktoken
 
 from agentkit.messages import Message
@@ -116,7 +116,7 @@ class PromptCounter:
         last = self._rendered
         tools = list(tools) if tools else None
         v31 = _version(model) == "v3.1"
-        grown = v31 and last is not None and last.seen.grown_into(messages) and tools == last.tools
+        grown = v31 and last is not None and last.seen.grown_into(messages) and _tools_key(tools) == last.tools
         new = messages[len(last.seen.messages):] if grown and last is not None else ()
         if grown and last is not None and all(isinstance(m, _Base) and not isinstance(m, SystemMessage)
                                               for m in new):
@@ -125,7 +125,7 @@ class PromptCounter:
                 last = _Rendered(SeenConversation(messages), last.tools, last.head, last.body + more, state)
         elif v31 and all(isinstance(m, _Base) for m in messages):
             head, body, state = ds.v31_parts(messages, tools, thinking=False)
-            last = _Rendered(SeenConversation(messages), copy.deepcopy(tools), head, body, state)
+            last = _Rendered(SeenConversation(messages), _tools_key(tools), head, body, state)
         else:  # other templates, or OpenAI dicts (which can change in place unseen): render it whole
             self._rendered = None
             return render_for_count(messages, tools, model)
@@ -136,10 +136,19 @@ class PromptCounter:
 @dataclass
 class _Rendered:
     seen: Any  # messages.SeenConversation: the conversation rendered, by identity
-    tools: list[dict[str, Any]] | None  # a copy of its tool schemas
+    tools: bytes  # its tool schemas, as ``_tools_key`` wrote them
     head: str  # BOS + system text (with the tools block)
     body: str  # the messages' text
     state: Any  # the template's state after them
+
+
+def _tools_key(tools: list[dict[str, Any]] | None) -> bytes:
+    """Tool schemas as canonical JSON: a snapshot that in-place edits cannot reach, compared in
+    one step (a deep copy and a deep compare cost several times more)."""
+    try:
+        return orjson.dumps(tools, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not plain JSON: the standard encoder, with repr() for the rest
+        return json.dumps(tools, sort_keys=True, default=repr).encode()
 
 
 # Shapes every DeepSeek special token has (checked against the table in tests). Text that only

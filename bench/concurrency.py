@@ -4,7 +4,8 @@
 one server process that waits ``latency`` seconds per call. A perfect framework needs
 ``calls × latency`` seconds (the ideal); the benchmark reports the wall time and its ratio to
 the ideal. agentkit runs them as asyncio tasks, in one process (``agentkit``) and spread over one
-child process per core (``agentkit-processes``, what ``agentkit batch --processes`` does); mini-swe-agent and smolagents in a thread
+child process per core (``agentkit-processes``, what ``agentkit batch --processes`` does);
+mini-swe-agent and smolagents in a thread
 pool with one thread per run (mini-swe-agent's batch runner uses a thread pool; smolagents has
 no runner of its own). The tool answers in-process (``echo``) so the number is about the
 framework, not process spawning; wall time starts after a warm-up run (imports, tables).
