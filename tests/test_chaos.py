@@ -199,6 +199,20 @@ def _batch_responder(request: dict[str, Any]) -> Reply:
                  delay_s=0.25)
 
 
+def _ledger_rows(ledger: Path, whole: bool = False) -> list[dict[str, Any]]:
+    """The ledger's results; a last line cut by the kill is left out (it may even end in "}",
+    cut right after a nested object), unless ``whole`` says every line must be complete."""
+    lines = [line for line in ledger.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if whole or i != len(lines) - 1:
+                raise AssertionError(f"ledger line {i + 1} is not JSON: {line!r}") from None
+    return rows
+
+
 def _task_of(request: dict[str, Any]) -> str:
     text = json.dumps(request["json"]["messages"])
     m = re.search(r"chaos-task-(\d+)", text)
@@ -240,14 +254,17 @@ def test_kill_9_batch_then_resume_completes_each_task_once(tmp_path: Path, demo_
             pass
     assert proc.returncode == -signal.SIGKILL
     killed_at = len(srv.requests)
-    before = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip().endswith("}")]
+    before = _ledger_rows(ledger)
     done_before = {r["id"] for r in before}
     assert 2 <= len(done_before) < TASKS, done_before
 
     again = subprocess.run([*cmd, "--json"], env=cli_env(), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
-    summary = json.loads(again.stdout)
-    rows = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
+    try:
+        summary = json.loads(again.stdout)
+    except ValueError:
+        raise AssertionError(f"--json printed more than JSON: {again.stdout!r}") from None
+    rows = _ledger_rows(ledger, whole=True)
     ids = [r["id"] for r in rows]
     # every task completed exactly once: each id once in the ledger, all of them done
     assert sorted(ids) == sorted(f"t{i}" for i in range(TASKS)), ids
