@@ -79,9 +79,11 @@ def test_peer_driver_tiny(name: str) -> None:
 
 
 def test_concurrency_agentkit_tiny() -> None:
-    res = concurrency.run(runs=4, calls=3, latency=0.01, frameworks=["agentkit", "agentkit-shared-client", "agentkit-processes"])
+    res = concurrency.run(runs=4, calls=3, latency=0.01, rounds=2,
+                          frameworks=["agentkit", "agentkit-shared-client", "agentkit-processes"])
     for r in res.values():
         assert "error" not in r, r
+        assert len(r["wall_s_rounds"]) == 2 and r["wall_s"] == pytest.approx(sum(r["wall_s_rounds"]) / 2)
         assert r["runs_ok"] == 4 and r["calls_served"] == 12 and r["ideal_s"] == pytest.approx(0.03)
         assert r["ratio_to_ideal"] == pytest.approx(r["wall_s"] / r["ideal_s"])
 

@@ -528,9 +528,9 @@ class WireClient:
             self._open.discard(conn)
             conn.close()
         loop = asyncio.get_running_loop()
-        try:
-            _, conn = await asyncio.wait_for(loop.create_connection(lambda: _Connection(loop), host, port),
-                                             timeout.connect)
+        try:  # asyncio.timeout, not wait_for: wait_for wraps the connect in a task of its own
+            async with asyncio.timeout(timeout.connect):
+                _, conn = await loop.create_connection(lambda: _Connection(loop), host, port)
         except asyncio.TimeoutError:
             self._slots.release()
             raise httpx.ConnectTimeout(f"timed out connecting to {host}:{port}") from None
