@@ -138,3 +138,71 @@ def test_a_result_line_cut_by_a_kill_is_dropped_before_appending(tmp_path):
     with open(ledger, "a", encoding="utf-8") as fh:
         fh.write('{"id": "b", "status": "done"}\n')
     assert [r["id"] for r in read_results(tmp_path)] == ["a", "b"]
+
+
+def _children_of(pid: int) -> list[int]:
+    kids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except (OSError, ValueError):
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            kids.append(int(status.parent.name))
+    return kids
+
+
+def test_a_task_whose_child_process_dies_runs_again_in_a_new_one(tmp_path: Path, demo_repo: Path,
+                                                                  fake_server_thread) -> None:
+    """--processes: a child killed mid-task fails only that attempt; the task resumes in a fresh
+    child from its trajectory and is in the ledger once, done."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures_cli import cli_env
+
+    state: dict[str, object] = {"batch": None, "killed": []}
+
+    def responder(request: dict) -> Reply:
+        if not state["killed"]:  # the first model call: kill the child that is making it
+            batch = state["batch"]
+            assert isinstance(batch, subprocess.Popen)
+            pids = _children_of(batch.pid)
+            state["killed"] = pids
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        return SUBMIT
+
+    srv = fake_server_thread(responder=responder)
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [{"id": "t0", "preset": "code", "task": "look", "repo": str(demo_repo),
+                                                    "test_cmd": "true"}])
+    out = tmp_path / "out"
+    batch = subprocess.Popen([sys.executable, "-m", "agentkit", "batch", str(tasks), "--workers", "1", "--processes",
+                              "2", "--json", "--provider", "openai-compatible", "--base-url", srv.base_url,
+                              "--model", "deepseek-v3.1", "--out", str(out)],
+                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state["batch"] = batch
+    stdout, stderr = batch.communicate(timeout=240)
+    assert batch.returncode == 0, stdout + stderr
+    assert len(state["killed"]) == 2  # both children were there, and both were killed
+    assert [(r["id"], r["status"]) for r in _results(out)] == [("t0", "done")]
+    records = [json.loads(line) for line in (out / "tasks" / "t0" / "trajectory.jsonl").read_text().splitlines()]
+    assert sum(r["type"] == "run" for r in records) == 1  # resumed, not started over
+    assert any(r.get("kind") == "resume" for r in records if r["type"] == "event")
+    assert json.loads(stdout)["statuses"] == {"done": 1}
+
+
+def test_run_batch_rejects_bad_process_settings(tmp_path: Path) -> None:
+    import asyncio
+
+    from agentkit.batch import run_batch
+    from agentkit.presets.runner import RunOptions
+
+    with pytest.raises(ConfigError, match="--processes must be at least 1"):
+        asyncio.run(run_batch([], RunOptions(), tmp_path, processes=0))
+    with pytest.raises(ConfigError, match="with --ray, Ray places them"):
+        asyncio.run(run_batch([], RunOptions(), tmp_path, processes=2, ray_address="local"))
