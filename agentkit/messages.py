@@ -86,10 +86,25 @@ T = TypeVar("T")
 _MEMOS: dict[int, tuple["weakref.ref[Any]", Any, dict[Hashable, Any]]] = {}
 
 
-def _forget(key: int, ref: "weakref.ref[Any]") -> None:
-    entry = _MEMOS.get(key)
+class _KeyedRef(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference that knows its ``_MEMOS`` key: one shared callback instead of a lambda
+    (and its defaults tuple) per message, two fewer objects for the garbage collector to track."""
+
+    __slots__ = ("key",)
+
+    def __new__(cls, obj: Any, key: int) -> "_KeyedRef":
+        self = super().__new__(cls, obj, _forget)  # the callback is taken here, not in __init__
+        self.key = key
+        return self
+
+    def __init__(self, obj: Any, key: int) -> None:
+        super().__init__(obj, _forget)
+
+
+def _forget(ref: _KeyedRef) -> None:
+    entry = _MEMOS.get(ref.key)
     if entry is not None and entry[0] is ref:
-        del _MEMOS[key]
+        del _MEMOS[ref.key]
 
 
 # Bumped whenever a field of any message or tool call is reassigned (rare in practice): lets a
@@ -133,7 +148,7 @@ class _Base(BaseModel):
         calls = self.__dict__.get("tool_calls")
         stamp = (EDITS[0], len(calls)) if calls else None
         if entry is None or entry[0]() is not self or entry[1] != stamp:
-            entry = (weakref.ref(self, lambda r, k=id(self): _forget(k, r)), stamp, {})
+            entry = (_KeyedRef(self, id(self)), stamp, {})
             _MEMOS[id(self)] = entry
         forms = entry[2]
         if key not in forms:

@@ -128,3 +128,17 @@ def test_memo_is_reused_until_the_message_changes() -> None:
     assert m.memo("k", lambda: form(m)).startswith("b|")  # the original keeps its own
     assert len(made) == 5
     assert m == m.model_copy() and m.model_copy() == m  # memos never enter equality
+
+
+def test_a_memo_goes_away_with_its_message() -> None:
+    import gc
+
+    from agentkit.messages import _MEMOS
+
+    m = UserMessage(content="short-lived")
+    m.memo("k", lambda: "form")
+    key = id(m)
+    assert key in _MEMOS
+    del m
+    gc.collect()
+    assert key not in _MEMOS  # the weak reference's callback removed the entry
