@@ -531,8 +531,9 @@ def _num(info: Any, *names: str) -> Any:
 
 
 def _prices(info: Any) -> tuple[float, float] | None:
-    p_in = _num(info, "input_price", "price_in", "input_per_m", "prompt_price", "input_usd_per_m")
-    p_out = _num(info, "output_price", "price_out", "output_per_m", "completion_price", "output_usd_per_m")
+    # the catalog's own field names first: a missing one costs an AttributeError inside pydantic
+    p_in = _num(info, "input_per_m", "input_price", "price_in", "prompt_price", "input_usd_per_m")
+    p_out = _num(info, "output_per_m", "output_price", "price_out", "completion_price", "output_usd_per_m")
     return (float(p_in), float(p_out)) if p_in is not None and p_out is not None else None
 
 
