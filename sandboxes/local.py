@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import warnings
 import weakref
 from typing import Literal
@@ -32,6 +33,15 @@ _bwrap_ok: bool | None = None
 _live: "weakref.WeakSet[LocalSandbox]" = weakref.WeakSet()
 
 
+_MOUNT_RACE_TRIES = 4
+
+
+def _mount_race(text: str) -> bool:
+    """bwrap failed to bind a mount that came or went while it bound the whole tree (a Docker
+    container starting or stopping); over in milliseconds, so worth another try."""
+    return "bwrap: Can't" in text and "mount" in text
+
+
 def bwrap_available() -> bool:
     """Whether ``bwrap`` is installed and can actually create a sandbox here (cached)."""
     global _bwrap_ok
@@ -41,9 +51,13 @@ def bwrap_available() -> bool:
             _bwrap_ok = False
         else:
             try:
-                r = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
-                                    "--proc", "/proc", "--dev", "/dev", "true"],
-                                   capture_output=True, timeout=20)
+                for attempt in range(_MOUNT_RACE_TRIES):  # a lost mount race is not "cannot run here"
+                    r = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
+                                        "--proc", "/proc", "--dev", "/dev", "true"],
+                                       capture_output=True, timeout=20)
+                    if r.returncode == 0 or not _mount_race(r.stderr.decode(errors="replace")):
+                        break
+                    time.sleep(0.05 * (attempt + 1))
                 _bwrap_ok = r.returncode == 0
                 if not _bwrap_ok:
                     log.info("bwrap is installed but cannot run here: %s", r.stderr.decode(errors="replace").strip())
@@ -152,6 +166,17 @@ class LocalSession(ShellSession):
         self.sb = sandbox
         self.proc: asyncio.subprocess.Process | None = None
         self._host_shell_pid: int | None = None
+
+    async def start(self) -> None:
+        for attempt in range(_MOUNT_RACE_TRIES):
+            try:
+                return await super().start()
+            except SandboxError as e:
+                raced = self.sb.isolated and _mount_race(str(e))
+                if not raced or attempt == _MOUNT_RACE_TRIES - 1:
+                    raise
+                log.info("sandbox start lost a mount race (see _mount_race), trying again: %s", e)
+                await asyncio.sleep(0.05 * (attempt + 1))
 
     def _argv(self) -> list[str]:
         shell = ["bash", "--noprofile", "--norc"]

@@ -209,3 +209,41 @@ def test_output_capture_head_tail_and_full_limit():
     small = OutputCapture(cap=100, full_limit=150)
     small.add(b"short")
     assert not small.truncated and small.text() == "short"
+
+
+RACY_BWRAP = """#!/bin/sh
+# Loses bwrap's mount race the first {fails} time(s), as when a Docker container starts meanwhile.
+n=$(cat "{count}" 2>/dev/null || echo 0); echo $((n + 1)) > "{count}"
+if [ "$n" -lt {fails} ]; then
+  echo 'bwrap: Can'"'"'t bind mount /oldroot/ on /newroot/: Unable to apply mount flags: remount "/newroot/var/lib/docker/overlay2/x/merged/etc/resolv.conf": Invalid argument' >&2
+  exit 1
+fi
+exec {real} "$@"
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("fails,starts", [(1, True), (10, False)])
+async def test_a_start_that_races_a_mount_change_is_tried_again(tmp_path, monkeypatch, fails, starts):
+    import shutil
+
+    bin_dir, count = tmp_path / "bin", tmp_path / "count"
+    bin_dir.mkdir()
+    fake = bin_dir / "bwrap"
+    fake.write_text(RACY_BWRAP.format(fails=fails, count=count, real=shutil.which("bwrap")))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    sb = LocalSandbox(str(ws), isolate=True)
+    try:
+        if starts:
+            await sb.start()
+            assert (await sb.run("echo ok")).output.strip() == "ok"
+            assert count.read_text().strip() == "2"  # one lost race, then a good start
+        else:  # a race that never ends is reported, not retried forever
+            with pytest.raises(SandboxError, match="Can't bind mount"):
+                await sb.start()
+            assert count.read_text().strip() == str(local_mod._MOUNT_RACE_TRIES)
+    finally:
+        await sb.close()
