@@ -5,8 +5,9 @@ finishes. Re-running the same batch skips the ids already in it, so a killed bat
 stopped. A global cost budget stops *launching* tasks once reached (running ones finish). With
 ``processes`` above 1 the tasks run in that many child interpreters (``agentkit.procpool``), so
 hundreds of concurrent runs are not bound to the one core a Python process uses; this process
-still hands out the tasks and alone writes the ledger. With ``ray`` set, each task is a Ray task that brings up its own sandbox on the worker it lands on; its
-files come back to this machine so the output folder looks the same as a local run's.
+still hands out the tasks and alone writes the ledger. With ``ray`` set, each task is a Ray task
+that brings up its own sandbox on the worker it lands on; its files come back to this machine so
+the output folder looks the same as a local run's.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
     if processes < 1:
         raise ConfigError("--processes must be at least 1")
     if processes > 1 and (ray_address or runner):
-        raise ConfigError("--processes spreads tasks over this machine's cores; with --ray, Ray places them")
+        raise ConfigError("--processes spreads tasks over this machine's cores and cannot be combined with "
+                          "--ray (Ray places the tasks) or a custom runner")
     if processes > 1:
         async with ProcessPool("agentkit.batch:_run_in_child", processes) as pool:
             return await run_batch(tasks, base, out, workers=workers, max_cost=max_cost, on_result=on_result,

@@ -204,5 +204,5 @@ def test_run_batch_rejects_bad_process_settings(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="--processes must be at least 1"):
         asyncio.run(run_batch([], RunOptions(), tmp_path, processes=0))
-    with pytest.raises(ConfigError, match="with --ray, Ray places them"):
+    with pytest.raises(ConfigError, match="cannot be combined with --ray"):
         asyncio.run(run_batch([], RunOptions(), tmp_path, processes=2, ray_address="local"))
