@@ -25,6 +25,11 @@ from agentkit.errors import AgentkitError
 
 _LIMIT = 64 * 1024 * 1024  # longest JSON line either side accepts
 CHILD_GC_THRESHOLDS = (20_000, 20, 10)
+# A burst of items (a batch's first hundred runs) starts in groups with a loop turn between them.
+# Started all at once, every run is set up before any connects, so all first requests leave
+# together and their replies queue together; in groups the first runs are talking to the model
+# while the rest are set up (the concurrency benchmark: 0.04 s less wall time, 5 of 5 pairs).
+START_GROUP = 8
 _CHILD = "import sys; sys.path[0:1] = {path!r}; from agentkit.procpool import child_main; child_main({target!r})"
 
 
@@ -228,11 +233,15 @@ async def _serve(fn: Callable[[Any], Awaitable[Any]], out: int) -> None:
         _write(out, data)
 
     _write(out, _line({"ready": os.getpid()}))
+    started = 0
     while line := await reader.readline():
         item = json.loads(line)
         task = asyncio.create_task(answer(item["id"], item["arg"]))
         running.add(task)
         task.add_done_callback(running.discard)
+        started += 1
+        if started % START_GROUP == 0:  # let the ones already started reach the network
+            await asyncio.sleep(0)
     for task in list(running):  # the parent is gone or done: stop what is left
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
