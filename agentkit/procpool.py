@@ -95,7 +95,7 @@ class _Child:
         assert self.proc.stdin is not None
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending[item_id] = fut
-        self.proc.stdin.write(json.dumps({"id": item_id, "arg": arg}).encode() + b"\n")
+        self.proc.stdin.write(_line({"id": item_id, "arg": arg}))
         return fut
 
 
@@ -135,6 +135,8 @@ class ProcessPool:
         except (WorkerDied, asyncio.TimeoutError):
             _kill(proc)
             await asyncio.gather(child.reader, return_exceptions=True)
+            if child.ready.done() and not child.ready.cancelled():
+                child.ready.exception()  # seen here: asyncio must not log it as never retrieved
             raise WorkerDied(f"worker process for {self.target} did not start (see its error above)") from None
         return child
 

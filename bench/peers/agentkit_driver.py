@@ -133,7 +133,7 @@ def main() -> None:
     ap.add_argument("--client", default="per-run", choices=["per-run", "shared", "per-run-httpx"])
     ap.add_argument("--processes", default="1", help="child processes to spread the runs over, or 'auto' (one per core)")
     a = ap.parse_args()
-    a.processes = os.cpu_count() or 1 if a.processes == "auto" else int(a.processes)
+    a.processes = (os.cpu_count() or 1) if a.processes == "auto" else int(a.processes)
     logging.disable(logging.CRITICAL)
     if a.processes > 1 and a.client == "shared":
         ap.error("--client shared needs one process")
