@@ -206,3 +206,21 @@ def test_run_batch_rejects_bad_process_settings(tmp_path: Path) -> None:
         asyncio.run(run_batch([], RunOptions(), tmp_path, processes=0))
     with pytest.raises(ConfigError, match="cannot be combined with --ray"):
         asyncio.run(run_batch([], RunOptions(), tmp_path, processes=2, ray_address="local"))
+
+
+def test_a_task_resumed_by_the_batch_keeps_the_batch_quiet(tmp_path: Path, demo_repo: Path) -> None:
+    """A task folder holding an unfinished run is resumed from its trajectory; the resumed run
+    must use the batch's progress setting (quiet), not the default: its step lines once landed
+    in the middle of `--json` output (the saved options leave display settings out)."""
+    out = tmp_path / "out"
+    first = run_cli("code", "task 0", "--repo", str(demo_repo), "--model", f"replay:{demo.CODE_SCRIPT}",
+                    "--max-steps", "2", "--out", str(out / "tasks" / "t0"), "--quiet")
+    assert first.returncode == 1, first.stderr  # stopped by the step limit: left to resume
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [{"id": "t0", "preset": "code", "task": "task 0",
+                                                    "repo": str(demo_repo), "test_cmd": "true"}])
+    proc = run_cli("batch", str(tasks), "--model", f"replay:{demo.CODE_SCRIPT}", "--out", str(out), "--json")
+    summary = json.loads(proc.stdout)  # nothing but the summary on stdout
+    assert summary["ran"] == 1 and summary["finished"] == 1
+    records = [json.loads(line) for line in (out / "tasks" / "t0" / "trajectory.jsonl").read_text().splitlines()]
+    assert any(r["type"] == "event" and r.get("kind") == "resume" for r in records)  # resumed, not restarted
+    assert sum(r["type"] == "run" for r in records) == 1

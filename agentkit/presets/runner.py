@@ -190,8 +190,8 @@ async def run_or_resume(opts: RunOptions, progress: Progress | None = None) -> d
         from agentkit.trajectory import Trajectory
 
         saved = (Trajectory.load(path).run or {}).get("options")
-        if isinstance(saved, dict):
-            return await resume_task(path, progress=progress)
+        if isinstance(saved, dict):  # display settings are not saved with a run: keep this call's
+            return await resume_task(path, {"progress": opts.progress}, progress=progress)
     return await run_task(opts, progress)
 
 
