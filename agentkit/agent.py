@@ -24,7 +24,7 @@ from agentkit.context import ContextManager, ContextPolicy
 from agentkit.errors import AgentkitError, ConfigError, ContextWindowExceeded, ModelError, ToolError
 from agentkit.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage
 from agentkit.models.base import Completion, Model, ModelEvent, ModelSettings
-from agentkit.tools.base import Observation, SourceTable, Tool, ToolContext, to_observation, tool_schema, \
+from agentkit.tools.base import Observation, SourceTable, Tool, ToolContext, call_tool, tool_schema, \
     validate_arguments
 from agentkit.trajectory import Trajectory, TrajectoryWriter, scrub
 
@@ -337,7 +337,7 @@ class Agent:
             return Observation(text="submitted"), 0.0
         left = None if self.limits.max_wall_s is None else self.limits.max_wall_s - (start - st.started)
         try:  # a hung tool cannot outlive the run's wall-time budget
-            obs = to_observation(await asyncio.wait_for(tool(args, st.ctx), max(left, 0.001) if left else None))
+            obs = await asyncio.wait_for(call_tool(tool, args, st.ctx), max(left, 0.001) if left else None)
         except asyncio.TimeoutError:
             obs = Observation(text=f"Error: tool {tool.name} was stopped: the run's wall-time limit "
                                    f"({self.limits.max_wall_s:g} s) was reached", is_error=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
@@ -12,6 +13,7 @@ from agentkit.testing.web import LocalWebServer, make_pdf
 from agentkit.tools.base import ToolContext
 from agentkit.tools.fetch import FetchTool, split_pages
 from agentkit.tools.netguard import AddressRefused, AllowList, address_problem
+from tests.fixtures_slow import SlowServer
 
 ARTICLE = """<!doctype html><html><head><title>Tidal Locking Explained</title>
 <meta name="author" content="Ada Lovelace"><meta name="date" content="2023-07-14"></head>
@@ -168,6 +170,30 @@ async def test_allow_list_also_comes_from_run_settings(web_server: LocalWebServe
         assert not ok.is_error
     finally:
         await tool.aclose()
+
+
+# ------------------------------------------------------------------------------- total deadline
+async def test_trickling_page_stops_at_the_total_deadline(slow_server: SlowServer) -> None:
+    """One byte every 0.2 s never trips the per-read timeout: only a total deadline ends it."""
+    assert FetchTool().deadline == 30.0
+    tool = FetchTool(allow=["127.0.0.1"], deadline=1.0)
+    try:  # the outer limit only keeps a hanging fetch from hanging the test
+        obs = await asyncio.wait_for(tool({"url": slow_server.url("/trickle")}, ToolContext()), 15)
+    finally:
+        await tool.aclose()
+    assert obs.is_error and "Gave up" in obs.text and "after 1s" in obs.text and "try another source" in obs.text.lower()
+    assert obs.data == {"url": slow_server.url("/trickle")}
+
+
+async def test_deadline_counts_redirect_hops_together(slow_server: SlowServer) -> None:
+    """Each hop is quick enough alone; the deadline is for the whole chain."""
+    tool = FetchTool(allow=["127.0.0.1"], deadline=1.5, max_redirects=30)
+    try:
+        obs = await asyncio.wait_for(tool({"url": slow_server.url("/hop/0")}, ToolContext()), 15)
+    finally:
+        await tool.aclose()
+    assert obs.is_error and "Gave up" in obs.text and "redirects included" in obs.text
+    assert len(slow_server.paths) >= 2  # it was following the hops when time ran out
 
 
 # ------------------------------------------------------------------------------- refused addresses

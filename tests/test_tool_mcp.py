@@ -130,3 +130,93 @@ async def test_mcp_tools_inside_an_agent_run(calc: MCPServer, tmp_path: Path) ->
     assert results[0]["observation"]["text"] == "42" and results[1]["observation"]["is_error"]
     run = rows[0]
     assert {t["function"]["name"] for t in run["tools"]} >= {"calc__add", "calc__shout"}
+
+
+# ------------------------------------------------------------------------------- hanging servers
+SLOW_SERVER = textwrap.dedent('''
+    import asyncio
+    from mcp.server.mcpserver import MCPServer
+
+    app = MCPServer("slow")
+
+    @app.tool()
+    async def wait_forever() -> str:
+        """Never answers."""
+        await asyncio.sleep(3600)
+        return "never"
+
+    @app.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    if __name__ == "__main__":
+        app.run()
+''')
+
+# Answers the handshake and the tool list by hand, then reads every request and answers none.
+MUTE_SERVER = textwrap.dedent('''
+    import json, sys
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if msg.get("method") == "initialize":
+            result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "mute", "version": "1"}}
+        elif msg.get("method") == "tools/list":
+            result = {"tools": [{"name": "ask", "description": "Never answers.",
+                                 "inputSchema": {"type": "object", "properties": {}}}]}
+        else:
+            continue
+        sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}) + "\\n")
+        sys.stdout.flush()
+''')
+
+
+async def test_a_hanging_tool_call_is_an_error_and_the_session_lives_on(tmp_path: Path) -> None:
+    import asyncio
+
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_SERVER)
+    async with MCPServer(command=[sys.executable, str(script)], name="slow", timeout=1) as srv:
+        tools = {t.name: t for t in srv.tools}
+        obs = await asyncio.wait_for(tools["slow__wait_forever"]({}, ToolContext()), 15)
+        assert obs.is_error and obs.text == "The MCP tool wait_forever did not answer within 1s."
+        assert obs.data == {"server": "slow", "tool": "wait_forever", "timeout_s": 1}
+        after = await asyncio.wait_for(tools["slow__add"]({"a": 1, "b": 2}, ToolContext()), 15)
+        assert not after.is_error and after.text == "3"
+
+
+async def test_a_mute_server_inside_an_agent_run(tmp_path: Path) -> None:
+    """A server that never answers a call: the run goes on, the model reads the timeout."""
+    import asyncio
+    import json
+
+    from agentkit.agent import Agent, Limits
+    from agentkit.models.replay import Replay
+    from agentkit.tools.base import TIMEOUT_MARGIN, tool_timeout
+
+    script = tmp_path / "mute.py"
+    script.write_text(MUTE_SERVER)
+    async with MCPServer(command=[sys.executable, str(script)], name="mute", timeout=1) as srv:
+        (ask,) = srv.tools
+        assert tool_timeout(ask, {}) == 300.0  # the generic deadline leaves the server's own room
+        srv.timeout = 500
+        assert tool_timeout(ask, {}) == 500 + TIMEOUT_MARGIN
+        srv.timeout = 1
+        turns = [{"content": None, "tool_calls": [{"name": "mute__ask", "arguments": "{}"}]},
+                 {"content": "It did not answer."}]
+        agent = Agent(Replay(turns), srv.tools, limits=Limits(max_steps=3), trajectory=tmp_path / "t.jsonl")
+        result = await asyncio.wait_for(agent.run("ask it"), 20)
+    assert result.status == "done" and result.answer == "It did not answer."
+    rows = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
+    (res,) = [r for r in rows if r["type"] == "tool_result"]
+    assert res["observation"]["is_error"] and "did not answer within 1s" in res["message"]["content"]
+
+
+async def test_the_per_call_timeout_does_not_cut_a_slow_start(tmp_path: Path) -> None:
+    """A server that takes 2.5 s to come up starts under start_timeout even with a 1 s call timeout."""
+    script = tmp_path / "late.py"
+    script.write_text("import time\ntime.sleep(2.5)\n" + SLOW_SERVER)
+    async with MCPServer(command=[sys.executable, str(script)], name="late", timeout=1, start_timeout=30) as srv:
+        tools = {t.name: t for t in srv.tools}
+        assert (await tools["late__add"]({"a": 2, "b": 2}, ToolContext())).text == "4"

@@ -19,6 +19,7 @@ from agentkit.tools.base import ToolContext
 from agentkit.tools.search import SearchTool, split_questions
 from agentkit.tools.search_backends import (DDGSBackend, FixtureBackend, SearchError, SearchHit, SearxngBackend,
                                             make_backend)
+from tests.fixtures_slow import SlowServer
 
 
 def ddg_page(hits: list[tuple[str, str, str]]) -> bytes:
@@ -198,6 +199,37 @@ async def test_results_are_cached_per_run(fake_searxng: LocalWebServer) -> None:
     other_run = ToolContext()
     await tool({"questions": "tidal locking"}, other_run)
     assert len([r for r in fake_searxng.requests if r.path == "/search"]) == 3  # new run, new cache
+
+
+async def test_searxng_trickling_answer_stops_at_its_total_timeout(slow_server: SlowServer) -> None:
+    """One byte every 0.2 s passes httpx's per-read timeout forever; the backend's timeout is total."""
+    backend = SearxngBackend(slow_server.url("/trickle"), timeout=1)
+    with pytest.raises(SearchError, match=r"did not answer within 1s"):
+        await asyncio.wait_for(backend.search("x", 5), 15)  # the outer limit only stops a hang
+
+
+async def test_a_hanging_backend_is_a_failed_query_within_the_deadline(slow_server: SlowServer) -> None:
+    assert SearchTool().deadline == 60.0
+    tool = SearchTool(SearxngBackend(slow_server.url("/hang")), deadline=1)
+    ctx = ToolContext()
+    obs = await asyncio.wait_for(tool({"questions": "tides||moons"}, ctx), 10)
+    assert obs.is_error and obs.text.count("(search failed: the searxng search backend did not answer within 1s") == 2
+    await asyncio.wait_for(tool({"questions": "tides"}, ctx), 10)
+    assert slow_server.paths.count("/hang/search?q=tides&format=json&categories=general") == 2  # not cached
+
+
+async def test_one_hanging_query_does_not_hide_the_others() -> None:
+    class Stuck:
+        name = "stuck"
+
+        async def search(self, query: str, max_results: int) -> list[SearchHit]:
+            if query == "slow":
+                await asyncio.Event().wait()
+            return [SearchHit(title="ok", url="https://example.org/ok")]
+
+    obs = await asyncio.wait_for(SearchTool(Stuck(), deadline=0.5)({"questions": "fast||slow"}, ToolContext()), 10)
+    assert not obs.is_error and "[webpage 1 begin]" in obs.text
+    assert "(search failed: the stuck search backend did not answer within 0.5s" in obs.text
 
 
 # ------------------------------------------------------------------------------------- fixture

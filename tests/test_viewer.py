@@ -132,3 +132,24 @@ def test_hand_written_jsonl_and_bad_files(tmp_path) -> None:
         render_html(junk)
     with pytest.raises(ConfigError, match="no trajectory"):
         render_html(tmp_path / "missing.jsonl")
+
+
+async def test_traceback_of_a_raising_tool_is_shown_folded_and_escaped(agent_tools, tmp_path) -> None:
+    """A tool that raised: the page shows its traceback (escaped, in a closed <details>), which the
+    model never saw; the observation text stays the short error."""
+    from agentkit.agent import Agent, Limits
+    from agentkit.models.replay import Replay
+    from tests.fixtures_agent import turn
+
+    path = tmp_path / "boom.jsonl"
+    script = [turn(None, ("boom", {"reason": "<b>disk</b> & fire"})), turn("done")]
+    await Agent(Replay(script), agent_tools, limits=Limits(max_steps=3), trajectory=path).run("go")
+    page = render_html(path)
+    doc = parse(page)
+    (box,) = doc.classes("traceback")[:1]
+    assert "open" not in box and len(doc.classes("traceback")) == 2  # the <details> and its <pre>
+    block = page[page.index('<details class="traceback">'):]
+    block = block[:block.index("</details>")]
+    assert "Traceback (most recent call last):" in block and "raise RuntimeError(reason)" in block
+    assert "RuntimeError: &lt;b&gt;disk&lt;/b&gt; &amp; fire" in block
+    assert "<b>disk</b>" not in page

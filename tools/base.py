@@ -2,6 +2,8 @@
 
 A tool returns an ``Observation`` written for the model; it never prints. Exceptions and bad
 arguments are turned into error observations by the agent, so the model can correct itself.
+``call_tool`` is the one way a tool is run: it applies the tool's deadline and keeps the
+traceback of a tool that raised in the observation's ``data`` (the trajectory), not its text.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class ToolContext:
 
 @runtime_checkable
 class Tool(Protocol):
+    """What the agent calls. Optional: ``call_timeout`` (seconds a call may take, ``None``: no
+    limit); without it ``tool_timeout`` picks the deadline."""
+
     name: str
     description: str
     parameters: dict[str, Any]  # JSON Schema of the arguments object
@@ -90,12 +95,18 @@ import inspect  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
+import traceback  # noqa: E402
 import typing  # noqa: E402
 from typing import Callable  # noqa: E402
 
 from pydantic import ConfigDict, ValidationError, create_model  # noqa: E402
 
 from agentkit.errors import ToolError  # noqa: E402
+
+_UNSET: Any = object()
+DEFAULT_TOOL_TIMEOUT = 300.0  # s: a tool call still running after this becomes an error observation
+TIMEOUT_MARGIN = 30.0  # s: room for a tool's own timeout (a shell command's) to fire first and report
+MAX_TRACEBACK_CHARS = 20_000  # a traceback kept in the trajectory
 
 _SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Params|Returns?|Yields?|Raises|Examples?|Notes?)\s*:\s*$")
 _ARG_LINE = re.compile(r"^\s*\*{0,2}(\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
@@ -173,9 +184,14 @@ def _is_ctx(param: inspect.Parameter, hint: Any) -> bool:
 class FunctionTool:
     """A Tool made from a typed function by ``@tool``; arguments are checked by ``args_model``."""
 
+    call_timeout: float | None  # set only when given: otherwise ``DEFAULT_TOOL_TIMEOUT`` applies
+
     def __init__(self, fn: Callable[..., Any], name: str | None = None, description: str | None = None,
-                 parallel_safe: bool = True, localns: dict[str, Any] | None = None) -> None:
+                 parallel_safe: bool = True, localns: dict[str, Any] | None = None,
+                 timeout: float | None | object = _UNSET) -> None:
         self.fn = fn
+        if timeout is not _UNSET:
+            self.call_timeout = timeout  # type: ignore[assignment]
         self.name = name or fn.__name__
         summary, arg_docs = parse_docstring(fn.__doc__)
         self.description = description if description is not None else summary
@@ -254,17 +270,18 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None,
-         parallel_safe: bool = True) -> Any:
+         parallel_safe: bool = True, timeout: float | None | object = _UNSET) -> Any:
     """Turn a typed (sync or async) function into a Tool: ``@tool`` or ``@tool(name=..., parallel_safe=False)``.
 
     The JSON Schema comes from the type hints via pydantic; each argument's description from
     the docstring's ``Args:`` section. A parameter annotated ``ToolContext`` (or named ``ctx``)
-    receives the run's context and is not part of the schema.
+    receives the run's context and is not part of the schema. ``timeout``: seconds a call may
+    take (default ``DEFAULT_TOOL_TIMEOUT``; ``None``: no limit).
     """
     def wrap(f: Callable[..., Any], depth: int = 1) -> FunctionTool:
         caller = sys._getframe(depth).f_locals  # resolves string annotations of locally defined tools
         return FunctionTool(f, name=name, description=description, parallel_safe=parallel_safe,
-                            localns=dict(caller))
+                            localns=dict(caller), timeout=timeout)
 
     return wrap(fn, 2) if fn is not None else wrap
 
@@ -292,3 +309,55 @@ def validate_arguments(t: Tool, args: Any) -> dict[str, Any]:
         parts = [f"{'.'.join(str(p) for p in e.path) or '(arguments)'}: {e.message}" for e in errors[:5]]
         raise ToolError("invalid arguments: " + "; ".join(parts))
     return args
+
+
+# --- running a tool: deadline, and exceptions as observations ---------------------------------
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def tool_timeout(t: Any, args: dict[str, Any]) -> float | None:
+    """Seconds one call of ``t`` may take (``None``: no limit).
+
+    A ``call_timeout`` attribute wins. Otherwise a tool with a timeout of its own (a ``timeout``
+    argument its schema offers, capped by ``max_timeout``; else a ``deadline``, ``default_timeout``
+    or ``timeout`` attribute) gets that plus ``TIMEOUT_MARGIN``, so the generic deadline never cuts
+    a shell command before the sandbox stops it and keeps its output; all others get the default.
+    """
+    explicit = getattr(t, "call_timeout", _UNSET)
+    if explicit is not _UNSET:
+        return _number(explicit)
+    own = None
+    if "timeout" in ((getattr(t, "parameters", None) or {}).get("properties") or {}):
+        own = _number(args.get("timeout"))
+        cap = _number(getattr(t, "max_timeout", None))
+        if own is not None and cap is not None:
+            own = min(own, cap)
+    for attr in ("deadline", "default_timeout", "timeout"):
+        if own is None:
+            own = _number(getattr(t, attr, None))
+    return DEFAULT_TOOL_TIMEOUT if own is None else max(DEFAULT_TOOL_TIMEOUT, own + TIMEOUT_MARGIN)
+
+
+async def call_tool(t: Tool, args: dict[str, Any], ctx: ToolContext) -> Observation:
+    """Run one tool call: never raises (but for cancellation), never outlives its deadline.
+
+    A ``ToolError`` becomes its one-line message; any other exception the short error for the
+    model plus the traceback in ``data`` for the trajectory (the model cannot use it, a person can).
+    A blocking ``@tool`` function runs in a thread, which cannot be stopped: it is abandoned.
+    """
+    limit = tool_timeout(t, args)
+    try:
+        async with asyncio.timeout(limit) as deadline:
+            return to_observation(await t(args, ctx))
+    except ToolError as exc:
+        return Observation(text=f"Error: {exc}", is_error=True)
+    except Exception as exc:  # a tool bug must not end the run: the model is told and can adapt
+        if isinstance(exc, TimeoutError) and deadline.expired():
+            return Observation(text=f"Error: the tool {t.name} did not finish within {limit:g} s and was stopped.",
+                               is_error=True, data={"timeout_s": limit})
+        tb = traceback.format_exc()
+        if len(tb) > MAX_TRACEBACK_CHARS:  # keep the end: the raising frame and the message
+            tb = "[traceback cut]\n" + tb[-MAX_TRACEBACK_CHARS:]
+        return Observation(text=f"Error: tool {t.name} failed: {type(exc).__name__}: {exc}", is_error=True,
+                           data={"traceback": tb})

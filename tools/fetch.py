@@ -1,7 +1,9 @@
 """The ``fetch`` tool: a URL in, clean markdown out, paged so long documents fit the context.
 
 Pages are downloaded with one shared httpx client (HTTP/1.1 and 2), following redirects by hand
-so every hop is checked by ``netguard`` before it is requested. HTML goes to trafilatura as raw
+so every hop is checked by ``netguard`` before it is requested. httpx's timeout bounds each read
+only, so a page that trickles a byte at a time would never end: ``deadline`` bounds the whole
+download, redirects included. HTML goes to trafilatura as raw
 **bytes** (it detects the charset better than we could), PDFs go to pypdf, plain text is decoded.
 The extracted document is cached per run, so ``page=2`` does not download it again.
 """
@@ -157,13 +159,14 @@ class FetchTool:
     }
     parallel_safe = True
 
-    def __init__(self, *, allow: list[str] | None = None, timeout: float = 20.0,
+    def __init__(self, *, allow: list[str] | None = None, timeout: float = 20.0, deadline: float | None = 30.0,
                  max_bytes: int = 15_000_000, max_redirects: int = 5, page_chars: int = 12_000,
                  user_agent: str = USER_AGENT, http2: bool = True,
                  verify: bool | ssl.SSLContext = True) -> None:
         self.allow_entries = list(allow or [])
         self.verify = verify  # an SSLContext trusts extra CAs (tests, corporate proxies)
-        self.timeout = timeout
+        self.timeout = timeout  # per connect/read
+        self.deadline = deadline  # the whole download, redirects included (None: no limit)
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
         self.page_chars = page_chars
@@ -204,7 +207,20 @@ class FetchTool:
 
     # -- download -------------------------------------------------------------------------------
     async def download(self, url: str, ctx: ToolContext | None = None) -> tuple[str, str, bytes, bool]:
-        """GET ``url`` following checked redirects; returns (final_url, content_type, body, cut)."""
+        """GET ``url`` following checked redirects; returns (final_url, content_type, body, cut).
+
+        Raises ``ToolError`` when the whole download takes longer than ``deadline``.
+        """
+        try:
+            async with asyncio.timeout(self.deadline) as limit:
+                return await self._download(url, ctx)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            raise ToolError(f"Gave up on {url} after {self.deadline:g}s (the time limit for one fetch, redirects "
+                            "included): the server is too slow. Try another source.") from None
+
+    async def _download(self, url: str, ctx: ToolContext | None) -> tuple[str, str, bytes, bool]:
         allow = self._allow(ctx)
         entries = tuple(sorted([*self.allow_entries, *((ctx.settings.get("fetch_allow") or []) if ctx else [])]))
         client = self.client(allow, entries)

@@ -60,6 +60,11 @@ class MCPTool:
         self.parameters = parameters or {"type": "object", "properties": {}}
         self.parallel_safe = parallel_safe
 
+    @property
+    def timeout(self) -> float | None:
+        """The server's per-call deadline, so the agent's generic tool deadline leaves it room."""
+        return self.server.timeout
+
     async def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
         return await self.server.call(self.remote_name, args)
 
@@ -109,7 +114,8 @@ class MCPServer:
         params = StdioServerParameters(command=self.command[0], args=self.command[1:], env=self.env, cwd=self.cwd)
         try:
             async with stdio_client(params, errlog=self._errlog) as (read, write):
-                async with ClientSession(read, write, read_timeout_seconds=self.timeout) as session:
+                # no session-wide read timeout: start_timeout bounds the handshake, timeout each call
+                async with ClientSession(read, write) as session:
                     init = await session.initialize()
                     self.server_name = getattr(getattr(init, "server_info", None), "name", "") or ""
                     listed, cursor = [], None
@@ -184,8 +190,9 @@ class MCPServer:
                                                    "its tools cannot be used in this run.")
         try:
             result = await asyncio.wait_for(session.call_tool(tool, args or {}), self.timeout)
-        except asyncio.TimeoutError:
-            return Observation(is_error=True, text=f"The MCP tool {tool} did not answer within {self.timeout:g}s.")
+        except asyncio.TimeoutError:  # the server hangs: the call is cancelled, the session stays usable
+            return Observation(is_error=True, text=f"The MCP tool {tool} did not answer within {self.timeout:g}s.",
+                               data={"server": self.prefix, "tool": tool, "timeout_s": self.timeout})
         except Exception as e:  # noqa: BLE001 - protocol errors, a dead server
             return Observation(is_error=True, text=f"The MCP tool {tool} failed: {type(e).__name__}: {e}")
         content = getattr(result, "content", None) or []

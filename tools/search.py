@@ -4,6 +4,7 @@ One ``questions`` string holds up to five queries separated by ``||``; they run 
 Results come back as ``[webpage N begin]`` … ``[webpage N end]`` blocks whose N is the run's
 source number (``ctx.sources``), so the final answer's ``[citation:N]`` resolve to URLs. Results
 are cached per run: asking the same query twice costs nothing and returns the same numbers.
+Each query has a total ``deadline``: a backend that hangs becomes a failed query, not a hung run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from agentkit.errors import ToolError
 from agentkit.tools.base import Observation, ToolContext
 from agentkit.tools.fetch import neutralize_markers
-from agentkit.tools.search_backends import SearchBackend, SearchHit, make_backend
+from agentkit.tools.search_backends import SearchBackend, SearchError, SearchHit, make_backend
 
 __all__ = ["SearchTool", "split_questions"]
 
@@ -56,8 +57,9 @@ class SearchTool:
     parallel_safe = True
 
     def __init__(self, backend: SearchBackend | None = None, *, max_results: int = 5,
-                 snippet_chars: int = 600) -> None:
+                 snippet_chars: int = 600, deadline: float | None = 60.0) -> None:
         self.backend = backend
+        self.deadline = deadline  # s per query, retries included (the queries run concurrently)
         self.max_results = max_results
         self.snippet_chars = snippet_chars
 
@@ -77,7 +79,15 @@ class SearchTool:
         cache: dict[tuple[str, str], list[SearchHit]] = ctx.data.setdefault("search_cache", {})
         key = (f"{backend.name}:{id(backend)}", query)
         if key not in cache:
-            cache[key] = await backend.search(query, self.max_results)
+            try:
+                async with asyncio.timeout(self.deadline) as limit:
+                    hits = await backend.search(query, self.max_results)
+            except TimeoutError:
+                if not limit.expired():
+                    raise
+                raise SearchError(f"the {backend.name} search backend did not answer within {self.deadline:g}s; "
+                                  "try again later or rephrase the query") from None
+            cache[key] = hits
         return cache[key]
 
     def _snippet(self, text: str) -> str:

@@ -92,7 +92,11 @@ class DDGSBackend:
 
 
 class SearxngBackend:
-    """A SearXNG instance's JSON API (``/search?format=json``); the instance must enable that format."""
+    """A SearXNG instance's JSON API (``/search?format=json``); the instance must enable that format.
+
+    ``timeout`` bounds the whole request (httpx's own timeout is per read: a trickling answer
+    would pass it forever).
+    """
 
     name = "searxng"
 
@@ -112,11 +116,17 @@ class SearxngBackend:
             params["language"] = self.language
         endpoint = self.url if self.url.endswith("/search") else self.url + "/search"
         try:
-            if self._client is not None:
-                resp = await self._client.get(endpoint, params=params, timeout=self.timeout)
-            else:
-                async with httpx.AsyncClient(trust_env=False, timeout=self.timeout) as client:
-                    resp = await client.get(endpoint, params=params)
+            async with asyncio.timeout(self.timeout) as limit:
+                if self._client is not None:
+                    resp = await self._client.get(endpoint, params=params, timeout=self.timeout)
+                else:
+                    async with httpx.AsyncClient(trust_env=False, timeout=self.timeout) as client:
+                        resp = await client.get(endpoint, params=params)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            raise SearchError(f"SearXNG at {self.url} did not answer within {self.timeout:g}s; "
+                              "try again later.") from None
         except httpx.HTTPError as e:
             raise SearchError(f"Could not reach SearXNG at {self.url}: {type(e).__name__}; "
                               "check --searxng-url.") from e

@@ -152,7 +152,13 @@ class _Page:
             else ""
         head = (f'<span class="step">{esc(r.get("name") or "")} · <code>{esc(r.get("tool_call_id") or "")}</code>'
                 f'{" · error" if err else ""}</span>{dur}')
-        self.card("tool", head, _folded(str(text), "obs"), extra_cls=" error" if err else "")
+        body = _folded(str(text), "obs")
+        tb = (obs.get("data") or {}).get("traceback") if isinstance(obs.get("data"), dict) else None
+        if isinstance(tb, str) and tb.strip():  # a tool that raised: for the reader, never sent to the model
+            last = tb.strip().splitlines()[-1][:200]
+            body += (f'<details class="traceback"><summary>Traceback · {esc(last)}</summary>'
+                     f'<pre class="traceback">{esc(tb)}</pre></details>')
+        self.card("tool", head, body, extra_cls=" error" if err else "")
 
     def event(self, r: dict[str, Any]) -> None:
         kind = str(r.get("kind") or "event")
