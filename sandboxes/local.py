@@ -1,9 +1,12 @@
 """The local sandbox: a persistent shell on this machine, inside bubblewrap when it is installed.
 
-With ``bwrap`` the whole filesystem is mounted read-only except the workspace (bound at the
-same path, so paths mean the same inside and out) and a private ``/tmp``; the network is
-unshared unless allowed, and capabilities are dropped. Without ``bwrap`` commands run on the
-host as they are, and a warning says so once per process.
+With ``bwrap`` (``isolation == "bwrap"``) the shell sees only what programs need, read-only, plus
+the workspace (bound at the same path, so paths mean the same inside and out) and a private
+``/tmp``; it runs unprivileged in its own user, pid and network namespaces (see
+``sandboxes/bwrap.py``), in a cgroup with the Docker sandbox's limits where the host allows
+(``sandboxes/limits.py``). Without ``bwrap`` (``isolation == "none"``) commands run on the host
+as they are: a warning says so, the run records say so, and the agent's API keys are scrubbed
+from what ``/proc/<agent pid>/environ`` shows.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tempfile
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Literal
 
 from agentkit.errors import SandboxError
@@ -52,7 +56,8 @@ def bwrap_available() -> bool:
         else:
             try:
                 for attempt in range(_MOUNT_RACE_TRIES):  # a lost mount race is not "cannot run here"
-                    r = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
+                    r = subprocess.run([exe, "--unshare-user", "--uid", "1000", "--gid", "1000",
+                                        "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
                                         "--proc", "/proc", "--dev", "/dev", "true"],
                                        capture_output=True, timeout=20)
                     if r.returncode == 0 or not _mount_race(r.stderr.decode(errors="replace")):
@@ -128,8 +133,30 @@ def _ns_pid(pid: int) -> int | None:
     return None
 
 
-def kill_session_members(leader: int, protect: set[int], rounds: int = 50) -> int:
-    """Kill every process in session ``leader`` except ``protect``; returns the count.
+def session_members(leader: int) -> list[int]:
+    """Pids in session ``leader`` (what a command started, unless it called setsid)."""
+    out = []
+    for pid in _all_pids():
+        st = _stat_fields(pid)
+        if st and st[2] == leader:
+            out.append(pid)
+    return out
+
+
+def _pidns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def pidns_members(ns: str) -> list[int]:
+    """Pids in the pid namespace ``ns`` (a sandbox's, however its processes detached)."""
+    return [pid for pid in _all_pids() if _pidns(pid) == ns]
+
+
+def kill_members(members: Callable[[], list[int]], protect: set[int], rounds: int = 50) -> int:
+    """Kill every process ``members()`` lists except ``protect``; returns the count.
 
     The first pass kills outright (so the shell sees its job killed, not stopped); processes that
     appear after it (a fork bomb's children) are stopped, since stopped processes cannot fork,
@@ -137,13 +164,7 @@ def kill_session_members(leader: int, protect: set[int], rounds: int = 50) -> in
     """
     seen: set[int] = set()
     for n in range(rounds):
-        fresh = []
-        for pid in _all_pids():
-            if pid in protect or pid in seen:
-                continue
-            st = _stat_fields(pid)
-            if st and st[2] == leader:
-                fresh.append(pid)
+        fresh = [pid for pid in members() if pid not in protect and pid not in seen]
         if not fresh:
             break
         for pid in fresh:
@@ -157,7 +178,17 @@ def kill_session_members(leader: int, protect: set[int], rounds: int = 50) -> in
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    # killed processes hold their pid (and a place under the pids limit) until they are reaped;
+    # wait for that, briefly, so the next command can start programs at once
+    deadline = time.monotonic() + 2.0
+    while seen and time.monotonic() < deadline and any(p in seen for p in members()):
+        time.sleep(0.01)
     return len(seen)
+
+
+def kill_session_members(leader: int, protect: set[int], rounds: int = 50) -> int:
+    """Kill every process in session ``leader`` except ``protect`` (see ``kill_members``)."""
+    return kill_members(lambda: session_members(leader), protect, rounds)
 
 
 class LocalSession(ShellSession):
@@ -180,18 +211,19 @@ class LocalSession(ShellSession):
 
     def _argv(self) -> list[str]:
         shell = ["bash", "--noprofile", "--norc"]
-        if not self.sb.isolated:
-            return shell
-        ws, tmp = self.sb.workspace, self.sb.tmp_dir
-        args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--bind", tmp, "/tmp", "--bind", ws, ws, "--chdir", ws,
-                "--setenv", "HOME", "/tmp/home", "--setenv", "TMPDIR", "/tmp"]
-        if not self.sb.network:
-            args.append("--unshare-net")
-        if os.geteuid() == 0:
-            args += ["--cap-drop", "ALL"]
-        return args + ["--"] + shell
+        if self.sb.isolated:
+            shell = ["bwrap", *self.sb.mounts.args(), "--", *shell]
+        if self.sb.cgroup is not None:
+            shell = join_and_exec(self.sb.cgroup.procs_files, shell)
+        return shell
+
+    def _init_lines(self) -> list[str]:
+        # rlimits only where no cgroup holds the session; set inside the namespaces, so that
+        # ``ulimit -u`` counts the sandbox's processes, not all of this user's
+        if self.sb.cgroup is None and self.sb.isolated:
+            prefix = self.sb.resource_limits.ulimit_prefix()
+            return [prefix + " 2>/dev/null"] if prefix else []
+        return []
 
     async def _spawn(self) -> Stream:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "USER", "LOGNAME")}
@@ -217,16 +249,31 @@ class LocalSession(ShellSession):
                         break
         return self._host_shell_pid
 
+    def _members(self) -> list[int]:
+        """Every process of this session: its cgroup, else its session plus its pid namespace."""
+        if self.sb.cgroup is not None:
+            return self.sb.cgroup.pids()
+        assert self.proc is not None
+        pids = set(session_members(self.proc.pid))
+        shell = self._find_host_shell()
+        ns = _pidns(shell) if shell and self.sb.isolated else None
+        if ns is not None and ns != _pidns(os.getpid()):
+            pids.update(pidns_members(ns))
+        return sorted(pids)
+
     async def _kill(self, include_shell: bool) -> int | None:
         if self.proc is None or self.proc.returncode is not None:
+            if self.sb.cgroup is not None:
+                self.sb.cgroup.kill_all()
             return 0
         leader = self.proc.pid
         if include_shell:
+            members = self._members()
             try:
                 os.killpg(leader, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            return await asyncio.to_thread(kill_session_members, leader, set())
+            return await asyncio.to_thread(kill_members, lambda: members + self._members(), set())
         shell = self._find_host_shell()
         protect = {leader}
         pid = shell
@@ -234,7 +281,7 @@ class LocalSession(ShellSession):
             protect.add(pid)
             st = _stat_fields(pid)
             pid = st[0] if st else None
-        return await asyncio.to_thread(kill_session_members, leader, protect)
+        return await asyncio.to_thread(kill_members, self._members, protect)
 
     async def _save_output(self, name: str, data: bytes) -> str | None:
         host_dir = os.path.join(self.sb.tmp_dir, "agentkit-output")
@@ -250,7 +297,10 @@ class LocalSandbox:
 
     ``workspace``: a directory to work in (used in place), or None for a fresh temporary one that
     is deleted on ``close()``. ``isolate``: "auto" uses bwrap when it works, True requires it,
-    False never uses it. ``network``: allow network access inside bwrap.
+    False never uses it. ``network``: allow network access inside bwrap (off by default, as in
+    the Docker sandbox). ``mem_limit``, ``pids_limit``, ``cpus``: the session's resources, with
+    the Docker sandbox's defaults (a cgroup where the host allows, else rlimits; None lifts one).
+    ``ro_paths``: more host folders to show read-only (a toolchain that is not on ``PATH``).
     """
 
     kind = "local"
@@ -259,7 +309,9 @@ class LocalSandbox:
                  isolate: bool | Literal["auto"] = "auto", *, network: bool = False,
                  env: dict[str, str] | None = None, timeout: float | None = 120.0,
                  idle_timeout: float | None = None, output_cap: int = 16_000,
-                 max_output: int = 32 * 1024 * 1024) -> None:
+                 max_output: int = 32 * 1024 * 1024, mem_limit: str | int | None = "2g",
+                 pids_limit: int | None = 512, cpus: float | None = 2.0,
+                 ro_paths: list[str] | None = None) -> None:
         self._own_workspace = workspace is None
         if workspace is None:
             workspace = tempfile.mkdtemp(prefix="agentkit-ws-")
@@ -278,8 +330,14 @@ class LocalSandbox:
             self.isolated = False
         self.network = network
         self.env = dict(env or {})
+        self.resource_limits = Limits(mem_limit=mem_limit, pids_limit=pids_limit, cpus=cpus)
+        self.resource_limits.mem_bytes  # a bad size fails here, not at start
+        self.cgroup: Cgroup | None = None
         self.tmp_dir = tempfile.mkdtemp(prefix="agentkit-tmp-")
         os.makedirs(os.path.join(self.tmp_dir, "home"), exist_ok=True)
+        self.meta_dir = tempfile.mkdtemp(prefix="agentkit-meta-")  # mount sources the shell can't write
+        self.mounts = MountPlan(ws, self.tmp_dir, self.meta_dir, os.environ.get("PATH", ""),
+                                network=network, extra_ro=ro_paths or ())
         if not self.isolated:
             self.env.setdefault("TMPDIR", self.tmp_dir)
         self.limits = SessionLimits(timeout=timeout, idle_timeout=idle_timeout, output_cap=output_cap,
@@ -298,6 +356,9 @@ class LocalSandbox:
             warnings.warn("LocalSandbox is not isolated: commands run directly on this machine "
                           "(install bubblewrap and use isolate='auto', or use the Docker sandbox).",
                           RuntimeWarning, stacklevel=3)
+        if not self.isolated:
+            scrub_initial_environ()
+        self.cgroup = await asyncio.to_thread(Cgroup.create, self.resource_limits)
         await self.session.start()
         self._started = True
         _live.add(self)
@@ -308,7 +369,10 @@ class LocalSandbox:
         self._closed = True
         await self.session.close()
         _live.discard(self)
+        if self.cgroup is not None:
+            await asyncio.to_thread(self.cgroup.remove)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        shutil.rmtree(self.meta_dir, ignore_errors=True)
         if self._own_workspace:
             shutil.rmtree(self.workspace, ignore_errors=True)
 
@@ -396,5 +460,8 @@ def _kill_leftovers() -> None:
             except (ProcessLookupError, PermissionError):
                 pass
             kill_session_members(proc.pid, set(), rounds=3)
+        if sb.cgroup is not None:
+            sb.cgroup.remove()
         shutil.rmtree(sb.tmp_dir, ignore_errors=True)
+        shutil.rmtree(sb.meta_dir, ignore_errors=True)
 
