@@ -212,12 +212,12 @@ class Agent:
         tools, step, st.completion = self.tool_schemas() or None, st.steps + 1, None
         if self.stream:
             async for d in self.model.stream(messages, tools, settings, on_event=lambda m: self._model_event(st, m)):
+                for e in self._flush(st):  # a retry first: it may void the deltas shown before it
+                    yield e
                 if d.reasoning:
                     yield ev.ReasoningDelta(step=step, text=d.reasoning)
                 if d.content:
                     yield ev.ContentDelta(step=step, text=d.content)
-                for e in self._flush(st):
-                    yield e
                 st.completion = d.completion or st.completion
             if st.completion is None:
                 raise ModelError("the model's stream ended without a final message; retry the run")
@@ -424,9 +424,10 @@ class Agent:
         self._log_event(st, m.kind, **m.model_dump(exclude={"kind"}))
         if m.kind == "retry":
             st.pending.append(ev.Retry(step=st.steps, model=m.model, attempt=m.attempt, error=m.error,
-                                       status=m.status, wait_s=m.wait_s))
+                                       status=m.status, wait_s=m.wait_s, discarded=m.discarded))
         else:
-            st.pending.append(ev.FallbackUsed(step=st.steps, model=m.model, to_model=m.to_model, error=m.error))
+            st.pending.append(ev.FallbackUsed(step=st.steps, model=m.model, to_model=m.to_model, error=m.error,
+                                              discarded=m.discarded))
 
     def _log_event(self, st: _State, kind: str, **fields: Any) -> None:
         if st.writer:

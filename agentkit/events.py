@@ -64,12 +64,16 @@ class ToolCallFinished(Event):
 
 
 class Retry(Event):
+    """A model call failed and is tried again. ``discarded``: the failed attempt had streamed
+    content/reasoning deltas of this step; drop what you showed of them, the reply starts over."""
+
     kind: Literal["retry"] = "retry"
     model: str | None = None
     attempt: int = 0
     error: str = ""
     status: int | None = None
     wait_s: float = 0.0
+    discarded: bool = False
 
 
 class FallbackUsed(Event):
@@ -77,6 +81,7 @@ class FallbackUsed(Event):
     model: str | None = None
     to_model: str | None = None
     error: str = ""
+    discarded: bool = False  # as for ``Retry``: the streamed output of this step is void
 
 
 class CompactionDone(Event):

@@ -137,6 +137,8 @@ class Progress:
             detail = (getattr(event, "error", None) or getattr(event, "text", None)
                       or getattr(event, "strategy", None) or getattr(event, "to_model", None) or "")
             line = f"{kind}: {_clip(str(detail), 100)}"
+            if getattr(event, "discarded", False) is True:  # the streamed reply so far is void
+                line += " (reply so far dropped; starting over)"
         elif kind in ("end", "runend", "runended", "finished", "done"):
             self.status = str(getattr(event, "status", None) or "done")
             usage = getattr(event, "usage", None)

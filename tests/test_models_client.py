@@ -41,12 +41,13 @@ async def test_complete_sends_messages_tools_and_every_setting(fake_server):
     assert body["model"] == "test-model"
     assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     assert body["tools"] == TOOLS
-    expected = settings.model_dump(exclude={"extra_body", "thinking", "timeout_s", "app_url", "app_title"},
-                                   exclude_none=True)
+    expected = settings.model_dump(exclude={"extra_body", "thinking", "timeout_s", "request_timeout", "app_url",
+                                            "app_title"}, exclude_none=True)
     for key, value in expected.items():
         assert body[key] == value, key
     assert body["custom"] == {"a": 1}
     assert "stream" not in body and "app_url" not in body and "timeout_s" not in body
+    assert "request_timeout" not in body  # a client-side deadline, never sent
     headers = srv.requests[0]["headers"]
     assert headers["authorization"] == "Bearer sk-secret"
     assert "http-referer" not in headers  # attribution headers are OpenRouter's only

@@ -8,7 +8,7 @@ import pytest
 from agentkit.errors import (AuthError, BadRequest, ContextWindowExceeded, ModelError, PaymentRequired,
                              RateLimited)
 from agentkit.messages import UserMessage
-from agentkit.models import Fallback, ModelEvent, OpenAICompatible, make_model
+from agentkit.models import Fallback, ModelEvent, ModelSettings, OpenAICompatible, make_model
 from agentkit.models.retry import Backoff, parse_retry_after
 from agentkit.testing.server import Chaos, Fault, Reply
 
@@ -114,35 +114,79 @@ async def test_slow_reply_times_out_and_is_retried(fake_server):
     assert len(events) == 1 and "timed out waiting for data" in events[0].error
 
 
+@pytest.mark.parametrize("http_client", ["wire", "httpx"])
 @pytest.mark.parametrize("stream", [False, True])
-async def test_keepalive_only_server_hits_the_attempt_deadline(fake_server, stream):
-    """Keep-alives reset the read timeout; the per-attempt wall limit still ends the wait."""
-    srv = await fake_server([Fault(kind="keepalive_only", stall_s=10), Reply("real answer")])
+async def test_keepalive_forever_hits_the_request_deadline_and_is_retried(fake_server, stream, http_client):
+    """A 200 followed by keep-alives only, forever: each byte resets the read timeout, so only the
+    whole-call deadline (``request_timeout``) ends the wait; the call is then retried like any
+    transient fault, and the next attempt's answer comes through. Same for both HTTP clients."""
+    import math
+    import time
+
+    srv = await fake_server([Fault(kind="keepalive_only", stall_s=math.inf), Reply("real answer", chunk_chars=3)])
     events: list[ModelEvent] = []
-    m = client(srv, attempt_timeout_s=0.5, timeout_s=5)
+    m = client(srv, timeout_s=5, http_client=http_client, settings=ModelSettings(request_timeout=0.5))
+    t0 = time.monotonic()
     if stream:
         deltas = [d async for d in m.stream(MSGS, on_event=events.append)]
         text = deltas[-1].completion.message.content
     else:
         text = (await m.complete(MSGS, on_event=events.append)).message.content
     await m.aclose()
-    assert text == "real answer"
-    assert len(events) == 1 and "did not finish within 0.5s" in events[0].error
+    assert text == "real answer" and len(srv.requests) == 2
+    assert 0.5 <= time.monotonic() - t0 < 4  # gave up after the deadline, long before the read timeout
+    assert [e.kind for e in events] == ["retry"] and "did not finish within 0.5s" in events[0].error
+    assert not events[0].discarded  # keep-alives are not output
 
 
-async def test_stream_retries_before_any_output_but_not_after(fake_server):
-    srv = await fake_server([Fault(kind="reset_before"), Fault(status=500), Reply("clean stream", chunk_chars=4),
-                             Fault(kind="reset_during", after_chars=6, reply=Reply("partial reply", chunk_chars=3))])
-    events: list[ModelEvent] = []
-    m = client(srv)
-    deltas = [d async for d in m.stream(MSGS, on_event=events.append)]
-    assert deltas[-1].completion.message.content == "clean stream" and len(events) == 2
-    seen = []
-    with pytest.raises(ModelError) as info:
-        async for d in m.stream(MSGS):
-            seen.append(d.content)
+async def test_request_timeout_per_call_and_default(fake_server):
+    """The deadline is a setting: the default is 300 s, a call's settings override the model's."""
+    from agentkit.models.base import DEFAULT_REQUEST_TIMEOUT_S
+
+    assert ModelSettings().request_timeout == DEFAULT_REQUEST_TIMEOUT_S == 300.0
+    srv = await fake_server([Reply("slow", delay_s=0.6), Reply("slow again", delay_s=0.6)])
+    m = client(srv, max_retries=0, settings=ModelSettings(request_timeout=0.2))
+    with pytest.raises(ModelError, match=r"within 0.2s"):
+        await m.complete(MSGS)
+    assert (await m.complete(MSGS, settings=ModelSettings(request_timeout=5))).message.content == "slow again"
     await m.aclose()
-    assert "".join(filter(None, seen)) == "partia"
+
+
+async def test_stream_that_breaks_after_output_is_retried_and_says_discard(fake_server):
+    """Output already shown does not stop a retry: the retry event says ``discarded`` and the
+    next attempt streams the whole reply again."""
+    srv = await fake_server([Fault(kind="reset_before"),
+                             Fault(kind="reset_during", after_chars=6, reply=Reply("partial reply", chunk_chars=3)),
+                             Fault(kind="error_chunk", error_code=502, after_chars=4,
+                                   reply=Reply("partial reply", chunk_chars=3)),
+                             Reply("clean stream", chunk_chars=4)])
+    events: list[ModelEvent] = []
+    seen: list[tuple[str, str]] = []
+    final = None
+    m = client(srv)
+    async for d in m.stream(MSGS, on_event=lambda e: (events.append(e), seen.append(("retry", "")))):
+        if d.content:
+            seen.append(("text", d.content))
+        final = d.completion or final
+    await m.aclose()
+    assert final is not None and final.message.content == "clean stream"
+    assert [(e.kind, e.discarded) for e in events] == [("retry", False), ("retry", True), ("retry", True)]
+    assert "502" in events[2].error
+    # what a display keeps: the text after the last discarding retry is the reply, once
+    last = max(i for i, (k, _) in enumerate(seen) if k == "retry")
+    assert "".join(t for _, t in seen[last + 1:]) == "clean stream"
+    assert "".join(t for _, t in seen[:last]).startswith("partia")
+
+
+async def test_stream_out_of_retries_after_output_keeps_the_partial(fake_server):
+    srv = await fake_server([Fault(kind="reset_during", after_chars=6,
+                                   reply=Reply("partial reply", chunk_chars=3))] * 2)
+    m = client(srv, max_retries=1)
+    with pytest.raises(ModelError) as info:
+        async for _ in m.stream(MSGS):
+            pass
+    await m.aclose()
+    assert len(srv.requests) == 2 and "after 2 attempts" in str(info.value)
     assert info.value.retryable and info.value.partial.message.content == "partia"
     assert info.value.partial.finish_reason == "error"
 
@@ -292,3 +336,22 @@ async def test_chaos_run_completes_every_request(fake_server):
     await m.aclose()
     assert got == [f"answer {i}" for i in range(12)]
     assert sum(srv.injected.values()) > 0
+
+
+async def test_stream_falls_back_after_output_and_says_discard(fake_server):
+    """A stream whose model gives up after showing output moves on to the next model too; the
+    fallback event says ``discarded`` and the backup's reply is the whole answer."""
+    bad = await fake_server([Fault(kind="reset_during", after_chars=4, reply=Reply("doomed reply", chunk_chars=2))])
+    good = await fake_server([Reply("backup reply", chunk_chars=4)])
+    events: list[ModelEvent] = []
+    fb = Fallback([OpenAICompatible("primary", base_url=bad.base_url, max_retries=0, sleep=Sleeps()),
+                   OpenAICompatible("backup", base_url=good.base_url, sleep=Sleeps())])
+    texts: list[str] = []
+    async for d in fb.stream(MSGS, on_event=events.append):
+        if d.content:
+            texts.append(d.content)
+        final = d.completion or None
+    await fb.aclose()
+    assert final is not None and final.message.content == "backup reply" and final.model == "backup"
+    assert [(e.kind, e.discarded) for e in events] == [("fallback", True)]
+    assert "".join(texts).endswith("backup reply") and "".join(texts).startswith("doom")

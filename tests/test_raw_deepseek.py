@@ -178,14 +178,14 @@ async def test_retries_then_succeeds_and_reports_events(fake_server) -> None:
 
 
 async def test_mid_stream_faults_keep_partial_output(fake_server) -> None:
-    """After output was shown a stream is not retried: the error carries what arrived so far, parsed."""
+    """A stream out of retries after output was shown: the error carries what arrived so far, parsed."""
     from agentkit.errors import ModelError
 
     partial_reply = Reply(text=CALL_TEXT + " and more text to stream", chunk_chars=4)
     srv = await fake_server([Fault(kind="error_chunk", after_chars=20, reply=partial_reply, error_code=502),
                              Fault(kind="reset_during", after_chars=20, reply=partial_reply),
                              Fault(kind="malformed_chunk", after_chars=20, reply=partial_reply)])
-    model = model_for(srv, max_retries=3)
+    model = model_for(srv, max_retries=0)
     try:
         for expected in ("502", "broke", "malformed"):
             shown: list[str] = []
@@ -196,7 +196,35 @@ async def test_mid_stream_faults_keep_partial_output(fake_server) -> None:
             assert partial is not None and partial.message.content.startswith("".join(shown)) and shown
     finally:
         await model.aclose()
-    assert len(srv.requests) == 3  # one request per fault: nothing was retried after output
+    assert len(srv.requests) == 3  # one request per fault
+
+
+async def test_fault_after_output_is_retried_in_stream(fake_server) -> None:
+    """Output already shown does not stop a retry; the event says the shown output is dropped."""
+    partial_reply = Reply(text=CALL_TEXT + " and more text to stream", chunk_chars=4)
+    srv = await fake_server([Fault(kind="reset_during", after_chars=20, reply=partial_reply),
+                             Reply(text="Fine.", chunk_chars=2)])
+    model = model_for(srv)
+    events: list[ModelEvent] = []
+    try:
+        deltas = [d async for d in model.stream(MSGS, on_event=events.append)]
+    finally:
+        await model.aclose()
+    assert deltas[-1].completion.message.content == "Fine."
+    assert [(e.kind, e.discarded) for e in events] == [("retry", True)]
+
+
+async def test_keepalive_forever_hits_the_request_deadline(fake_server) -> None:
+    import math
+
+    srv = await fake_server([Fault(kind="keepalive_only", stall_s=math.inf), Reply(text="Fine.")])
+    model = model_for(srv, settings=ModelSettings(request_timeout=0.3))
+    events: list[ModelEvent] = []
+    try:
+        comp = await model.complete(MSGS, on_event=events.append)
+    finally:
+        await model.aclose()
+    assert comp.message.content == "Fine." and "within 0.3s" in events[0].error
 
 
 async def test_fault_before_output_is_retried_in_stream(fake_server) -> None:

@@ -3,6 +3,7 @@ types (and its real client), and its faults are real on the wire."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -341,3 +342,36 @@ def test_command_line_server(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_keepalive_forever_lasts_until_the_client_hangs_up(fake_server):
+    import math
+
+    srv = await fake_server([Fault(kind="keepalive_only", stall_s=math.inf)])
+    lines: list[str] = []
+    async with httpx.AsyncClient() as c:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.4):
+                async with c.stream("POST", srv.base_url + "/chat/completions",
+                                    json={"model": "m", "messages": MSGS, "stream": True}) as resp:
+                    async for line in resp.aiter_lines():
+                        lines.append(line)
+    assert len(lines) > 4 and set(filter(None, lines)) == {": keep-alive"}
+    for _ in range(100):  # the server notices the hang-up and ends that connection
+        if not srv._tasks:
+            break
+        await asyncio.sleep(0.02)
+    assert not srv._tasks
+
+
+async def test_chaos_max_per_request_caps_faults_on_retries_of_one_body(fake_server):
+    srv = await fake_server([], responder=lambda req: Reply("ok"),
+                            chaos=Chaos(seed=3, rate_5xx=1.0, max_per_request=2))
+    async with httpx.AsyncClient() as c:
+        for n in range(3):  # three different calls, each retried until it is answered
+            statuses = []
+            while not statuses or statuses[-1] != 200:
+                r = await c.post(srv.base_url + "/chat/completions", json={"model": "m", "messages": MSGS, "n": n})
+                statuses.append(r.status_code)
+            assert len(statuses) == 3 and statuses[-1] == 200
+    assert sum(srv.injected.values()) == 6

@@ -44,7 +44,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     tasks = load_tasks(args.tasks)
     out = Path(args.out or f"runs/batch-{Path(args.tasks).stem}")
     base = RunOptions(model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
-                      sandbox=args.sandbox, image=args.image, max_steps=args.max_steps,
+                      request_timeout=args.request_timeout, sandbox=args.sandbox, image=args.image,
+                      max_steps=args.max_steps,
                       search_backend=args.search_backend, max_searches=args.max_searches,
                       fetch_allow=args.fetch_allow, progress="quiet")
     stream = sys.stderr if args.json else sys.stdout

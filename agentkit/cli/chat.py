@@ -1,6 +1,9 @@
 """``agentkit chat PROMPT``: one model call from the terminal, streamed (reasoning dimmed), or as JSON.
 
-Handy to check a provider, a key or a local server before running an agent on it.
+Handy to check a provider, a key or a local server before running an agent on it. The reply is
+printed once, when it is complete: a stream that breaks is retried from the start, so text shown
+while it streams may be dropped. On a terminal it streams into a region that is erased at the end;
+into a pipe or file only the final reply goes.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from agentkit.models import ModelSettings, make_model
 
     settings = ModelSettings(thinking=args.thinking, max_tokens=args.max_tokens, temperature=args.temperature)
+    if args.request_timeout is not None:  # unset stays unset, so the model's own default applies
+        settings.request_timeout = args.request_timeout
     model = make_model(args.model or DEFAULT_MODEL, provider=args.provider, base_url=args.base_url,
                        settings=settings, fallbacks=args.fallback)
     messages: list[Any] = []
@@ -60,33 +65,64 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return asyncio.run(_chat(model, messages, stream=args.stream and not args.json, as_json=args.json))
 
 
+class _LiveReply:
+    """The reply while it streams, on a terminal: its last screenful, erased when the call ends
+    (the final reply is printed then). A retry that drops the partial reply clears it."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.live import Live
+
+        self.console = console
+        self.reasoning = ""
+        self.content = ""
+        self.live = Live(console=console, transient=True, refresh_per_second=8, get_renderable=self._render)
+
+    def add(self, reasoning: str | None, content: str | None) -> None:
+        self.reasoning += reasoning or ""
+        self.content += content or ""
+
+    def clear(self) -> None:
+        self.reasoning = self.content = ""
+
+    def _render(self) -> Any:
+        from rich.text import Text
+
+        text = Text()
+        text.append(self.reasoning, style="dim")
+        if self.reasoning and self.content:
+            text.append("\n\n")
+        text.append(self.content)
+        lines = text.wrap(self.console, self.console.width)
+        return Text("\n").join(list(lines)[-max(1, self.console.height - 2):])
+
+
 async def _chat(model: Any, messages: list[Any], *, stream: bool, as_json: bool) -> int:
+    from contextlib import nullcontext
+
     from rich.console import Console
 
     from agentkit.models import ModelEvent
 
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    shown = _LiveReply(out) if stream and out.is_terminal else None
 
     def on_event(ev: ModelEvent) -> None:
         what = f"falling back to {ev.to_model}" if ev.kind == "fallback" else f"retry {ev.attempt} in {ev.wait_s:.1f}s"
+        if ev.discarded:
+            what += ", reply so far dropped"
+            if shown is not None:
+                shown.clear()
         err.print(f"[{what}] {ev.error}", style="yellow", markup=False)
 
     try:
         if stream:
             completion = None
-            in_reasoning = False
-            async for delta in model.stream(messages, on_event=on_event):
-                if delta.reasoning:
-                    in_reasoning = True
-                    out.print(delta.reasoning, style="dim", end="", markup=False)
-                if delta.content:
-                    if in_reasoning:
-                        out.print("\n")
-                        in_reasoning = False
-                    out.print(delta.content, end="", markup=False)
-                completion = delta.completion or completion
-            out.print()
+            with shown.live if shown is not None else nullcontext():
+                async for delta in model.stream(messages, on_event=on_event):
+                    if shown is not None:
+                        shown.add(delta.reasoning, delta.content)
+                    completion = delta.completion or completion
             assert completion is not None
         else:
             completion = await model.complete(messages, on_event=on_event)
@@ -100,11 +136,10 @@ async def _chat(model: Any, messages: list[Any], *, stream: bool, as_json: bool)
                     "cost_usd": completion.usage.cost_usd, "latency_s": round(completion.latency_s, 3),
                     "warnings": completion.warnings})
         return 0
-    if not stream:
-        if msg.reasoning:
-            out.print(msg.reasoning, style="dim", markup=False)
-            out.print()
-        out.print(msg.text, markup=False)
+    if msg.reasoning:
+        out.print(msg.reasoning, style="dim", markup=False)
+        out.print()
+    out.print(msg.text, markup=False)
     for call in msg.tool_calls:
         out.print(f"→ {call.name}({call.arguments})", style="cyan", markup=False)
     u = completion.usage

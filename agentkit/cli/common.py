@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 
-
 def add_model_flags(parser: argparse.ArgumentParser, thinking_default: str = "the preset's mode") -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--provider", help="openrouter | deepseek | atlascloud | vllm | sglang | llamacpp | "
@@ -23,6 +22,14 @@ def add_model_flags(parser: argparse.ArgumentParser, thinking_default: str = "th
     g.add_argument("--thinking", dest="thinking", action="store_true", default=None,
                    help=f"reasoning on (default: {thinking_default})")
     g.add_argument("--no-thinking", dest="thinking", action="store_false", help="reasoning off")
+    add_request_timeout_flag(g)
+
+
+def add_request_timeout_flag(parser: Any) -> None:
+    """``--request-timeout``: its own function so ``resume`` (which has no other model flags) takes it too."""
+    parser.add_argument("--request-timeout", type=_positive_float, metavar="SECONDS",
+                        help="give up on a model call that has not finished after this long and retry it "
+                             "(default: 300; keep-alive bytes do not count as progress)")
 
 
 def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +37,9 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sandbox", choices=["local", "docker"], default="local",
                    help="where commands run (default: local)")
     g.add_argument("--image", help="Docker image for --sandbox docker (default: agentkit-sandbox:latest)")
+    g.add_argument("--network", action="store_true", default=None,
+                   help="let commands in the sandbox reach the network (default: off, in both sandboxes; "
+                        "web search and fetch run outside the sandbox and are not affected)")
 
 
 def add_limit_flags(parser: argparse.ArgumentParser, cost_help: str = "stop the run after this many US dollars") -> None:

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from agentkit.cli.common import (add_limit_flags, add_model_flags, add_output_flags, add_sandbox_flags,
-                                 print_json, progress_mode, progress_stream)
+from agentkit.cli.common import (add_limit_flags, add_model_flags, add_output_flags, add_request_timeout_flag,
+                                 add_sandbox_flags, print_json, progress_mode, progress_stream)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--model", help="continue with another model (e.g. replay:FILE)")
     rs.add_argument("--provider")
     rs.add_argument("--base-url")
+    add_request_timeout_flag(rs)
     add_limit_flags(rs)
     rs.add_argument("--quiet", action="store_true", help="no progress display")
     rs.add_argument("--json", action="store_true", help="print result.json to stdout when done")
@@ -54,7 +55,8 @@ def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> 
     from agentkit.presets.runner import RunOptions
 
     return RunOptions(preset=preset, task=task, model=args.model, provider=args.provider, base_url=args.base_url,
-                      thinking=args.thinking, sandbox=args.sandbox, image=args.image, max_steps=args.max_steps,
+                      thinking=args.thinking, request_timeout=args.request_timeout, sandbox=args.sandbox,
+                      image=args.image, max_steps=args.max_steps,
                       max_cost=args.max_cost, out=args.out, progress=progress_mode(args), **extra)
 
 
@@ -116,5 +118,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from agentkit.presets.runner import resume_task
 
     overrides = {"model": args.model, "provider": args.provider, "base_url": args.base_url,
+                 "request_timeout": args.request_timeout,
                  "max_steps": args.max_steps, "max_cost": args.max_cost}
     return _finish(args, asyncio.run(resume_task(args.trajectory, overrides, _progress(args))))

@@ -13,12 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.messages import AssistantMessage, Message, Usage
 
+DEFAULT_REQUEST_TIMEOUT_S = 300.0
+
 
 class ModelSettings(BaseModel):
     """Request parameters. ``None`` means "not sent" (the provider's default applies).
 
     ``thinking`` is the one switch for reasoning; each provider preset maps it to its own field.
     ``extra_body`` is merged last into the request body for anything not typed here.
+    ``request_timeout`` (seconds, default 300) bounds one model call from the request to its
+    last byte: keep-alive comments reset a read timeout, so a server that sends only those
+    would otherwise hold a run forever. A call past it is retried like a dropped connection;
+    ``None`` waits without end.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -45,6 +51,7 @@ class ModelSettings(BaseModel):
     user: str | None = None
     extra_body: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None  # per-request read timeout override
+    request_timeout: float | None = Field(default=DEFAULT_REQUEST_TIMEOUT_S, gt=0)  # whole call, see above
     # OpenRouter app attribution, sent as HTTP-Referer / X-Title headers (never in the body).
     app_url: str | None = None
     app_title: str | None = None
@@ -103,6 +110,9 @@ class ModelEvent(BaseModel):
     status: int | None = None
     wait_s: float = 0.0
     to_model: str | None = None  # for fallback
+    # The failed attempt had already streamed output: whoever showed it should drop it, the
+    # next attempt (or model) starts the reply over.
+    discarded: bool = False
 
 
 OnEvent = Callable[[ModelEvent], None]

@@ -3,7 +3,8 @@
 Each model does its own retries first; only its final error moves on to the next model, and
 that switch is reported as ``ModelEvent(kind="fallback")`` so the trajectory records it. A
 request that is wrong in itself (400/422) would fail everywhere, so it is raised at once. A
-stream only falls back while it has shown nothing.
+stream that had shown output falls back too; its event says ``discarded`` so the caller drops
+that output and the next model starts the reply over.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ class Fallback:
     def __repr__(self) -> str:
         return f"Fallback({self.models!r})"
 
-    def _switch(self, on_event: OnEvent | None, i: int, err: ModelError) -> None:
+    def _switch(self, on_event: OnEvent | None, i: int, err: ModelError, discarded: bool = False) -> None:
         if on_event is not None:
             on_event(ModelEvent(kind="fallback", model=self.models[i].name, attempt=i + 1, error=str(err),
-                                status=err.status, to_model=self.models[i + 1].name))
+                                status=err.status, to_model=self.models[i + 1].name, discarded=discarded))
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                        settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
@@ -58,9 +59,9 @@ class Fallback:
                     yield delta
                 return
             except ModelError as err:
-                if shown or _final(err) or i == len(self.models) - 1:
+                if _final(err) or i == len(self.models) - 1:
                     raise
-                self._switch(on_event, i, err)
+                self._switch(on_event, i, err, discarded=shown)
 
     async def aclose(self) -> None:
         for model in self.models:

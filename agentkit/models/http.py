@@ -89,7 +89,7 @@ class HTTPModel:
     context_window: int | None = None
 
     def _init_http(self, *, api_key: str | None, headers: dict[str, str] | None, timeout_s: float,
-                   connect_timeout_s: float, attempt_timeout_s: float | None, max_retries: int,
+                   connect_timeout_s: float, max_retries: int,
                    backoff: Backoff | None, transport: httpx.AsyncBaseTransport | None,
                    sleep: Callable[[float], Awaitable[None]], http_client: HttpClient = "auto") -> None:
         if http_client not in HTTP_CLIENTS:
@@ -100,7 +100,6 @@ class HTTPModel:
         self.extra_headers = dict(headers or {})
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
-        self.attempt_timeout_s = attempt_timeout_s  # wall limit per attempt (a server that only sends keep-alives)
         self.max_retries = max_retries
         self.backoff = backoff or Backoff()
         self._transport = transport
@@ -198,13 +197,49 @@ class HTTPModel:
             what = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for data",
                     "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(e).__name__, "")
             msg = f"{self.provider} ({self.name}) timed out {what}".rstrip()
-        elif isinstance(e, asyncio.TimeoutError):
-            msg = f"{self.provider} ({self.name}) did not finish within {self.attempt_timeout_s}s"
         elif isinstance(e, httpx.ConnectError):
             msg = f"cannot connect to {self.base_url}: {e or type(e).__name__}"
         else:
             msg = f"connection to {self.provider} ({self.name}) broke: {type(e).__name__} {e}".rstrip()
         return ModelError(msg, retryable=True, partial=partial)
+
+    def _deadline_error(self, seconds: float | None) -> ModelError:
+        return ModelError(f"{self.provider} ({self.name}) did not finish within {seconds:g}s (request_timeout)",
+                          retryable=True)
+
+    async def _in_time(self, call: Awaitable[Completion], seconds: float | None) -> Completion:
+        """``call``, failing with a retryable error once ``seconds`` pass: the whole call, so it
+        holds whichever HTTP client runs underneath."""
+        timer = asyncio.timeout(seconds)
+        try:
+            async with timer:
+                return await call
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            raise self._deadline_error(seconds) from None
+
+    async def _in_time_stream(self, deltas: AsyncIterator[CompletionDelta],
+                              seconds: float | None) -> AsyncIterator[CompletionDelta]:
+        """``deltas`` until ``seconds`` after the request. The clock runs from the first request on,
+        but it only interrupts our own waits for the next piece: a timeout around a ``yield`` would
+        cancel whatever the consumer awaits between pieces instead."""
+        deadline = None if seconds is None else asyncio.get_running_loop().time() + seconds
+        try:
+            while True:
+                timer = asyncio.timeout_at(deadline)
+                try:
+                    async with timer:
+                        delta = await anext(deltas)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if not timer.expired():
+                        raise
+                    raise self._deadline_error(seconds) from None
+                yield delta
+        finally:
+            await deltas.aclose()  # type: ignore[attr-defined]
 
     def _event(self, on_event: OnEvent | None, event: ModelEvent) -> None:
         log.info("model %s: %s (attempt %d%s) %s", self.name, event.kind, event.attempt,
@@ -212,8 +247,10 @@ class HTTPModel:
         if on_event is not None:
             on_event(event)
 
-    async def _retry_wait(self, err: ModelError, attempt: int, on_event: OnEvent | None) -> None:
-        """Sleep before the next attempt, or raise when retrying is pointless or used up."""
+    async def _retry_wait(self, err: ModelError, attempt: int, on_event: OnEvent | None,
+                          discarded: bool = False) -> None:
+        """Sleep before the next attempt, or raise when retrying is pointless or used up.
+        ``discarded``: the failed attempt had streamed output, which the event tells observers to drop."""
         retry_after = getattr(err, "retry_after", None)
         if retry_after is None and isinstance(err.details.get("retry_after"), (int, float)):
             retry_after = float(err.details["retry_after"])  # type: ignore[arg-type]
@@ -223,41 +260,41 @@ class HTTPModel:
             raise self._exhausted(err, attempt, note=f"server asks to wait {retry_after:.0f}s")
         wait = self.backoff.delay(attempt, retry_after)
         self._event(on_event, ModelEvent(kind="retry", model=self.name, attempt=attempt + 1, error=str(err),
-                                         status=err.status, wait_s=wait))
+                                         status=err.status, wait_s=wait, discarded=discarded))
         await self._sleep(wait)
 
-    async def _retrying(self, attempt_once: Callable[[], Awaitable[Completion]],
-                        on_event: OnEvent | None) -> Completion:
-        """Run one request attempt after another until one succeeds or retrying must stop."""
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[Completion]], on_event: OnEvent | None,
+                        deadline_s: float | None) -> Completion:
+        """Run one request attempt after another until one succeeds or retrying must stop; each
+        attempt has ``deadline_s`` seconds."""
         attempt = 0
         while True:
             try:
-                return await attempt_once()
+                return await self._in_time(attempt_once(), deadline_s)
             except ModelError as err:
                 await self._retry_wait(err, attempt, on_event)
                 attempt += 1
 
     async def _retrying_stream(self, attempt_once: Callable[[], AsyncIterator[CompletionDelta]],
-                               on_event: OnEvent | None, *,
+                               on_event: OnEvent | None, deadline_s: float | None, *,
                                hold_output: bool = False) -> AsyncIterator[CompletionDelta]:
-        """Stream attempt after attempt. Once output has been passed on, a failure is not retried
-        (the caller would see it twice); with ``hold_output`` only the final completion is
-        passed on, so any failure may retry."""
+        """Stream attempt after attempt, each within ``deadline_s``. A failure after output was passed
+        on is retried too: the retry event says ``discarded`` so the caller drops what it showed, and
+        the next attempt starts the reply over. With ``hold_output`` only the final completion is
+        passed on (nothing to discard)."""
         attempt = 0
         while True:
             shown = False
             try:
-                async for delta in attempt_once():
+                async for delta in self._in_time_stream(attempt_once(), deadline_s):
                     if delta.completion is None:
-                        shown = True
                         if hold_output:
                             continue
+                        shown = True
                     yield delta
                 return
             except ModelError as err:
-                if shown and not hold_output:
-                    raise
-                await self._retry_wait(err, attempt, on_event)
+                await self._retry_wait(err, attempt, on_event, discarded=shown)
                 attempt += 1
 
     async def _sse_json(self, lines: AsyncIterator[str],

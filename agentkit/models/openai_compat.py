@@ -2,8 +2,9 @@
 
 One shared ``httpx.AsyncClient`` per model (per event loop). Faults that retrying can fix are
 retried with exponential backoff and jitter, honouring ``Retry-After``; each retry is reported
-through ``on_event``. A stream that fails after it has already yielded output is not retried
-(the caller has shown that output); it raises ``ModelError`` with the partial ``Completion``.
+through ``on_event``. A stream that fails after it has already yielded output is retried as
+well, with a ``discarded`` retry event (the caller drops what it showed); when retries run out it
+raises ``ModelError`` with the partial ``Completion``. Each call has ``request_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -40,22 +41,13 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _until(lines: AsyncIterator[str], deadline: float | None) -> AsyncIterator[str]:
-    """Pass lines through, failing once ``deadline`` passes: keep-alive comments reset the read
-    timeout, so a server that only ever sends them would otherwise hold the call forever."""
-    async for line in lines:
-        if deadline is not None and time.monotonic() > deadline:
-            raise asyncio.TimeoutError()
-        yield line
-
-
 class OpenAICompatible(HTTPModel):
     """Chat completions over HTTP for any OpenAI-compatible endpoint (see ``providers.py``)."""
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
                  provider: str = "openai-compatible", settings: ModelSettings | None = None,
                  headers: dict[str, str] | None = None, timeout_s: float = 600.0, connect_timeout_s: float = 15.0,
-                 attempt_timeout_s: float | None = None, max_retries: int = 4, backoff: Backoff | None = None,
+                 max_retries: int = 4, backoff: Backoff | None = None,
                  stream_complete: bool = False, transport: httpx.AsyncBaseTransport | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, http_client: HttpClient = "auto") -> None:
         self.name = model
@@ -64,8 +56,8 @@ class OpenAICompatible(HTTPModel):
         self.base_url = resolve_base_url(self.preset, base_url)
         self.key_env = self.preset.key_env
         self._init_http(api_key=resolve_api_key(self.preset, self.base_url, api_key), headers=headers,
-                        timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
-                        attempt_timeout_s=attempt_timeout_s, max_retries=max_retries, backoff=backoff,
+                        timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, max_retries=max_retries,
+                        backoff=backoff,
                         transport=transport, sleep=sleep, http_client=http_client)
         self.settings = settings or ModelSettings()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
@@ -128,15 +120,15 @@ class OpenAICompatible(HTTPModel):
             return final
         s = self.settings.merged(settings)
         body = self.build_body(messages, tools, s, stream=False)
-        return await self._retrying(lambda: self._complete_once(body, s, messages, tools), on_event)
+        return await self._retrying(lambda: self._complete_once(body, s, messages, tools), on_event,
+                                    s.request_timeout)
 
     async def _complete_once(self, body: dict[str, Any], s: ModelSettings, messages: list[Message],
                              tools: list[dict[str, Any]] | None) -> Completion:
         t0 = time.monotonic()
         try:
-            coro = self._post("/chat/completions", body, s)
-            resp = await (asyncio.wait_for(coro, self.attempt_timeout_s) if self.attempt_timeout_s else coro)
-        except (httpx.TransportError, asyncio.TimeoutError) as e:
+            resp = await self._post("/chat/completions", body, s)
+        except httpx.TransportError as e:
             raise self._transport_error(e) from e
         data = self._read_body(resp)
         estimate = self._estimate(messages, tools) if not data.get("usage") else None
@@ -174,13 +166,12 @@ class OpenAICompatible(HTTPModel):
         body = self.build_body(messages, tools, s, stream=True)
         # complete() via a stream shows nothing until the end, so any failure may retry
         async for delta in self._retrying_stream(lambda: self._stream_once(body, s, messages, tools), on_event,
-                                                 hold_output=retry_after_output):
+                                                 s.request_timeout, hold_output=retry_after_output):
             yield delta
 
     async def _stream_once(self, body: dict[str, Any], s: ModelSettings, messages: list[Message],
                            tools: list[dict[str, Any]] | None) -> AsyncIterator[CompletionDelta]:
         t0 = time.monotonic()
-        deadline = t0 + self.attempt_timeout_s if self.attempt_timeout_s else None
         asm = StreamAssembler(model=self.name, provider=self.provider)
         done = False
         try:
@@ -194,8 +185,7 @@ class OpenAICompatible(HTTPModel):
                     text = (await resp.aread()).decode("utf-8", "replace")
                     yield CompletionDelta(completion=self._body_as_stream(text, t0, messages, tools))
                     return
-                lines = _until(resp.aiter_lines(), deadline)
-                async for chunk in self._sse_json(lines, lambda: asm.partial(time.monotonic() - t0)):
+                async for chunk in self._sse_json(resp.aiter_lines(), lambda: asm.partial(time.monotonic() - t0)):
                     if chunk is None:
                         done = True
                         break
@@ -206,7 +196,7 @@ class OpenAICompatible(HTTPModel):
                                            partial=asm.partial(time.monotonic() - t0))
                     if delta is not None:
                         yield delta
-        except (httpx.TransportError, asyncio.TimeoutError) as e:
+        except httpx.TransportError as e:
             raise self._transport_error(e, asm.partial(time.monotonic() - t0)) from e
         if not done and asm.finish_reason is None:
             raise ModelError(f"{self.provider} ({self.name}) stream ended before the reply was finished",

@@ -84,7 +84,7 @@ class RawDeepSeek(HTTPModel):
         self.base_url = base if base.rsplit("/", 1)[-1].startswith("v1") else base + "/v1"
         self.key_env = KEY_ENV
         self._init_http(api_key=api_key if api_key is not None else os.environ.get(KEY_ENV), headers=headers,
-                        timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, attempt_timeout_s=None,
+                        timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
                         max_retries=max_retries, backoff=backoff, transport=transport, sleep=sleep,
                         http_client=http_client)
         self.settings = settings or ModelSettings()
@@ -170,7 +170,8 @@ class RawDeepSeek(HTTPModel):
         s = self.settings.merged(settings)
         prompt, in_reasoning = self.render(messages, tools, s)
         body = self.build_body(prompt, s, stream=False)
-        return await self._retrying(lambda: self._complete_once(body, s, prompt, in_reasoning), on_event)
+        return await self._retrying(lambda: self._complete_once(body, s, prompt, in_reasoning), on_event,
+                                    s.request_timeout)
 
     async def _complete_once(self, body: dict[str, Any], s: ModelSettings, prompt: str,
                              in_reasoning: bool) -> Completion:
@@ -200,7 +201,7 @@ class RawDeepSeek(HTTPModel):
         prompt, in_reasoning = self.render(messages, tools, s)
         body = self.build_body(prompt, s, stream=True)
         async for delta in self._retrying_stream(lambda: self._stream_once(body, s, prompt, in_reasoning),
-                                                 on_event):
+                                                 on_event, s.request_timeout):
             yield delta
 
     async def _stream_once(self, body: dict[str, Any], s: ModelSettings, prompt: str,

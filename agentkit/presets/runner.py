@@ -48,6 +48,7 @@ class RunOptions(BaseModel):
     provider: str | None = None
     base_url: str | None = None
     thinking: bool | None = None  # None: the preset's mode
+    request_timeout: float | None = None  # seconds per model call; None: ModelSettings' default
     sandbox: Literal["local", "docker"] = "local"
     image: str | None = None
     max_steps: int | None = None
@@ -143,6 +144,11 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
     preset = get_preset(opts.preset, python=opts.python)
     if opts.thinking is not None and opts.thinking != preset.thinking:
         preset = preset.model_copy(update={"thinking": opts.thinking})
+    if opts.request_timeout is not None:  # into the agent's settings, so the trajectory records it
+        from agentkit.models.base import ModelSettings
+
+        timeout = ModelSettings(request_timeout=opts.request_timeout)
+        preset = preset.model_copy(update={"settings": preset.settings.merged(timeout)})
     if not opts.task.strip() and not resume:
         raise ConfigError("the task is empty; pass the task text or @FILE")
     if opts.image and opts.sandbox != "docker":

@@ -68,7 +68,10 @@ class Reply:
 class Fault:
     """A failure to inject. ``kind="http"`` answers ``status`` with ``body`` (an OpenRouter-style
     error object by default); the other kinds break the connection or the stream itself.
-    Mid-stream kinds first send ``after_chars`` characters of ``reply`` (or filler text)."""
+    Mid-stream kinds first send ``after_chars`` characters of ``reply`` (or filler text).
+    ``keepalive_only`` answers 200 and then sends only keep-alives (SSE comments, or blank lines
+    for a non-streamed request) for ``stall_s`` seconds; ``stall_s=math.inf`` keeps that up until
+    the client hangs up, like a stuck provider queue."""
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -93,8 +96,12 @@ class Chaos:
     rate_stall: float = 0
     rate_malformed: float = 0
     rate_error_chunk: float = 0
+    rate_keepalive_only: float = 0  # 200, then only keep-alives for stall_s (the client's deadline must end it)
     keepalive_comments: bool = False  # sprinkle ": OPENROUTER PROCESSING"/": keep-alive" into streams
     stall_s: float = 30.0
+    # At most this many faults for one request body: a client's retries of a call resend the same
+    # body, so faults stay below its retry budget and every call gets through in the end.
+    max_per_request: int | None = None
 
 
 Entry = Union[Reply, Fault]
@@ -139,6 +146,7 @@ class FakeServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._counter = 0
+        self._faults_per_body: Counter[int] = Counter()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -281,7 +289,7 @@ class FakeServer:
         body = req["json"]
         stream = bool(body.get("stream"))
 
-        entry = self._chaos_fault()
+        entry = self._chaos_fault(req["raw"])
         chaos_hit = entry is not None
         if entry is None:
             entry = await self._next_entry(record)
@@ -319,10 +327,21 @@ class FakeServer:
             return head if isinstance(head, Reply) else head.reply
         return None
 
-    def _chaos_fault(self) -> Fault | None:
+    def _chaos_fault(self, raw: bytes) -> Fault | None:
         c = self.chaos
         if c is None:
             return None
+        if c.max_per_request is not None:
+            key = hash(raw)
+            if self._faults_per_body[key] >= c.max_per_request:
+                return None
+            fault = self._random_fault(c)
+            if fault is not None:
+                self._faults_per_body[key] += 1
+            return fault
+        return self._random_fault(c)
+
+    def _random_fault(self, c: Chaos) -> Fault | None:
         r = self._rng
         if r.random() < c.rate_429:
             hdr = {"Retry-After": _num(c.rate_429_retry_after)} if c.rate_429_retry_after else {}
@@ -340,6 +359,8 @@ class FakeServer:
         if r.random() < c.rate_error_chunk:
             return Fault(kind="error_chunk", after_chars=r.randint(0, 40),
                          error_code=r.choice([502, 429, "server_error"]))
+        if c.rate_keepalive_only and r.random() < c.rate_keepalive_only:  # no draw when off: seeds keep their faults
+            return Fault(kind="keepalive_only", stall_s=c.stall_s)
         return None
 
     # ------------------------------------------------------------------ payloads
