@@ -27,6 +27,7 @@ from typing import Literal
 
 from agentkit.errors import SandboxError
 from agentkit.sandboxes.base import DirEntry, ExecResult
+from agentkit.sandboxes import safefs
 from agentkit.sandboxes.paths import resolve_inside
 from agentkit.sandboxes.session import SessionLimits, ShellSession, Stream
 
@@ -391,22 +392,27 @@ class LocalSandbox:
         return await self.session.run(command, timeout=timeout, idle_timeout=idle_timeout)
 
     # ----- files -----------------------------------------------------------------------
+    # Every open resolves beneath the workspace (safefs): never a path checked first and opened
+    # later, which a process in the sandbox could swap for a symlink in between.
     def resolve(self, path: str) -> str:
-        """The host path for ``path``; refuses anything outside the workspace."""
+        """The host path for ``path``, for messages; refuses anything outside the workspace."""
         return resolve_inside(self.workspace, path)
 
-    async def read_file(self, path: str) -> bytes:
-        real = self.resolve(path)
-        return await asyncio.to_thread(_read_bytes, real)
+    async def read_file(self, path: str, max_bytes: int = safefs.MAX_READ_BYTES) -> bytes:
+        """A regular file's bytes; ``safefs.FileTooLarge`` beyond ``max_bytes``."""
+        return await asyncio.to_thread(safefs.read_file, self.workspace, path, max_bytes)
+
+    async def read_lines(self, path: str, first: int, last: int,
+                         max_bytes: int = safefs.MAX_READ_BYTES) -> safefs.LineSlice:
+        """Lines ``first``..``last`` of a file of any size, in bounded memory (beyond the protocol)."""
+        return await asyncio.to_thread(safefs.read_lines, self.workspace, path, first, last, max_bytes)
 
     async def write_file(self, path: str, data: bytes | str) -> None:
-        real = self.resolve(path)
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        await asyncio.to_thread(_write_bytes, real, payload)
+        await asyncio.to_thread(safefs.write_file, self.workspace, path, payload)
 
     async def list_dir(self, path: str = ".") -> list[DirEntry]:
-        real = self.resolve(path)
-        return await asyncio.to_thread(_list, real)
+        return await asyncio.to_thread(safefs.list_dir, self.workspace, path)
 
     async def copy_out(self, dest: str | os.PathLike[str]) -> str:
         """Copy the workspace to the host directory ``dest`` (same API as DockerSandbox)."""
@@ -416,37 +422,6 @@ class LocalSandbox:
 
     def __repr__(self) -> str:
         return f"LocalSandbox(workspace={self.workspace!r}, isolated={self.isolated})"
-
-
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def _list(path: str) -> list[DirEntry]:
-    out = []
-    with os.scandir(path) as it:
-        for e in it:
-            try:
-                st = e.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if e.is_symlink():
-                kind = "symlink"
-            elif e.is_dir(follow_symlinks=False):
-                kind = "dir"
-            elif e.is_file(follow_symlinks=False):
-                kind = "file"
-            else:
-                kind = "other"
-            out.append(DirEntry(name=e.name, kind=kind, size=st.st_size if kind == "file" else 0))
-    return sorted(out, key=lambda d: d.name)
 
 
 @atexit.register

@@ -7,21 +7,30 @@ tool behaves the same locally and in Docker.
 
 Files keep their encoding (UTF-8, UTF-8 with BOM, UTF-16, or Latin-1 as the last resort) and their
 line endings: CRLF files are edited as LF text and written back as CRLF. Binary files are refused.
+
+Files over ``max_file_bytes`` (the sandbox's read cap, 8 MiB) are not read whole: ``view`` with
+``view_range`` reads just those lines where the sandbox can (``read_lines``), and the rest is left
+to the shell. The "most similar text" hint after a near-miss ``str_replace`` does bounded work
+(``near_matches``) in a worker thread, so it never stalls the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
-import difflib
 import posixpath
+import re
 import shlex
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from agentkit.errors import SandboxError, ToolError
+from agentkit.sandboxes.base import DirEntry
+from agentkit.sandboxes.safefs import MAX_READ_BYTES, FileTooLarge
 from agentkit.tools.base import Observation, ToolContext
 
-__all__ = ["StrReplaceEditor", "TextFile", "decode_text", "encode_text"]
+__all__ = ["NearMatches", "StrReplaceEditor", "TextFile", "decode_text", "encode_text", "near_matches"]
 
 SNIPPET_LINES = 4
 MAX_VIEW_CHARS = 16_000
@@ -29,6 +38,11 @@ MAX_HISTORY = 10
 SKIP_DIRS = {"node_modules", "__pycache__", "build", "dist", "venv", "site-packages", "target",
              "htmlcov", "coverage"}
 COMMANDS = ("view", "create", "str_replace", "insert", "undo_edit")
+HINT_BUDGET = 50_000  # token steps for near_matches: tens of ms at most, whatever the sizes
+HINT_MIN_SIMILARITY = 0.6
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_MAX_LINE_CHARS = 400  # a longer line is compared by its start, so one line costs ≤ 401 steps
+_ANCHOR_LINES, _ANCHOR_HITS = 6, 3  # substring searches (C speed) to place windows first
 
 
 @dataclass
@@ -105,6 +119,117 @@ def line_count(text: str) -> int:
     return text.count("\n") + (0 if text.endswith("\n") else 1)
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
+@dataclass
+class NearMatches:
+    """What ``near_matches`` found, and what it cost."""
+
+    whitespace_line: int | None = None  # old_str is here, except for whitespace (1-based)
+    similar: list[tuple[float, int, str]] = field(default_factory=list)  # (similarity, first line, text)
+    work: int = 0  # token steps spent, never more than the budget
+    compared_to: int = 0  # windows starting after this line were not all compared (budget spent)
+    complete: bool = True
+
+
+def _tokens(line: str) -> list[str]:
+    return _TOKEN.findall(line[:_MAX_LINE_CHARS])
+
+
+def near_matches(text: str, old: str, *, top: int = 3, budget: int = HINT_BUDGET) -> NearMatches:
+    """Where ``old`` almost occurs in ``text``, for at most ``budget`` token steps.
+
+    Why not difflib over every window: that took minutes on a 1,000-line file. Each window of
+    ``old``'s line count is scored by the words and punctuation it shares with ``old`` (Dice over
+    token multisets), sliding one line at a time: a line's tokens enter and leave the window once,
+    one step per token. Windows near lines that also occur in ``old`` go first, so on a file too
+    big for the budget the steps go where the near miss most likely is.
+    """
+    res = NearMatches()
+    lines = text.split("\n")
+    old_lines = old.strip("\n").split("\n")
+    width = len(old_lines)
+    old_toks = [t for line in old_lines for t in _tokens(line)]
+    res.work = len(old_toks)
+    if not old_toks or res.work > budget:
+        res.complete = not old_toks
+        return res
+    want = Counter(old_toks)
+    squashed_old = "".join(old.split())
+    n_starts = max(1, len(lines) - width + 1)
+    cache: dict[int, list[str]] = {}
+    scores: dict[int, float] = {}
+
+    def scan(lo: int, hi: int, full: bool = False) -> bool:
+        """Score the windows starting in [lo, hi); False when the budget ran out."""
+        win: Counter[str] = Counter()
+        common = size = 0
+
+        def step(i: int, sign: int) -> bool:
+            nonlocal common, size
+            toks = cache.get(i)
+            if toks is None:
+                toks = cache[i] = _tokens(lines[i]) if i < len(lines) else []
+            if res.work + 1 + len(toks) > budget:
+                return False
+            res.work += 1 + len(toks)
+            for t in toks:
+                if sign > 0:
+                    win[t] += 1
+                    common += win[t] <= want[t]
+                else:
+                    common -= win[t] <= want[t]
+                    win[t] -= 1
+            size += sign * len(toks)
+            return True
+
+        for s in range(lo, hi):
+            if s == lo:
+                if not all(step(i, 1) for i in range(s, s + width)):
+                    return False
+            elif not (step(s - 1, -1) and step(s + width - 1, 1)):
+                return False
+            if s not in scores:
+                scores[s] = 2 * common / (len(old_toks) + size)
+                if common == len(old_toks) == size and res.whitespace_line is None:
+                    if "".join("".join(lines[s:s + width]).split()) == squashed_old:
+                        blank = next((k for k, x in enumerate(lines[s:s + width]) if x.strip()), 0)
+                        res.whitespace_line = s + blank + 1  # where the text starts, past blank lines
+            if full:
+                res.compared_to = s + 1
+        return True
+
+    # Lines of old that occur verbatim point at where the near miss probably is.
+    hits: list[tuple[int, int]] = []
+    needles = sorted(((len(x.strip()), j) for j, x in enumerate(old_lines) if len(x.strip()) >= 8), reverse=True)
+    for _, j in needles[:_ANCHOR_LINES]:  # the longest lines: the most distinctive
+        needle = old_lines[j].strip()
+        pos = text.find(needle)
+        for _ in range(_ANCHOR_HITS):
+            if pos < 0:
+                break
+            hits.append((pos, j))
+            pos = text.find(needle, pos + 1)
+    regions, at, line_no = [], 0, 0
+    for pos, j in sorted(hits):
+        line_no += text.count("\n", at, pos)
+        at = pos
+        s = min(max(0, line_no - j), n_starts - 1)
+        regions.append((max(0, s - 1), min(n_starts, s + 2)))
+    res.complete = all(scan(lo, hi) for lo, hi in regions) and scan(0, n_starts, full=True)
+    if res.whitespace_line is not None:
+        return res
+    best = sorted(((r, s) for s, r in scores.items() if r >= HINT_MIN_SIMILARITY), key=lambda x: (-x[0], x[1]))
+    for r, s in best:
+        if len(res.similar) == top:
+            break
+        if all(abs(s + 1 - n) >= width for _, n, _ in res.similar):
+            res.similar.append((r, s + 1, "\n".join(lines[s:s + width])))
+    return res
+
+
 class StrReplaceEditor:
     """View, create and edit files in the sandbox workspace."""
 
@@ -143,9 +268,11 @@ class StrReplaceEditor:
     }
     parallel_safe = False
 
-    def __init__(self, *, max_view_chars: int = MAX_VIEW_CHARS, max_history: int = MAX_HISTORY) -> None:
+    def __init__(self, *, max_view_chars: int = MAX_VIEW_CHARS, max_history: int = MAX_HISTORY,
+                 max_file_bytes: int = MAX_READ_BYTES) -> None:
         self.max_view_chars = max_view_chars
         self.max_history = max_history
+        self.max_file_bytes = max_file_bytes  # bigger files are not read whole (the sandbox caps reads too)
 
     # -- paths and files ------------------------------------------------------------------------
     @staticmethod
@@ -162,10 +289,14 @@ class StrReplaceEditor:
         return full, rel
 
     @staticmethod
-    async def _kind(ctx: ToolContext, rel: str) -> str | None:
-        """"file", "dir", "symlink", "other" or None when ``rel`` does not exist."""
+    async def _entry(ctx: ToolContext, rel: str) -> DirEntry | None:
+        """What ``rel`` is (kind "file", "dir", "other"; a symlink as what it points to), or None.
+
+        Only a hint, since the sandbox can change it at any moment: the file API itself refuses what
+        must be refused when it opens the file.
+        """
         if rel == ".":
-            return "dir"
+            return DirEntry(name=".", kind="dir")
         parent, base = posixpath.split(rel)
         try:
             entries = await ctx.sandbox.list_dir(parent or ".")
@@ -180,18 +311,33 @@ class StrReplaceEditor:
                 if e.kind == "symlink":  # follow it: is it a file or a directory?
                     try:
                         await ctx.sandbox.list_dir(rel)
-                        return "dir"
+                        return DirEntry(name=base, kind="dir")
                     except (OSError, SandboxError):
-                        return "file"
-                return e.kind
+                        return DirEntry(name=base, kind="file")
+                return e
         return None
 
-    async def _read(self, ctx: ToolContext, full: str, rel: str) -> TextFile:
+    async def _kind(self, ctx: ToolContext, rel: str) -> str | None:
+        entry = await self._entry(ctx, rel)
+        return entry.kind if entry else None
+
+    @staticmethod
+    def _special(full: str) -> ToolError:
+        return ToolError(f"{full} is not a regular file (a named pipe, socket or device); the editor only opens "
+                         "regular files and directories. Inspect it with the shell (`ls -l`, `file`).")
+
+    async def _read_raw(self, ctx: ToolContext, full: str, rel: str, entry: DirEntry) -> bytes:
+        """The file's bytes; ``FileTooLarge`` (checked here for every sandbox) over ``max_file_bytes``."""
+        if entry.kind == "other":
+            raise self._special(full)
+        if entry.size > self.max_file_bytes:
+            raise FileTooLarge(full, entry.size, self.max_file_bytes)
         try:
-            data = await ctx.sandbox.read_file(rel)
-        except (FileNotFoundError, IsADirectoryError, PermissionError, SandboxError, OSError) as e:
+            return await ctx.sandbox.read_file(rel)
+        except FileTooLarge:
+            raise
+        except (OSError, SandboxError) as e:
             raise ToolError(f"Cannot read {full}: {e}.") from e
-        return decode_text(data, full)
 
     async def _write(self, ctx: ToolContext, full: str, rel: str, data: bytes) -> None:
         try:
@@ -235,21 +381,25 @@ class StrReplaceEditor:
             return Observation(is_error=True, text=str(e))
 
     async def _view(self, ctx: ToolContext, full: str, rel: str, args: dict[str, Any]) -> Observation:
-        kind = await self._kind(ctx, rel)
-        if kind is None:
+        entry = await self._entry(ctx, rel)
+        if entry is None:
             raise ToolError(f"The path {full} does not exist. Check it, e.g. view the parent directory.")
-        if kind == "dir":
+        if entry.kind == "dir":
             if args.get("view_range"):
                 raise ToolError("`view_range` only applies to files, not directories.")
             return Observation(text=await self._tree(ctx, full, rel))
-        tf = await self._read(ctx, full, rel)
+        rng = args.get("view_range")
+        if rng is not None and not (isinstance(rng, list) and len(rng) == 2
+                                    and all(isinstance(x, int) and not isinstance(x, bool) for x in rng)):
+            raise ToolError("`view_range` must be two integers [first, last], e.g. [10, 40].")
+        try:
+            tf = decode_text(await self._read_raw(ctx, full, rel, entry), full)
+        except FileTooLarge as e:
+            return await self._view_part(ctx, full, rel, rng, e.size)
         text = tf.text
         n = line_count(text)
-        rng = args.get("view_range")
         first, last = 1, n
         if rng is not None:
-            if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) for x in rng)):
-                raise ToolError("`view_range` must be two integers [first, last], e.g. [10, 40].")
             first, last = rng
             if last == -1:
                 last = n
@@ -276,6 +426,38 @@ class StrReplaceEditor:
         if n == 0:
             return Observation(text=f"{full} is empty.")
         return Observation(text=header + shown + note, data={"path": full, "lines": n})
+
+    async def _view_part(self, ctx: ToolContext, full: str, rel: str, rng: list[int] | None,
+                         size: int) -> Observation:
+        """``view_range`` of a file too big to read whole: only those lines are read (where the sandbox can)."""
+        reader = getattr(ctx.sandbox, "read_lines", None)
+        big = f"{full} is {_size(size)}, more than the {_size(self.max_file_bytes)} the editor reads whole."
+        if rng is None or reader is None:
+            how = "View part of it with `view_range`, e.g. [1, 100], or search it" if reader else "Read it"
+            raise ToolError(f"{big} {how} with the shell (`grep -n PATTERN`, `sed -n '100,200p'`, `head`).")
+        first, last = rng
+        if first < 1 or (last != -1 and last < first):
+            raise ToolError(f"Invalid `view_range` {rng}: give [first, last] with 1 <= first <= last (last = -1: "
+                            "to the end).")
+        try:
+            part = await reader(rel, first, last, max_bytes=self.max_view_chars * 4)
+        except (OSError, SandboxError) as e:
+            raise ToolError(f"Cannot read {full}: {e}.") from e
+        data = part.data
+        if not data:
+            raise ToolError(f"Invalid `view_range` {rng}: {full} has only {part.total} lines.")
+        if part.cut and b"\n" in data:  # whole lines only
+            data = data[:data.rfind(b"\n") + 1]
+        shown, cut = numbered(decode_text(data, full).text, first), part.cut
+        if len(shown) > self.max_view_chars:
+            shown, cut = shown[: self.max_view_chars], True
+            shown = shown[: shown.rfind("\n")] if "\n" in shown else shown
+        shown_last = first + shown.count("\n")
+        more = "" if not cut else (f"\n[Only lines {first}-{shown_last} shown; continue with view_range "
+                                   f"[{shown_last + 1}, {shown_last + 200}], or use the shell.]")
+        return Observation(text=(f"Here's the result of running `cat -n` on {full} (lines {first}-{shown_last}; the "
+                                 f"file is {_size(size)}, so only these lines were read):\n{shown}{more}"),
+                           data={"path": full, "first": first, "last": shown_last})
 
     async def _tree(self, ctx: ToolContext, full: str, rel: str) -> str:
         out: list[str] = []
@@ -317,15 +499,16 @@ class StrReplaceEditor:
                            data={"path": full, "lines": n})
 
     async def _load_for_edit(self, ctx: ToolContext, full: str, rel: str) -> tuple[bytes, TextFile]:
-        kind = await self._kind(ctx, rel)
-        if kind is None:
+        entry = await self._entry(ctx, rel)
+        if entry is None:
             raise ToolError(f"The file {full} does not exist; use `create` to make a new file.")
-        if kind == "dir":
+        if entry.kind == "dir":
             raise ToolError(f"{full} is a directory; edit commands need a file path.")
         try:
-            raw = await ctx.sandbox.read_file(rel)
-        except (OSError, SandboxError) as e:
-            raise ToolError(f"Cannot read {full}: {e}.") from e
+            raw = await self._read_raw(ctx, full, rel, entry)
+        except FileTooLarge as e:
+            raise ToolError(f"{full} is {_size(e.size)}, more than the {_size(self.max_file_bytes)} the editor "
+                            "edits; change it with the shell instead (e.g. `sed -i`, or a short script).") from e
         return raw, decode_text(raw, full)
 
     async def _str_replace(self, ctx: ToolContext, full: str, rel: str, args: dict[str, Any]) -> Observation:
@@ -337,8 +520,8 @@ class StrReplaceEditor:
         raw, tf = await self._load_for_edit(ctx, full, rel)
         text = tf.text
         count = text.count(old)
-        if count == 0:
-            raise ToolError(self._no_match(full, text, old))
+        if count == 0:  # the hint is CPU work: off the event loop
+            raise ToolError(await asyncio.to_thread(self._no_match, full, text, old))
         if count > 1:
             starts, i = [], text.find(old)
             while i != -1:
@@ -361,40 +544,25 @@ class StrReplaceEditor:
 
     @staticmethod
     def _no_match(full: str, text: str, old: str) -> str:
+        """The error for an ``old_str`` not found, with the nearest text; bounded (``near_matches``)."""
         msg = f"No replacement was performed: `old_str` did not appear verbatim in {full}."
-        squash = lambda s: " ".join(s.split())  # noqa: E731
-        lines = text.split("\n")
-        old_lines = old.strip("\n").split("\n")
-        width = max(1, len(old_lines))
-        # Windows of the same number of lines, ranked by similarity to old_str.
-        windows = []
-        for i in range(max(1, len(lines) - width + 1)):
-            chunk = "\n".join(lines[i:i + width])
-            windows.append((i + 1, chunk))
-        if squash(old) and any(squash(old) == squash(c) for _, c in windows):
-            at = next(n for n, c in windows if squash(old) == squash(c))
-            msg += (f" The text at line {at} matches except for whitespace/indentation; copy it exactly "
-                    "(view the file to see the exact indentation).")
-            return msg
-        scored = []
-        matcher = difflib.SequenceMatcher(autojunk=False)
-        matcher.set_seq2(old)
-        for n, chunk in windows:
-            matcher.set_seq1(chunk)
-            if matcher.real_quick_ratio() < 0.5 or matcher.quick_ratio() < 0.5:
-                continue
-            r = matcher.ratio()
-            if r >= 0.6:
-                scored.append((r, n, chunk))
-        scored.sort(key=lambda x: (-x[0], x[1]))
-        if scored:
+        found = near_matches(text, old)
+        if found.whitespace_line is not None:
+            return msg + (f" The text at line {found.whitespace_line} matches except for whitespace/indentation; "
+                          "copy it exactly (view the file to see the exact indentation).")
+        if found.similar:
             msg += " The most similar text in the file:"
-            for r, n, chunk in scored[:3]:
+            for r, n, chunk in found.similar:
                 body = "\n".join(f"{n + j:6}\t{line}" for j, line in enumerate(chunk.split("\n")))
-                msg += f"\n--- lines {n}-{n + width - 1} ({r:.0%} similar):\n{body}"
+                last = n + chunk.count("\n")
+                msg += f"\n--- lines {n}-{last} ({int(r * 100)}% similar):\n{body}"
             msg += "\nView the file and copy `old_str` exactly."
         else:
             msg += " Nothing similar was found; view the file to check its current content."
+        if not found.complete:
+            where = f"lines 1-{found.compared_to} and those" if found.compared_to else "only the lines"
+            msg += (f" (Too long to compare everywhere: {where} near lines of `old_str` were compared; "
+                    "`grep -n` a distinctive line of it in bash.)")
         return msg
 
     async def _insert(self, ctx: ToolContext, full: str, rel: str, args: dict[str, Any]) -> Observation:
