@@ -152,11 +152,12 @@ class MountPlan:
             args += ["--ro-bind", dest, f"/etc/{name}"]
         return args
 
-    def args(self) -> list[str]:
+    def args(self, userns: bool = True) -> list[str]:
+        """bwrap's options; ``userns=False`` only for a setuid bwrap run by a non-root user."""
         open(self.empty_file, "w").close()
         os.makedirs(self.empty_dir, exist_ok=True)
-        a = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID),
-             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        a = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID)] if userns else []
+        a += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
              "--die-with-parent", "--ro-bind", "/usr", "/usr"]
         for d in _SYSTEM_DIRS[2:]:
             if os.path.islink(d):
@@ -171,7 +172,8 @@ class MountPlan:
                 a += ["--ro-bind", root, root]
         for path, is_dir in self._covers():
             a += ["--ro-bind", self.empty_dir if is_dir else self.empty_file, path]
-        a += self._identity_files()
+        if userns:
+            a += self._identity_files()
         a += ["--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys",
               "--tmpfs", "/run", "--tmpfs", "/var", "--dir", "/var/tmp", "--symlink", "/run", "/var/run",
               "--bind", self.tmp_dir, "/tmp", "--bind", self.workspace, self.workspace,

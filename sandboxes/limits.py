@@ -73,6 +73,21 @@ def _own_cgroups() -> dict[str, str]:
     return out
 
 
+def _prune_stale(parent: str) -> None:
+    """Remove empty cgroups left by agentkit processes that died without closing their sandboxes."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        m = re.fullmatch(r"agentkit-(\d+)-\d+", name)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            try:
+                os.rmdir(os.path.join(parent, name))  # fails, harmlessly, while it holds processes
+            except OSError:
+                pass
+
+
 def _write(path: str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
@@ -86,11 +101,11 @@ class Cgroup:
         self.version = version
 
     @classmethod
-    def create(cls, limits: Limits, tag: str = "") -> "Cgroup | None":
+    def create(cls, limits: Limits) -> "Cgroup | None":
         """A fresh cgroup with ``limits`` applied, or None where the host does not let us."""
         if not (limits.pids_limit or limits.mem_bytes or limits.cpus):
             return None
-        name = f"agentkit-{os.getpid()}-{next(_counter)}{tag}"
+        name = f"agentkit-{os.getpid()}-{next(_counter)}"
         own = _own_cgroups()
         for make in (cls._create_v2, cls._create_v1):
             try:
@@ -110,6 +125,7 @@ class Cgroup:
         enabled = open(os.path.join(parent, "cgroup.subtree_control")).read().split()
         if "pids" not in enabled:
             return None  # enabling it ourselves would break the no-internal-processes rule
+        _prune_stale(parent)
         path = os.path.join(parent, name)
         os.mkdir(path)
         cg = cls([path], 2)
@@ -145,7 +161,9 @@ class Cgroup:
             for ctrl in ("pids", "memory", "cpu"):
                 if ctrl not in own or not os.path.isdir(os.path.join(CGROUP_ROOT, ctrl)):
                     continue
-                path = os.path.join(CGROUP_ROOT, ctrl, own[ctrl].lstrip("/"), name)
+                parent = os.path.join(CGROUP_ROOT, ctrl, own[ctrl].lstrip("/"))
+                _prune_stale(parent)
+                path = os.path.join(parent, name)
                 os.mkdir(path)
                 dirs[ctrl] = path
                 cg.dirs.append(path)

@@ -27,6 +27,9 @@ from typing import Literal
 
 from agentkit.errors import SandboxError
 from agentkit.sandboxes.base import DirEntry, ExecResult
+from agentkit.sandboxes.bwrap import MountPlan
+from agentkit.sandboxes.envscrub import scrub_initial_environ
+from agentkit.sandboxes.limits import Cgroup, Limits, join_and_exec
 from agentkit.sandboxes import safefs
 from agentkit.sandboxes.paths import resolve_inside
 from agentkit.sandboxes.session import SessionLimits, ShellSession, Stream
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _warned_unisolated = False
 _bwrap_ok: bool | None = None
+_bwrap_userns = True  # whether bwrap may use a user namespace (see bwrap_available)
 _live: "weakref.WeakSet[LocalSandbox]" = weakref.WeakSet()
 
 
@@ -47,28 +51,35 @@ def _mount_race(text: str) -> bool:
     return "bwrap: Can't" in text and "mount" in text
 
 
+def _probe(exe: str, userns: bool) -> bool:
+    ns = ["--unshare-user", "--uid", "1000", "--gid", "1000"] if userns else []
+    argv = [exe, *ns, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--proc", "/proc", "--dev", "/dev", "true"]
+    for attempt in range(_MOUNT_RACE_TRIES):  # a lost mount race is not "cannot run here"
+        r = subprocess.run(argv, capture_output=True, timeout=20)
+        if r.returncode == 0 or not _mount_race(r.stderr.decode(errors="replace")):
+            break
+        time.sleep(0.05 * (attempt + 1))
+    if r.returncode != 0:
+        log.info("bwrap%s cannot run here: %s", " with a user namespace" if userns else "",
+                 r.stderr.decode(errors="replace").strip())
+    return r.returncode == 0
+
+
 def bwrap_available() -> bool:
-    """Whether ``bwrap`` is installed and can actually create a sandbox here (cached)."""
-    global _bwrap_ok
+    """Whether ``bwrap`` is installed and can actually create a sandbox here (cached).
+
+    A user namespace is preferred (commands then run as uid 1000 without capabilities). Where the
+    host forbids them, a setuid bwrap still isolates a non-root user; root without one would
+    stay root inside, so that counts as unavailable.
+    """
+    global _bwrap_ok, _bwrap_userns
     if _bwrap_ok is None:
         exe = shutil.which("bwrap")
-        if not exe:
+        try:
+            _bwrap_userns = exe is not None and _probe(exe, userns=True)
+            _bwrap_ok = _bwrap_userns or (exe is not None and os.geteuid() != 0 and _probe(exe, userns=False))
+        except (OSError, subprocess.TimeoutExpired):
             _bwrap_ok = False
-        else:
-            try:
-                for attempt in range(_MOUNT_RACE_TRIES):  # a lost mount race is not "cannot run here"
-                    r = subprocess.run([exe, "--unshare-user", "--uid", "1000", "--gid", "1000",
-                                        "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
-                                        "--proc", "/proc", "--dev", "/dev", "true"],
-                                       capture_output=True, timeout=20)
-                    if r.returncode == 0 or not _mount_race(r.stderr.decode(errors="replace")):
-                        break
-                    time.sleep(0.05 * (attempt + 1))
-                _bwrap_ok = r.returncode == 0
-                if not _bwrap_ok:
-                    log.info("bwrap is installed but cannot run here: %s", r.stderr.decode(errors="replace").strip())
-            except (OSError, subprocess.TimeoutExpired):
-                _bwrap_ok = False
     return _bwrap_ok
 
 
@@ -213,7 +224,7 @@ class LocalSession(ShellSession):
     def _argv(self) -> list[str]:
         shell = ["bash", "--noprofile", "--norc"]
         if self.sb.isolated:
-            shell = ["bwrap", *self.sb.mounts.args(), "--", *shell]
+            shell = ["bwrap", *self.sb.mounts.args(userns=_bwrap_userns), "--", *shell]
         if self.sb.cgroup is not None:
             shell = join_and_exec(self.sb.cgroup.procs_files, shell)
         return shell
@@ -420,8 +431,13 @@ class LocalSandbox:
         await asyncio.to_thread(shutil.copytree, self.workspace, dest_path, symlinks=True, dirs_exist_ok=True)
         return dest_path
 
+    @property
+    def isolation(self) -> str:
+        """What stands between commands and the host: "bwrap" or "none" (recorded with each run)."""
+        return "bwrap" if self.isolated else "none"
+
     def __repr__(self) -> str:
-        return f"LocalSandbox(workspace={self.workspace!r}, isolated={self.isolated})"
+        return f"LocalSandbox(workspace={self.workspace!r}, isolation={self.isolation!r})"
 
 
 @atexit.register

@@ -295,3 +295,23 @@ async def test_an_unisolated_run_says_so_in_its_records(tmp_path):
         agent = Agent(Replay([{"content": "done"}]), sandbox=sb, trajectory=traj)
         await agent.run("hi")
     assert read_records(traj)[0]["sandbox"]["isolation"] == "none"
+
+
+@needs_cgroup
+def test_cgroups_of_dead_agentkit_processes_are_pruned():
+    dead = 2**22 + 7  # above pid_max's default: no such process
+    cg = Cgroup.create(Limits(pids_limit=8))
+    parents = [os.path.dirname(d) for d in cg.dirs]
+    stale = [os.path.join(p, f"agentkit-{dead}-0") for p in parents]
+    for d in stale:
+        os.mkdir(d)
+    try:
+        again = Cgroup.create(Limits(pids_limit=8))
+        assert not any(os.path.exists(d) for d in stale)
+        again.remove()
+    finally:
+        cg.remove()
+        for d in stale:
+            if os.path.exists(d):
+                os.rmdir(d)
+    assert not any(os.path.exists(d) for d in cg.dirs)
