@@ -1,5 +1,5 @@
 """``python -m bench all`` runs every benchmark and writes bench/results/; ``python -m bench NAME
-[options]`` runs one (``--json`` for JSON). NAME: overhead, concurrency, sandbox, extraction, tokens."""
+[options]`` runs one (``--json`` for JSON). NAME: overhead, concurrency, sandbox, extraction, tokens, cache."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import traceback
 from typing import Any
 
-BENCHMARKS = ("overhead", "concurrency", "sandbox", "extraction", "tokens")
+BENCHMARKS = ("overhead", "concurrency", "sandbox", "extraction", "tokens", "cache")
 # The options `all` uses, and the command that reproduces each number alone.
 COMMANDS = {name: f"python -m bench {name}" for name in BENCHMARKS}
 

@@ -19,6 +19,7 @@ TITLES = {
     "sandbox": "3. Sandbox command latency and container start",
     "extraction": "4. Page fetch + extract",
     "tokens": "5. Token counting and prompt rendering (100k-token conversation)",
+    "cache": "6. Context management and DeepSeek's prompt cache (60-step scripted episodes)",
 }
 
 
@@ -57,6 +58,9 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
         took = ", ".join(f"{r:.2f}× {said[name]}" for name, r in rows.items())
         lines.append(f"- Concurrency: agentkit took {took} of the ideal wall time (target ≤ 1.15×): "
                      f"{'met' if min(rows.values()) <= 1.15 else 'NOT met'}.")
+    for t in results.get("cache", {}).get("targets", []):
+        lines.append(f"- Cache ({t['episode']} episode): {t['target']}: {t['value']}: "
+                     f"{'met' if t['met'] else 'NOT met'}.")
     return lines
 
 

@@ -81,7 +81,8 @@ def test_special_tokens_are_highlighted() -> None:
 def test_totals_and_per_step_stats(trajectory_file) -> None:
     page = render_html(trajectory_file(2))
     assert "prompt <b>4,003</b>" in page  # 1001 + 1002 + 2000 from the three model calls
-    assert re.search(r"1,001 → 50 tok \(10 reasoning\) · 500 cached · 0\.51 s · \$0\.0001", page)
+    assert re.search(r"1,001 → 50 tok \(10 reasoning\) · 500 cached \(50% hit\) · 0\.51 s · \$0\.0001", page)
+    assert re.search(r"cached <b>[\d,]+ \(\d+% hit\)</b>", page)  # the run's cache hit share
     assert re.search(r"DeepSeek prompt at the last step · [\d,]+ characters · [\d,]+ tokens", page)
 
 

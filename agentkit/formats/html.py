@@ -76,7 +76,7 @@ def _stats(r: dict[str, Any]) -> str:
         if u.get("reasoning"):
             tok += f" ({_num(u['reasoning'])} reasoning)"
         if u.get("cached"):
-            tok += f" · {_num(u['cached'])} cached"
+            tok += f" · {_num(u['cached'])} cached" + _share(u["cached"], u.get("prompt"))
         parts.append(tok)
     if isinstance(r.get("latency_s"), (int, float)):
         parts.append(f"{r['latency_s']:.2f} s")
@@ -84,6 +84,12 @@ def _stats(r: dict[str, Any]) -> str:
     if isinstance(cost, (int, float)):
         parts.append(f"${cost:.4f}")
     return f'<span class="stats">{" · ".join(parts)}</span>' if parts else ""
+
+
+def _share(part: Any, whole: Any) -> str:
+    """`` (NN% hit)``: the share of the prompt served from the provider's cache."""
+    ok = isinstance(part, int) and isinstance(whole, int) and whole > 0
+    return f" ({part / whole:.0%} hit)" if ok else ""
 
 
 def _folded(text: str, cls: str) -> str:
@@ -224,7 +230,8 @@ def render_html(path: str | os.PathLike[str]) -> str:
             f"</span><span>preset <b>{esc(run.get('preset') or '-')}</b></span>"
             f"<span>status <b class=\"status\">{esc(status)}</b></span><span>steps <b>{traj.steps}</b></span>")
     totals = (f"<span>prompt <b>{usage.prompt:,}</b></span><span>completion <b>{usage.completion:,}</b></span>"
-              f"<span>reasoning <b>{usage.reasoning:,}</b></span><span>cached <b>{usage.cached:,}</b></span>"
+              f"<span>reasoning <b>{usage.reasoning:,}</b></span>"
+              f"<span>cached <b>{usage.cached:,}{_share(usage.cached, usage.prompt)}</b></span>"
               f"<span>cost <b>{cost}</b></span><span>model time <b>{latency:.1f} s</b></span>"
               f"<span>tool time <b>{tool_time:.1f} s</b></span>")
     roles = "".join(f'<label><input type="checkbox" data-role="{r}" checked> {r}</label>'

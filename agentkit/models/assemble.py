@@ -30,7 +30,10 @@ def usage_from_raw(raw: dict[str, Any] | None, model: str | None) -> Usage | Non
     if not cached:
         cached = raw.get("prompt_cache_hit_tokens") or 0
     reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else 0
-    usage = Usage(prompt=int(raw.get("prompt_tokens") or 0), completion=int(raw.get("completion_tokens") or 0),
+    prompt = raw.get("prompt_tokens")
+    if prompt is None:  # DeepSeek's own split: every prompt token is a cache hit or a miss
+        prompt = (raw.get("prompt_cache_hit_tokens") or 0) + (raw.get("prompt_cache_miss_tokens") or 0)
+    usage = Usage(prompt=int(prompt or 0), completion=int(raw.get("completion_tokens") or 0),
                   reasoning=int(reasoning or 0), cached=int(cached or 0), cost_usd=None)
     usage.cost_usd = cost_from_usage(model, raw, usage)
     return usage
