@@ -26,12 +26,15 @@ from agentkit.messages import AssistantMessage, Message, SystemMessage, ToolCall
 from agentkit.models.base import Completion, Model, ModelEvent, ModelSettings
 from agentkit.tools.base import Observation, SourceTable, Tool, ToolContext, call_tool, tool_schema, \
     validate_arguments
+from agentkit.redact import model_secrets
 from agentkit.trajectory import Trajectory, TrajectoryWriter, scrub
 
 DEFAULT_SYSTEM = "You are a helpful agent. Use the tools to complete the task, then give the final answer."
 SUBMIT = "submit"
 Status = Literal["done", "limit", "error", "cancelled"]
 _CORE_KEYS = {"type", "v", "t", "id", "agentkit_version", "created", "task", "tools"}
+INTERRUPTED = ("Error: the previous call was interrupted (the run stopped before it returned); its effects "
+               "are unknown. Check the current state before you repeat it.")
 
 
 class Limits(BaseModel):
@@ -109,8 +112,7 @@ class Agent:
         self.window = window or _num(info, "context_window", "context", "window", "max_context")
         self.max_output = _num(info, "max_output", "max_output_tokens", "max_completion_tokens")
         self.prices = prices or _prices(info)
-        self.context = ContextManager(context or ContextPolicy(), model.name, self.window,
-                                      reserve=self.settings.max_tokens or self.max_output)
+        self.context = ContextManager(context or ContextPolicy(), model.name, self.window)
         self.result: RunResult | None = None
         self._cancel = False
 
@@ -160,7 +162,7 @@ class Agent:
         self._cancel, self.result = False, None
         try:
             if resume and st.end is None:
-                async for e in self._run_tools(st, self._open_calls(st)):
+                for e in self._interrupt_open_calls(st):
                     yield e
             while st.end is None:
                 if self._cancel:
@@ -397,9 +399,8 @@ class Agent:
         return int(min(bounds)), None
 
     async def _compact(self, st: _State, target: int | None = None) -> list[Message]:
-        async def summarize(request: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
-            # the run's own tools: the request repeats the last prompt, so it is a cache hit
-            c = await self.model.complete(request, self.tool_schemas() or None, self.settings,
+        async def summarize(old: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
+            c = await self.model.complete(self.context.summary_prompt(old), None, self.settings,
                                           on_event=lambda m: self._model_event(st, m))
             st.usage = st.usage + c.usage
             return c.message, c.usage.model_dump()
@@ -463,9 +464,8 @@ class Agent:
         return ToolContext(sandbox=self.sandbox, settings=scrub(settings), sources=table, run_id=run_id)
 
     def _writer(self, path: Path, append: bool) -> TrajectoryWriter:
-        secrets = [getattr(self.model, a, None) for a in ("api_key", "_api_key", "key")]
-        return TrajectoryWriter(path, fsync=self.fsync, secrets=[s for s in secrets if isinstance(s, str)],
-                                append=append)
+        # every key of a fallback chain, not only the first model's
+        return TrajectoryWriter(path, fsync=self.fsync, secrets=model_secrets(self.model), append=append)
 
     def _new_state(self, task: str) -> _State:
         run_id = uuid.uuid4().hex[:16]
@@ -487,13 +487,15 @@ class Agent:
         return st
 
     def _resume_state(self, path: Path) -> _State:
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"trajectory {path} not found; pass the .jsonl file a run wrote")
-        traj = Trajectory.load(path)
-        if not traj.run:
-            raise ConfigError(f"{path} has no run record; it is not an agentkit trajectory")
-        st = _State(context=traj.next_context(), ctx=self._tool_context(traj.run.get("id", ""), traj.sources),
-                    writer=self._writer(path, append=True), steps=traj.steps, usage=traj.usage)
+        traj = Trajectory.load(path, strict=True)  # a damaged file is a one-line error, not a traceback
+        try:
+            ctx = self._tool_context(str(traj.run.get("id", "")), traj.sources)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{path}: the sources record is damaged: {' '.join(str(e).split())[:160]}") from None
+        st = _State(context=traj.next_context(), ctx=ctx, writer=self._writer(path, append=True),
+                    steps=traj.steps, usage=traj.usage)
         st.n_sources = len(st.ctx.sources)
         if hasattr(self.model, "skip"):
             self.model.skip(traj.model_turns)  # a replay continues after the turns already played
@@ -510,6 +512,16 @@ class Agent:
                 answered = {t.tool_call_id for t in st.context[i + 1:] if isinstance(t, ToolMessage)}
                 return [c for c in m.tool_calls if c.id not in answered]
         return []
+
+    def _interrupt_open_calls(self, st: _State) -> list[ev.Event]:
+        """Calls the run was killed in the middle of: never run again (a command that appends to a
+        file would append twice); the model is told their effects are unknown, so it can check."""
+        out: list[ev.Event] = []
+        for call in self._open_calls(st):
+            self._record_result(st, call, Observation(text=INTERRUPTED, is_error=True), 0.0)
+            out.append(ev.ToolCallFinished(step=st.steps, call_id=call.id, name=call.name, text=INTERRUPTED,
+                                           is_error=True, duration_s=0.0))
+        return out
 
     def _close_open_calls(self, st: _State) -> None:
         for call in self._open_calls(st):

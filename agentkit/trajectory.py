@@ -25,7 +25,9 @@ from typing import Any, Iterable
 
 from pydantic import TypeAdapter
 
+from agentkit.errors import ConfigError
 from agentkit.messages import AssistantMessage, Message, ToolMessage, Usage, message_from_openai
+from agentkit.redact import mask_passwords
 
 SCHEMA_VERSION = 1
 REDACTED = "[redacted]"
@@ -36,6 +38,7 @@ _SECRET_KEY = re.compile(
     r"|^token$|[_-]token$|^x-api-key$|access[_-]?token|refresh[_-]?token|private[_-]?key)",
     re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_SK_KEY = re.compile(r"\bsk-[A-Za-z0-9][A-Za-z0-9_-]{15,}")  # OpenAI-style keys (OpenRouter, DeepSeek)
 
 _MESSAGE = TypeAdapter(Message)
 
@@ -45,14 +48,20 @@ def is_secret_key(key: str) -> bool:
 
 
 def scrub(value: Any) -> Any:
-    """A copy of ``value`` with secret-looking keys' values replaced and bearer tokens masked."""
+    """A copy of ``value`` with secret-looking keys' values replaced, and bearer tokens, ``sk-`` keys
+    and URL passwords masked wherever they appear (a key echoed in an error, a ``--base-url``)."""
     if isinstance(value, dict):
         return {k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
                     else scrub(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
-    if isinstance(value, str) and "earer" in value:
-        return _BEARER.sub(r"\1" + REDACTED, value)
+    if isinstance(value, str):
+        if "earer" in value:
+            value = _BEARER.sub(r"\1" + REDACTED, value)
+        if "sk-" in value:
+            value = _SK_KEY.sub(REDACTED, value)
+        if "://" in value:  # a --base-url with user:password@
+            value = mask_passwords(value)
     return value
 
 
@@ -157,21 +166,82 @@ def _json_default(obj: Any) -> Any:
     return repr(obj)
 
 
+class TrajectoryError(ConfigError):
+    """A trajectory (or JSONL script) that cannot be read: one line that names the file and the line."""
+
+
 def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All complete records of a trajectory; a cut (killed) last line is ignored."""
+    """All complete records of a JSONL file; a cut (killed) last line is ignored. Anything else
+    that is not one JSON object per line is a ``TrajectoryError``."""
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
+    except FileNotFoundError:  # callers word this one themselves
+        raise
+    except IsADirectoryError:
+        raise TrajectoryError(f"{path} is a directory; pass the trajectory .jsonl file inside it") from None
+    except OSError as e:
+        raise TrajectoryError(f"cannot read {path}: {e.strerror or e}") from None
+    if any(b"\0" in line for line in lines):
+        raise TrajectoryError(f"{path} is a binary file, not a JSONL trajectory")
     records: list[dict[str, Any]] = []
-    with open(path, "rb") as fh:
-        lines = fh.read().split(b"\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line.decode("utf-8")))
+            record = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             if i == len(lines) - 1:  # the unterminated last line: a write cut short
                 break
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON; the trajectory is corrupt") from None
+            raise TrajectoryError(f"{path}: line {i + 1} is not valid JSON; the file is damaged "
+                                  "or not a JSONL file") from None
+        if not isinstance(record, dict):
+            raise TrajectoryError(f"{path}: line {i + 1} is not a JSON object; the file is damaged "
+                                  "or not a JSONL file")
+        records.append(record)
     return records
+
+
+_FIELD_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "run": {"id": str, "task": str, "tools": list, "options": dict, "settings": dict, "model": str},
+    "message": {"message": dict, "usage": dict},
+    "tool_result": {"message": dict, "observation": dict, "tool_call_id": str, "name": str},
+    "event": {"kind": str, "usage": dict, "summary_message": dict, "messages": list, "sources": list},
+    "end": {"status": str, "answer": str, "sources": list, "error": str},
+}
+
+
+def check_records(records: list[dict[str, Any]], path: str | os.PathLike[str], strict: bool = False) -> None:
+    """Raise a one-line ``TrajectoryError`` for what a hand edit or corruption leaves: no run
+    header, or a known record whose fields have the wrong types, so readers never hit a traceback.
+    ``strict`` (resume) also checks usage, which the viewers can skip but budgets cannot."""
+    if not records or records[0].get("type") != "run":
+        what = "is empty" if not records else "has no run record on its first line"
+        raise TrajectoryError(f"{path} {what}; it is not an agentkit trajectory")
+    for n, r in enumerate(records, 1):
+        kind = r.get("type")
+        try:
+            for key, typ in _FIELD_TYPES.get(kind if isinstance(kind, str) else "", {}).items():
+                if r.get(key) is not None and not isinstance(r[key], typ):
+                    raise TypeError(f"field {key!r} is {type(r[key]).__name__}")
+                if typ is list and not all(isinstance(x, dict) for x in r.get(key) or []):
+                    raise TypeError(f"field {key!r} holds something other than objects")
+            if kind == "message" or (kind == "tool_result" and "message" in r):
+                if "message" not in r:
+                    raise TypeError("no 'message' field")
+                message_of(r)
+            elif kind == "tool_result":
+                if not isinstance((r.get("observation") or {}).get("text", ""), str):
+                    raise TypeError("observation text is not a string")
+            if strict and isinstance(r.get("usage"), dict):
+                Usage(**r["usage"])
+            if kind == "event" and r.get("kind") == "compaction":
+                apply_compaction([], r)
+            if kind == "event" and isinstance(r.get("summary_message"), dict):
+                message_from_openai(r["summary_message"])
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            detail = " ".join(str(e).split())[:160]
+            raise TrajectoryError(f"{path}: record {n} ({kind}) is damaged: {detail}") from None
 
 
 def message_of(record: dict[str, Any]) -> Message:
@@ -198,8 +268,13 @@ class Trajectory:
         self.run: dict[str, Any] = next((r for r in records if r.get("type") == "run"), {})
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Trajectory":
-        return cls(read_records(path), str(path))
+    def load(cls, path: str | os.PathLike[str], check: bool = True, strict: bool = False) -> "Trajectory":
+        """The trajectory at ``path``; unless ``check=False``, a damaged one is a ``TrajectoryError``
+        (see ``check_records``)."""
+        records = read_records(path)
+        if check:
+            check_records(records, path, strict=strict)
+        return cls(records, str(path))
 
     # --- what happened -------------------------------------------------------------------
     @property
@@ -312,5 +387,5 @@ class Trajectory:
         return context
 
 
-__all__ = ["SCHEMA_VERSION", "Trajectory", "TrajectoryWriter", "apply_compaction", "read_records",
-           "scrub", "is_secret_key"]
+__all__ = ["SCHEMA_VERSION", "Trajectory", "TrajectoryError", "TrajectoryWriter", "apply_compaction",
+           "check_records", "read_records", "scrub", "is_secret_key"]

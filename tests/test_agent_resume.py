@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 
-from agentkit.agent import Agent
+from agentkit.agent import INTERRUPTED, Agent
 from agentkit.messages import ToolMessage
 from agentkit.models.replay import Replay
 from agentkit.trajectory import Trajectory
@@ -76,7 +76,9 @@ def test_kill_9_then_resume_continues_the_same_file(tmp_path, script_file) -> No
 
     t = Trajectory.load(traj)
     assert t.status == "done" and t.steps == 4
-    assert [m.text for m in t.messages if isinstance(m, ToolMessage)] == ["did 1", "did 2", "did 3", "did 4"]
+    # step 2 was cut off and step 3 never got its result: neither runs again, both are reported
+    assert [m.text for m in t.messages if isinstance(m, ToolMessage)] == ["did 1", INTERRUPTED, INTERRUPTED, "did 4"]
+    assert [r["observation"]["is_error"] for r in t.tool_results] == [False, True, True, False]
     assert [e["kind"] for e in t.events] == ["resume"] and t.events[0]["previous_status"] == "incomplete"
     assert sum(1 for r in t.records if r["type"] == "run") == 1  # appended to the same file
     # the history is a valid conversation: every call has its result right after its turn
@@ -143,3 +145,70 @@ async def test_a_new_run_starts_a_fresh_file(tmp_path, agent_tools) -> None:
     await Agent(Replay([turn("second")]), agent_tools, trajectory=path).run("two")
     t = Trajectory.load(path)
     assert sum(1 for r in t.records if r["type"] == "run") == 1 and t.task == "two" and t.answer == "second"
+
+
+SHELL_CHILD = textwrap.dedent('''
+    import asyncio, json, pathlib, subprocess, sys
+    from agentkit.agent import Agent
+    from agentkit.models.replay import Replay
+    from agentkit.tools.base import tool
+
+    mode, script, traj, marker, workdir = sys.argv[1:6]
+
+    @tool
+    async def sh(command: str) -> str:
+        """Run a shell command.
+
+        Args:
+            command: the command
+        """
+        out = subprocess.run(command, shell=True, cwd=workdir, capture_output=True, text=True).stdout
+        if mode == "run":
+            pathlib.Path(marker).write_text("ran")
+            await asyncio.sleep(600)  # killed here, after the command had its effect
+        return out or "(no output)"
+
+    model = Replay(script)
+    agent = Agent(model, [sh], trajectory=traj, fsync=True)
+    result = agent.run_sync("append x") if mode == "run" else agent.resume_sync(traj)
+    print(json.dumps([[m.to_openai() for m in c["messages"]] for c in model.calls]))
+    print(result.model_dump_json())
+''')
+
+
+def test_resume_never_reruns_a_call_cut_off_by_a_kill(tmp_path, script_file) -> None:
+    """Issue 14: `echo x >> f` was running when the process died; resume records it as interrupted
+    (is_error) instead of running it again, and the model's next request says so."""
+    script = script_file([turn(None, ("sh", {"command": "echo x >> f"})), turn("checked f")])
+    traj, marker, work = tmp_path / "run.jsonl", tmp_path / "marker", tmp_path / "work"
+    work.mkdir()
+    code = tmp_path / "shell_child.py"
+    code.write_text(SHELL_CHILD)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    argv = [sys.executable, str(code), "run", str(script), str(traj), str(marker), str(work)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the child never ran the command"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    killed = Trajectory.load(traj)
+    assert killed.records[-1]["type"] == "message" and killed.records[-1]["message"]["tool_calls"]
+    assert (work / "f").read_text() == "x\n"
+
+    argv[2] = "resume"
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    calls_line, result_line = done.stdout.strip().splitlines()[-2:]
+    assert json.loads(result_line)["status"] == "done"
+    assert (work / "f").read_text() == "x\n"  # ran zero extra times
+    first_request = json.loads(calls_line)[0]
+    assert first_request[-1]["role"] == "tool" and first_request[-1]["content"] == INTERRUPTED
+    t = Trajectory.load(traj)
+    (result,) = t.tool_results
+    assert result["observation"] == {**result["observation"], "text": INTERRUPTED, "is_error": True}
+    assert "interrupted" in INTERRUPTED and "effects are unknown" in INTERRUPTED

@@ -124,7 +124,12 @@ def test_limit_then_resume_finishes_the_run(tmp_path: Path, demo_repo: Path) -> 
     result = json.loads(proc.stdout)
     assert result["status"] == "done" and result["steps"] == 4
     assert result["answer"] == "median fixed for even lengths"
-    assert result["test"]["passed"] is True
+    from agentkit.sandboxes.local import bwrap_available
+
+    if bwrap_available():  # the trajectory's own test command runs only in an isolated sandbox
+        assert result["test"]["passed"] is True
+    else:
+        assert result["test"] is None and "repeat --test-cmd" in proc.stderr
     # one trajectory holds both sessions, with the resume event between them
     records = _records(out)
     assert [r["type"] for r in records].count("run") == 1
@@ -168,7 +173,9 @@ def test_killed_run_resumes_from_its_trajectory(tmp_path: Path, demo_repo: Path)
     result = json.loads(done.stdout)
     assert result["status"] == "done" and result["answer"] == "released"
     bash_results = [r for r in _records(out) if r["type"] == "tool_result" and r["name"] == "bash"]
-    assert len(bash_results) == 1 and "released" in bash_results[0]["observation"]["text"]
+    # the command cut off by the kill is not run again: the model is told its effects are unknown
+    assert len(bash_results) == 1 and bash_results[0]["observation"]["is_error"] is True
+    assert "interrupted" in bash_results[0]["observation"]["text"]
 
 
 def test_failing_tests_make_exit_code_1(tmp_path: Path, demo_repo: Path) -> None:

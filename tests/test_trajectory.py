@@ -7,6 +7,7 @@ import json
 import pytest
 
 from agentkit.messages import (AssistantMessage, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage)
+from agentkit.errors import ConfigError
 from agentkit.trajectory import REDACTED, Trajectory, TrajectoryWriter, read_records, scrub
 
 
@@ -80,7 +81,7 @@ def test_cut_last_line_is_ignored_and_writer_repairs_it(tmp_path) -> None:
 def test_corrupt_middle_line_is_an_error(tmp_path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_text('{"type": "run"}\n{broken\n{"type": "end", "status": "done"}\n')
-    with pytest.raises(ValueError, match="line 2"):
+    with pytest.raises(ConfigError, match="line 2 is not valid JSON"):
         read_records(path)
 
 

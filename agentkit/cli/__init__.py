@@ -38,18 +38,20 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
+    args: argparse.Namespace | None = None
+    try:  # the subcommands' imports take a moment too: Ctrl-C there is no traceback either
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
     except AgentkitError as e:
         print(f"agentkit: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("agentkit: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # one line, with how to continue when the command knows it
+        hint = getattr(args, "resume_hint", None)
+        print("agentkit: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
 
 

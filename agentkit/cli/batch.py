@@ -36,13 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    out = Path(args.out or f"runs/batch-{Path(args.tasks).stem}")
+    args.resume_hint = (f"finished tasks are kept in {out / 'results.jsonl'}; run the same command again "
+                        "to resume the rest")
     from rich.console import Console
 
     from agentkit.batch import load_tasks, run_batch, summary_table
     from agentkit.presets.runner import RunOptions
 
     tasks = load_tasks(args.tasks)
-    out = Path(args.out or f"runs/batch-{Path(args.tasks).stem}")
     base = RunOptions(model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
                       request_timeout=args.request_timeout, sandbox=args.sandbox, image=args.image,
                       max_steps=args.max_steps,

@@ -43,7 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("trajectory", metavar="TRAJ", help="the run's trajectory.jsonl")
     rs.add_argument("--model", help="continue with another model (e.g. replay:FILE)")
     rs.add_argument("--provider")
-    rs.add_argument("--base-url")
+    rs.add_argument("--base-url", help="the endpoint; a trajectory's own is used only when it is its provider's "
+                                        "(your API key goes there), so repeat it for any other")
+    rs.add_argument("--repo", help="the repository, needed again for a run that edited it in place")
+    rs.add_argument("--test-cmd", help="run this at the end (a trajectory's own runs only in an isolated sandbox)")
+    rs.add_argument("--search-backend", help="confirm or change the trajectory's search backend")
+    rs.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
+                    help="confirm or change the private hosts fetch may reach (repeatable)")
     add_request_timeout_flag(rs)
     add_limit_flags(rs)
     rs.add_argument("--quiet", action="store_true", help="no progress display")
@@ -58,6 +64,18 @@ def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> 
                       thinking=args.thinking, request_timeout=args.request_timeout, sandbox=args.sandbox,
                       image=args.image, max_steps=args.max_steps,
                       max_cost=args.max_cost, out=args.out, progress=progress_mode(args), **extra)
+
+
+def _with_out(args: argparse.Namespace, opts: Any) -> Any:
+    """The run folder chosen up front, so Ctrl-C can say which trajectory to resume."""
+    from pathlib import Path
+
+    from agentkit.presets.runner import TRAJECTORY, default_out, read_task
+
+    if not opts.out:
+        opts = opts.model_copy(update={"out": str(default_out(read_task(opts.task)))})
+    args.resume_hint = f"continue with: agentkit resume {Path(opts.out) / TRAJECTORY}"
+    return opts
 
 
 def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
@@ -103,6 +121,7 @@ def cmd_code(args: argparse.Namespace) -> int:
 
     opts = _options(args, "code", args.task, repo=args.repo, in_place=args.in_place, test_cmd=args.test_cmd,
                     confirm=args.confirm)
+    opts = _with_out(args, opts)
     return _finish(args, asyncio.run(run_task(opts, _progress(args))))
 
 
@@ -111,6 +130,7 @@ def cmd_research(args: argparse.Namespace) -> int:
 
     opts = _options(args, "research", args.question, python=args.python, search_backend=args.search_backend,
                     max_searches=args.max_searches, fetch_allow=args.fetch_allow)
+    opts = _with_out(args, opts)
     return _finish(args, asyncio.run(run_task(opts, _progress(args))))
 
 
@@ -119,5 +139,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     overrides = {"model": args.model, "provider": args.provider, "base_url": args.base_url,
                  "request_timeout": args.request_timeout,
-                 "max_steps": args.max_steps, "max_cost": args.max_cost}
+                 "max_steps": args.max_steps, "max_cost": args.max_cost, "repo": args.repo,
+                 "test_cmd": args.test_cmd, "search_backend": args.search_backend, "fetch_allow": args.fetch_allow}
+    args.resume_hint = f"continue with: agentkit resume {args.trajectory}"
     return _finish(args, asyncio.run(resume_task(args.trajectory, overrides, _progress(args))))

@@ -35,6 +35,7 @@ from agentkit.models.catalog import lookup
 from agentkit.models.retry import Backoff, http_error, stream_error
 from agentkit.models.sse import iter_sse_data
 from agentkit.models.wire import WireClient, usable_for
+from agentkit.redact import mask_url, redact
 
 HttpClient = Literal["auto", "httpx", "wire"]
 HTTP_CLIENTS: tuple[str, ...] = get_args(HttpClient)
@@ -111,7 +112,8 @@ class HTTPModel:
         self.context_window = info.context_window if info else None  # named in context-length errors
 
     def __repr__(self) -> str:  # never shows the key
-        return f"{type(self).__name__}(model={self.name!r}, provider={self.provider!r}, base_url={self.base_url!r})"
+        return (f"{type(self).__name__}(model={self.name!r}, provider={self.provider!r}, "
+                f"base_url={mask_url(self.base_url)!r})")
 
     # ------------------------------------------------------------------ client
     def _client(self) -> httpx.AsyncClient | WireClient:
@@ -163,6 +165,7 @@ class HTTPModel:
 
     # ------------------------------------------------------------------ errors and retries
     def _http_error(self, resp: Any, text: str) -> ModelError:
+        text = redact(text, [self._api_key])  # a server may echo the key back in its error body
         return http_error(resp.status_code, resp.headers, text, model=self.name, provider=self.provider,
                           key_env=self.key_env, context_window=self.context_window)
 
@@ -198,10 +201,10 @@ class HTTPModel:
                     "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(e).__name__, "")
             msg = f"{self.provider} ({self.name}) timed out {what}".rstrip()
         elif isinstance(e, httpx.ConnectError):
-            msg = f"cannot connect to {self.base_url}: {e or type(e).__name__}"
+            msg = f"cannot connect to {mask_url(self.base_url)}: {e or type(e).__name__}"
         else:
             msg = f"connection to {self.provider} ({self.name}) broke: {type(e).__name__} {e}".rstrip()
-        return ModelError(msg, retryable=True, partial=partial)
+        return ModelError(redact(msg, [self._api_key]), retryable=True, partial=partial)
 
     def _deadline_error(self, seconds: float | None) -> ModelError:
         return ModelError(f"{self.provider} ({self.name}) did not finish within {seconds:g}s (request_timeout)",

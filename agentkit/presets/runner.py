@@ -13,11 +13,12 @@ import json
 import re
 import shlex
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.errors import ConfigError, SandboxError
 from agentkit.presets import get_preset
@@ -138,6 +139,7 @@ class _Prepared(BaseModel):
     out: Path
     workdir: Path | None = None
     baseline: Any = None
+    test_cmd_given: bool = True  # False: it came from a trajectory file, which may be someone else's
 
 
 def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
@@ -158,14 +160,16 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
     out = out.resolve()
     workdir = baseline = None
     if preset.name == "code":
-        if not opts.repo:
+        if resume:
+            _check_run_folder(out)
+        if resume and not opts.in_place and (out / WORKSPACE).is_dir():
+            workdir = out / WORKSPACE  # the run's own copy: the repository it came from is not read
+        elif not opts.repo:
             raise ConfigError("the code agent needs a repository: pass --repo PATH")
-        repo = check_repo(opts.repo)
-        if opts.in_place:
-            workdir = repo
-        elif resume and (out / WORKSPACE).is_dir():
-            workdir = out / WORKSPACE
+        elif opts.in_place:
+            workdir = check_repo(opts.repo)
         else:  # a fresh run owns its folder: drop what an earlier, unfinished attempt left there
+            repo = check_repo(opts.repo)
             for stale in (out / WORKSPACE, out / BASELINE):
                 shutil.rmtree(stale, ignore_errors=True)
             workdir = copy_repo(repo, out / WORKSPACE, skip=out)
@@ -174,6 +178,31 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
         workdir = out / WORKSPACE
         workdir.mkdir(exist_ok=True)
     return _Prepared(opts=opts, preset=preset, out=out.resolve(), workdir=workdir, baseline=baseline)
+
+
+_GIT_INIT_KEYS = {"repositoryformatversion", "filemode", "bare", "logallrefupdates", "ignorecase",
+                  "precomposeunicode", "symlinks"}
+
+
+def _check_run_folder(out: Path) -> None:
+    """A run folder from someone else must not point outside itself (a ``workspace`` symlink to your
+    home) or make git run commands on this machine (``core.fsmonitor``, filter drivers, hooks in the
+    baseline repository, which git runs outside any sandbox)."""
+    for name in (WORKSPACE, BASELINE):
+        if (out / name).is_symlink():
+            raise ConfigError(f"{out / name} is a symbolic link; resume works only on a run folder's own files")
+    git = out / BASELINE
+    if not git.is_dir():
+        return
+    config = (git / "config").read_text(encoding="utf-8", errors="replace") if (git / "config").is_file() else ""
+    keys = {line.split("=", 1)[0].strip().lower() for line in config.splitlines()
+            if line.strip() and not line.strip().startswith(("#", ";", "["))}
+    sections = {line.strip().lower() for line in config.splitlines() if line.strip().startswith("[")}
+    hooks = [p.name for p in (git / "hooks").iterdir()] if (git / "hooks").is_dir() else []
+    if (keys - _GIT_INIT_KEYS or sections - {"[core]"} or (git / "info" / "attributes").exists()
+            or any(not h.endswith(".sample") for h in hooks)):
+        raise ConfigError(f"{git} has git settings or hooks agentkit did not write; refusing to run git on it "
+                          "(delete it to resume without the original baseline)")
 
 
 async def run_task(opts: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
@@ -193,36 +222,92 @@ async def run_or_resume(opts: RunOptions, progress: Progress | None = None) -> d
     (a batch killed mid-run picks its unfinished tasks up where they stopped)."""
     path = Path(opts.out or "") / TRAJECTORY
     if opts.out and path.is_file():
-        from agentkit.trajectory import Trajectory
+        from agentkit.trajectory import Trajectory, read_records
 
-        saved = (Trajectory.load(path).run or {}).get("options")
-        if isinstance(saved, dict):  # display settings are not saved with a run: keep this call's
-            return await resume_task(path, {"progress": opts.progress}, progress=progress)
+        if read_records(path):  # empty: killed before its first line, so nothing to continue
+            saved = Trajectory.load(path, strict=True).run.get("options")
+            if isinstance(saved, dict):  # the caller's options, not the file's: they are the ones given now
+                model = build_model(opts)
+                try:
+                    prep = _prepare(opts, resume=True)
+                except BaseException:
+                    await model.aclose()
+                    raise
+                return await _execute(prep, model, progress, resume_from=path)
     return await run_task(opts, progress)
+
+
+# Run settings ``agentkit resume`` does not take from a trajectory, which may be someone else's:
+# where the API key goes, which private hosts fetch may reach, where searches go. The flag that
+# confirms each; the repository of an in-place run and the test command are handled apart.
+_UNTRUSTED = {"base_url": "--base-url", "fetch_allow": "--fetch-allow", "search_backend": "--search-backend"}
+
+
+def is_own_url(opts: RunOptions) -> bool:
+    """Whether the API key goes to its provider's own base URL (or nowhere: a replay)."""
+    from agentkit.models.providers import PROVIDERS, infer_provider
+
+    model = opts.model or DEFAULT_MODEL
+    if not opts.base_url or model.startswith("replay:"):
+        return True
+    own = PROVIDERS.get(opts.provider or infer_provider(model, opts.base_url))
+    own_url = own.base_url if own else None
+    return bool(own_url) and own_url.rstrip("/") == opts.base_url.rstrip("/")
+
+
+def _unconfirmed(opts: RunOptions, given: set[str], path: Path) -> list[str]:
+    """The flags a resume must repeat before it may use what the trajectory says (see _UNTRUSTED)."""
+    from agentkit.redact import mask_url
+
+    need = []
+    if "base_url" not in given and not is_own_url(opts):
+        need.append(f"--base-url {mask_url(opts.base_url)} (your API key would be sent there)")
+    if "fetch_allow" not in given and opts.fetch_allow:
+        need.append(" ".join(f"--fetch-allow {a}" for a in opts.fetch_allow))
+    if "search_backend" not in given and opts.search_backend not in (None, "duckduckgo"):
+        need.append(f"--search-backend {opts.search_backend}")
+    if opts.preset == "code" and "repo" not in given and (opts.in_place or not (path.parent / WORKSPACE).is_dir()):
+        need.append("--repo PATH (the run " + ("edited its repository in place)" if opts.in_place
+                                                else "has no workspace/ folder left)"))
+    return need
 
 
 async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None = None,
                       progress: Progress | None = None) -> dict[str, Any]:
-    """Continue the run recorded in ``trajectory`` with the same preset, model and settings."""
+    """Continue the run recorded in ``trajectory`` with the same preset, model and settings.
+
+    The file may come from someone else, so what it says about where the API key goes, what fetch
+    and search may reach and which repository to edit in place is used only when ``overrides`` (the
+    command line) repeats it (``_unconfirmed``); its test command runs only in an isolated sandbox."""
     from agentkit.trajectory import Trajectory
 
     path = Path(trajectory)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{trajectory}: no such trajectory file; pass the trajectory.jsonl of a run")
-    traj = Trajectory.load(path)
-    saved = (traj.run or {}).get("options")
+    traj = Trajectory.load(path, strict=True)  # a damaged file is a one-line error
+    saved = traj.run.get("options")
     if not isinstance(saved, dict):
         raise ConfigError(f"{trajectory} was not written by `agentkit code`/`research`; "
                           "resume it from Python with Agent.resume()")
-    data = {**saved, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    data["out"] = str(path.parent)
-    opts = RunOptions.model_validate(data)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None and v != []}
+    data = {**saved, **given, "out": str(path.parent)}
+    try:
+        opts = RunOptions.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ())) or "options"
+        raise ConfigError(f"{trajectory}: the run's option {where!r} is not valid: {err['msg']}") from None
+    need = _unconfirmed(opts, set(given), path)
+    if need:
+        raise ConfigError(f"{trajectory} may come from someone else, so resume takes some of its settings only "
+                          f"from the command line: repeat {'; '.join(need)} to use them")
     model = build_model(opts)
     try:
         prep = _prepare(opts, resume=True)
     except BaseException:
         await model.aclose()
         raise
+    prep.test_cmd_given = "test_cmd" in given
     return await _execute(prep, model, progress, resume_from=path)
 
 
@@ -250,7 +335,7 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
         finally:
             progress.close()
         _raise_user_error(agent.result, opts)
-        test = await _run_tests(opts, sandbox, progress) if opts.test_cmd and sandbox is not None else None
+        test = await _run_tests(opts, sandbox, progress) if _may_test(prep, sandbox) else None
         if sandbox is not None and hasattr(sandbox, "copy_out") and prep.workdir is not None:
             await _bring_back(sandbox, prep)
     except (asyncio.CancelledError, KeyboardInterrupt) as e:  # Ctrl-C: the agent logged "cancelled"
@@ -299,6 +384,18 @@ def _is_unknown_model(status: int | None, error: str) -> bool:
                                                    or "not found" in text or "does not exist" in text))
 
 
+def _may_test(prep: _Prepared, sandbox: Any) -> bool:
+    """A test command from a trajectory file runs only where the model's own commands run: in an
+    isolated sandbox (bwrap or Docker); outside one it needs ``--test-cmd`` on the command line."""
+    if not prep.opts.test_cmd or sandbox is None:
+        return False
+    if prep.test_cmd_given or getattr(sandbox, "isolated", False):
+        return True
+    print("agentkit: note: the trajectory's test command is not run outside an isolated sandbox; "
+          "repeat --test-cmd to run it", file=sys.stderr, flush=True)
+    return False
+
+
 async def _run_tests(opts: RunOptions, sandbox: Any, progress: Progress) -> dict[str, Any]:
     progress.note(f"running tests: {opts.test_cmd}")
     # from the workspace root, in a subshell: the agent may have left the session elsewhere
@@ -322,8 +419,6 @@ def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elaps
         "tokens": {"prompt": usage.prompt, "completion": usage.completion, "reasoning": usage.reasoning,
                    "cached": usage.cached, "total": usage.total},
         "cost_usd": traj.cost_usd,
-        # share of the prompt tokens the provider served from its cache (billed at the hit price)
-        "cache_hit_share": round(usage.cached / usage.prompt, 4) if usage.prompt else None,
         "model": (traj.run or {}).get("model"), "provider": (traj.run or {}).get("provider"),
         "test": test, "elapsed_s": round(elapsed, 3),
         "files": {"trajectory": TRAJECTORY},
