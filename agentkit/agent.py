@@ -112,7 +112,8 @@ class Agent:
         self.window = window or _num(info, "context_window", "context", "window", "max_context")
         self.max_output = _num(info, "max_output", "max_output_tokens", "max_completion_tokens")
         self.prices = prices or _prices(info)
-        self.context = ContextManager(context or ContextPolicy(), model.name, self.window)
+        self.context = ContextManager(context or ContextPolicy(), model.name, self.window,
+                                      reserve=self.settings.max_tokens or self.max_output)
         self.result: RunResult | None = None
         self._cancel = False
 
@@ -399,8 +400,9 @@ class Agent:
         return int(min(bounds)), None
 
     async def _compact(self, st: _State, target: int | None = None) -> list[Message]:
-        async def summarize(old: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
-            c = await self.model.complete(self.context.summary_prompt(old), None, self.settings,
+        async def summarize(request: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
+            # the run's own tools: the request repeats the last prompt, so it is a cache hit
+            c = await self.model.complete(request, self.tool_schemas() or None, self.settings,
                                           on_event=lambda m: self._model_event(st, m))
             st.usage = st.usage + c.usage
             return c.message, c.usage.model_dump()

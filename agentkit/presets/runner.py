@@ -419,6 +419,8 @@ def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elaps
         "tokens": {"prompt": usage.prompt, "completion": usage.completion, "reasoning": usage.reasoning,
                    "cached": usage.cached, "total": usage.total},
         "cost_usd": traj.cost_usd,
+        # share of the prompt tokens the provider served from its cache (billed at the hit price)
+        "cache_hit_share": round(usage.cached / usage.prompt, 4) if usage.prompt else None,
         "model": (traj.run or {}).get("model"), "provider": (traj.run or {}).get("provider"),
         "test": test, "elapsed_s": round(elapsed, 3),
         "files": {"trajectory": TRAJECTORY},
