@@ -558,7 +558,7 @@ def _describe(sandbox: Any) -> dict[str, Any] | None:
     if sandbox is None:
         return None
     return {"type": type(sandbox).__name__, "workspace": getattr(sandbox, "workspace", None),
-            "isolated": getattr(sandbox, "isolated", None)}
+            "isolated": getattr(sandbox, "isolated", None), "isolation": getattr(sandbox, "isolation", None)}
 
 
 __all__ = ["Agent", "Limits", "RunResult", "DEFAULT_SYSTEM"]

@@ -315,3 +315,20 @@ def test_cgroups_of_dead_agentkit_processes_are_pruned():
             if os.path.exists(d):
                 os.rmdir(d)
     assert not any(os.path.exists(d) for d in cg.dirs)
+
+
+def test_resume_takes_network_access_only_when_repeated(tmp_path, demo_repo):
+    from tests.fixtures_cli import run_cli, write_jsonl
+
+    script = write_jsonl(tmp_path / "s.jsonl", [
+        {"content": "", "tool_calls": [{"name": "bash", "arguments": json.dumps({"command": "true"})}]},
+        {"content": "", "tool_calls": [{"name": "submit", "arguments": json.dumps({"summary": "ok"})}]},
+    ])
+    out = tmp_path / "out"
+    first = run_cli("code", "t", "--repo", str(demo_repo), "--model", f"replay:{script}", "--out", str(out),
+                    "--network", "--max-steps", "1", "--quiet")
+    assert first.returncode == 1, first.stderr  # stopped by the step limit
+    again = run_cli("resume", str(out / "trajectory.jsonl"), "--quiet")
+    assert again.returncode == 2 and "--network" in again.stderr and "Traceback" not in again.stderr
+    ok = run_cli("resume", str(out / "trajectory.jsonl"), "--network", "--max-steps", "5", "--quiet")
+    assert ok.returncode == 0, ok.stderr

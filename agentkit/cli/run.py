@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--search-backend", help="confirm or change the trajectory's search backend")
     rs.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
                     help="confirm or change the private hosts fetch may reach (repeatable)")
+    rs.add_argument("--network", action="store_true", default=None,
+                    help="confirm that the sandbox may reach the network (a trajectory's own setting is not taken)")
     add_request_timeout_flag(rs)
     add_limit_flags(rs)
     rs.add_argument("--quiet", action="store_true", help="no progress display")
@@ -62,7 +64,7 @@ def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> 
 
     return RunOptions(preset=preset, task=task, model=args.model, provider=args.provider, base_url=args.base_url,
                       thinking=args.thinking, request_timeout=args.request_timeout, sandbox=args.sandbox,
-                      image=args.image, max_steps=args.max_steps,
+                      image=args.image, network=bool(args.network), max_steps=args.max_steps,
                       max_cost=args.max_cost, out=args.out, progress=progress_mode(args), **extra)
 
 
@@ -94,8 +96,9 @@ def _print_summary(result: dict[str, Any]) -> None:
     out = Path(result["out"])
     tokens = result.get("tokens") or {}
     cost = result.get("cost_usd")
+    iso = result.get("isolation")
     print(f"\nstatus: {result['status']}  steps: {result['steps']}  tokens: {tokens.get('total', 0):,}  "
-          f"cost: {'?' if cost is None else f'${cost:.4f}'}")
+          f"cost: {'?' if cost is None else f'${cost:.4f}'}" + (f"  isolation: {iso}" if iso else ""))
     if result.get("error"):
         print(f"error: {result['error']}")
     test = result.get("test")
@@ -138,7 +141,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from agentkit.presets.runner import resume_task
 
     overrides = {"model": args.model, "provider": args.provider, "base_url": args.base_url,
-                 "request_timeout": args.request_timeout,
+                 "request_timeout": args.request_timeout, "network": args.network,
                  "max_steps": args.max_steps, "max_cost": args.max_cost, "repo": args.repo,
                  "test_cmd": args.test_cmd, "search_backend": args.search_backend, "fetch_allow": args.fetch_allow}
     args.resume_hint = f"continue with: agentkit resume {args.trajectory}"

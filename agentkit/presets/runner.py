@@ -52,6 +52,7 @@ class RunOptions(BaseModel):
     request_timeout: float | None = None  # seconds per model call; None: ModelSettings' default
     sandbox: Literal["local", "docker"] = "local"
     image: str | None = None
+    network: bool = False  # commands in the sandbox may reach the network
     max_steps: int | None = None
     max_cost: float | None = None
     python: bool = False
@@ -111,7 +112,7 @@ def build_limits(opts: RunOptions) -> Any:
 async def open_sandbox(opts: RunOptions, workspace: Path) -> Any:
     from agentkit.sandboxes import make_sandbox
 
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"network": opts.network}
     if opts.sandbox == "docker" and opts.image:
         kw["image"] = opts.image
     try:
@@ -264,6 +265,8 @@ def _unconfirmed(opts: RunOptions, given: set[str], path: Path) -> list[str]:
         need.append(f"--base-url {mask_url(opts.base_url)} (your API key would be sent there)")
     if "fetch_allow" not in given and opts.fetch_allow:
         need.append(" ".join(f"--fetch-allow {a}" for a in opts.fetch_allow))
+    if "network" not in given and opts.network:
+        need.append("--network (the run let sandboxed commands reach the network)")
     if "search_backend" not in given and opts.search_backend not in (None, "duckduckgo"):
         need.append(f"--search-backend {opts.search_backend}")
     if opts.preset == "code" and "repo" not in given and (opts.in_place or not (path.parent / WORKSPACE).is_dir()):
@@ -422,6 +425,7 @@ def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elaps
         # share of the prompt tokens the provider served from its cache (billed at the hit price)
         "cache_hit_share": round(usage.cached / usage.prompt, 4) if usage.prompt else None,
         "model": (traj.run or {}).get("model"), "provider": (traj.run or {}).get("provider"),
+        "isolation": ((traj.run or {}).get("sandbox") or {}).get("isolation"),
         "test": test, "elapsed_s": round(elapsed, 3),
         "files": {"trajectory": TRAJECTORY},
     }
