@@ -39,33 +39,52 @@ DEFAULT_IMAGE = "agentkit-sandbox:latest"
 LABEL = "agentkit.sandbox"
 _created: set[str] = set()  # containers this process created and has not removed yet
 
-# Run as root inside the container with CAP_KILL: kill every process of the shell's session (the
-# shell itself too when $2 is 1). The first pass kills outright; later passes stop newcomers (a
-# fork bomb's children cannot fork while stopped) and kill them at the end. Only shell builtins
-# are used, so it needs a single pid even when the container is at its pids limit.
-_KILL_SCRIPT = r"""
-sid=$1; all=$2; me=$$; seen=" "; i=0
-while [ $i -lt 60 ]; do
-  i=$((i+1)); fresh=""
-  for d in /proc/[0-9]*; do
-    p=${d#/proc/}
-    case "$seen" in *" $p "*) continue;; esac
-    [ "$p" = "$me" ] && continue
-    if [ "$all" != 1 ] && [ "$p" = "$sid" ]; then continue; fi
-    read -r line < "$d/stat" 2>/dev/null || continue
-    rest=${line##*) }
-    set -- $rest
-    [ "$4" = "$sid" ] || continue
-    fresh="$fresh $p"
-  done
-  [ -z "$fresh" ] && break
-  if [ $i = 1 ]; then kill -KILL $fresh 2>/dev/null; else kill -STOP $fresh 2>/dev/null; fi
-  seen="$seen$fresh "
+# Run by root bash inside the container (CAP_KILL). `k SID ALL ORPHANS` kills the shell's process
+# tree: its session's members (the shell too when ALL is 1), its direct children (even those that
+# left with setsid), every descendant of a process already caught and, with ORPHANS=1 (a container
+# of our own), every orphan adopted by init that was not there at the start (double-fork daemons).
+# Each is stopped the moment it is found, with its whole process group (one signal stops a fork
+# bomb: a stopped process cannot fork, nor starve this scan of CPU), until a pass finds none; then
+# all are killed. The shell's own children are killed at once instead, so the shell sees its job
+# killed, not stopped.
+# Builtins only (no fork), so it works with the container at its pids limit.
+_KILL_FN = r"""
+declare -A base
+for d in /proc/[0-9]*; do
+  read -r l < "$d/stat" 2>/dev/null || continue; set -- ${l##*) }
+  [[ $2 = 1 ]] && base[${d#/proc/}]=1
 done
-[ "$seen" = " " ] || kill -KILL $seen 2>/dev/null
-echo $seen
-exit 0
+k() {
+  local sid=$1 all=$2 orphans=$3 n=-1 end=$((SECONDS + 20)) d p l fresh sig
+  local -A seen=() groups=()
+  while (( SECONDS < end && ++n < 1000 )); do
+    fresh=0
+    for d in /proc/[0-9]*; do
+      p=${d#/proc/}
+      [[ -n ${seen[$p]} || $p = 1 || $p = $$ ]] && continue
+      [[ $p = "$sid" && $all != 1 ]] && continue
+      read -r l < "$d/stat" 2>/dev/null || continue
+      set -- ${l##*) }
+      if [[ $4 = "$sid" || $2 = "$sid" || -n ${seen[$2]} ]] \
+          || [[ $orphans = 1 && $2 = 1 && -z ${base[$p]} ]]; then
+        sig=STOP; [[ $n = 0 && $2 = "$sid" ]] && sig=KILL
+        kill -$sig "$p" 2>/dev/null
+        if [[ -z ${groups[$3]} && ($3 != "$sid" || $all = 1) ]]; then
+          groups[$3]=1; kill -$sig -- "-$3" 2>/dev/null  # its whole group at once
+        fi
+        seen[$p]=1; fresh=1
+      fi
+    done
+    (( fresh )) || break
+  done
+  for p in "${!groups[@]}"; do kill -KILL -- "-$p" 2>/dev/null; done
+  (( ${#seen[@]} )) && kill -KILL "${!seen[@]}" 2>/dev/null
+  echo "killed ${#seen[@]}"
+}
 """
+# The resident killer: started with the sandbox, it waits on stdin for `SID ALL ORPHANS` lines, so
+# a kill needs no new process (a `docker exec` fails while a fork bomb holds every pid).
+_KILLER = _KILL_FN + 'echo ready\nwhile read -r a b c; do k "$a" "$b" "$c"; done\n'
 
 
 def _client(docker_host: str | None = None, timeout: int = 60) -> Any:
@@ -414,11 +433,16 @@ class DockerSession(ShellSession):
     async def _kill(self, include_shell: bool) -> int | None:
         if self.shell_pid is None:
             return 0
-        cmd = ["sh", "-c", _KILL_SCRIPT, "sh", str(self.shell_pid), "1" if include_shell else "0"]
+        args = [str(self.shell_pid), "1" if include_shell else "0", "1" if self.sb._own_container else "0"]
+        try:
+            return await self.sb._resident_kill(" ".join(args))
+        except Exception as e:  # not started or gone: fall back to one exec per kill
+            log.debug("resident killer unavailable: %s", e)
+        cmd = ["bash", "--noprofile", "--norc", "-c", _KILL_FN + 'k "$@"', "k", *args]
         for attempt in range(5):
             try:
                 out = await asyncio.to_thread(self.sb.exec_simple, cmd, "root")
-                return len(out.split())
+                return int(out.split()[-1])
             except Exception as e:  # the container may be at its pids limit for a moment
                 log.debug("kill helper failed (attempt %d): %s", attempt + 1, e)
                 await asyncio.sleep(0.2 * (attempt + 1))
@@ -477,6 +501,8 @@ class DockerSandbox:
         self.api: Any = None
         self.session = DockerSession(self, self.limits)
         self._files: DockerSession | None = None  # a second shell for the file API's path checks
+        self._killer: _ExecStream | None = None  # root bash running _KILLER (see _resident_kill)
+        self._killer_lock = asyncio.Lock()
         self._started = False
         self._closed = False
         self.start_seconds: float | None = None
@@ -493,6 +519,7 @@ class DockerSandbox:
             if self._own_container:
                 await self._create()
             await asyncio.to_thread(self._resolve_user)
+            await self._start_killer()  # before any command: then it needs no pid when one is due
             await self.session.start()
             # One round trip through the new shell instead of separate execs: ids and parent dir.
             parent = posixpath.dirname(self.workspace)
@@ -516,6 +543,7 @@ class DockerSandbox:
             if r.exit_code != 0:
                 raise SandboxError(f"cannot enter the workspace {self.workspace} in the container: {r.output[:200]}")
         except BaseException:
+            await self._stop_killer()
             await self._remove()
             raise
         self._started = True
@@ -588,6 +616,7 @@ class DockerSandbox:
             for session in (self.session, self._files):
                 if session is not None:
                     await session._drop_stream()
+            await self._stop_killer()
             await self._remove()
         else:
             if self._files is not None:
@@ -599,8 +628,54 @@ class DockerSandbox:
                 except Exception as e:
                     log.debug("could not remove %s: %s", self.workspace, e)
             await self.session.close()
+            await self._stop_killer()
         if self.client is not None:
             self.client.close()
+
+    async def _start_killer(self) -> None:
+        stream = await open_exec_stream(self.api, self.container_id,
+                                        ["bash", "--noprofile", "--norc", "-c", _KILLER], user="root")
+        try:
+            await self._killer_reply(stream, b"ready", 30)
+        except BaseException:
+            await stream.close()
+            raise
+        self._killer = stream
+
+    async def _stop_killer(self) -> None:
+        if self._killer is not None:
+            await self._killer.close()  # its stdin ends, so its read loop ends
+            self._killer = None
+
+    @staticmethod
+    async def _killer_reply(stream: _ExecStream, word: bytes, timeout: float) -> bytes:
+        """The killer's next line starting with ``word``; raises on EOF or after ``timeout``."""
+        buf = b""
+        async with asyncio.timeout(timeout):
+            while True:
+                for line in buf.split(b"\n")[:-1]:
+                    if line.startswith(word):
+                        return line
+                chunk = await stream.read()
+                if not chunk:
+                    raise SandboxError("the kill helper exited")
+                buf += chunk
+
+    async def _resident_kill(self, args: str) -> int:
+        """Kill through the resident root killer (``SID ALL ORPHANS``); returns how many died.
+
+        Started lazily again if it is gone, which fails at the pids limit; the caller falls back.
+        """
+        async with self._killer_lock:
+            if self._killer is None:
+                await self._start_killer()
+            assert self._killer is not None
+            try:
+                await self._killer.write(f"{args}\n".encode())
+                return int((await self._killer_reply(self._killer, b"killed ", 60)).split()[-1])
+            except BaseException:
+                await self._stop_killer()
+                raise
 
     async def _remove(self) -> None:
         if self._own_container and self.container_id:

@@ -70,6 +70,27 @@ async def test_fork_bomb_is_contained(limited, docker_api):
     assert docker_api.inspect_container(limited.container_id)["State"]["Running"]
 
 
+_PY_BOMB = "python3 -c 'import os\nwhile True:\n  try: os.fork()\n  except OSError: pass'"
+
+
+async def test_timed_out_fork_bombs_leave_nothing_behind(docker_api):
+    """Issue 14: a timeout kills the command's whole tree, background and setsid'd children and
+    orphans included, even with every pid taken (default limit 512), so programs start again."""
+    from agentkit.sandboxes import DockerSandbox
+
+    bombs = [":(){ :|:& };:; sleep 60", f"({_PY_BOMB} &); sleep 60", f"setsid {_PY_BOMB} & sleep 60"]
+    async with DockerSandbox(SANDBOX_IMAGE) as sb:
+        await sb.run("export KEEP=kept")
+        for bomb in bombs * 3:
+            r = await sb.run(bomb, timeout=2)
+            assert r.timed_out and not r.restarted, r
+            for _ in range(3):
+                ok = await sb.run("python3 -c 'print(1)'; echo $KEEP", timeout=30)
+                assert ok.exit_code == 0 and ok.output == "1\nkept\n" and not ok.restarted, (bomb, ok)
+            procs = await sb.run("ls -d /proc/[0-9]* | wc -l")
+            assert int(procs.output.split()[-1]) < 20, (bomb, procs)
+
+
 async def test_memory_hog_is_killed_and_reported(limited):
     r = await limited.run("python3 -c 'b = b\"x\" * (2 << 30); print(len(b))'", timeout=120)
     assert r.exit_code == 137
@@ -138,7 +159,7 @@ async def test_own_container_defaults_and_removal(docker_api, tmp_path):
         assert info["Config"]["Labels"]["agentkit.sandbox"] == "1"
         assert host["NetworkMode"] == "none" and host["Privileged"] is False
         assert host["CapDrop"] == ["ALL"] and host["CapAdd"] == ["KILL"]
-        assert host["Memory"] > 0 and host["PidsLimit"] == 512 and host["NanoCpus"] > 0
+        assert host["Memory"] == 2 << 30 and host["PidsLimit"] == 512 and host["NanoCpus"] == 2 * 10**9
         assert "no-new-privileges" in host["SecurityOpt"]
         assert (await sb.run("id -u")).output == "1000\n"
         assert sb.start_seconds is not None and sb.isolated
