@@ -467,6 +467,8 @@ class DockerSandbox:
     kind = "docker"
     isolated = True
 
+    isolation = "docker"  # recorded with each run, beside the local sandbox's "bwrap" / "none"
+
     def __init__(self, image: str = DEFAULT_IMAGE, workspace: str | os.PathLike[str] | None = None, *,
                  workdir: str = "/workspace", mount: bool = False, network: bool = False,
                  user: str | None = None, mem_limit: str | None = "2g", cpus: float | None = 2.0,
