@@ -51,7 +51,7 @@ from agentkit.messages import (
     ToolMessage,
     UserMessage,
 )
-from agentkit.tokens import PromptCounter, count_text, count_tokens
+from agentkit.deepseek.tokens import PromptCounter, count_text, count_tokens
 
 DEFAULT_WINDOW = 128_000
 ELIDED = "[observation elided to save context: {n} characters; run the tool again if you need it]"

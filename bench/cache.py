@@ -56,7 +56,7 @@ def sizes(kind: str, steps: int, seed: int = 0) -> list[int]:
 
 def observation(tokens: int, seed: int) -> str:
     """Seeded code-like text of about ``tokens`` tokens."""
-    from agentkit.tokens import encoding
+    from agentkit.deepseek.tokens import encoding
 
     rng = random.Random(seed)
     lines = []
@@ -83,7 +83,7 @@ def script(kind: str, steps: int, seed: int = 0) -> tuple[list[dict[str, Any]], 
 
 def pieces(prompt: str) -> list[str]:
     """The prompt cut at its special tokens (each its own piece): the pieces tokenize on their own."""
-    from agentkit.tokens import _SPECIAL_SHAPES, encoding
+    from agentkit.deepseek.tokens import _SPECIAL_SHAPES, encoding
 
     specials = encoding().special_tokens_set
     out, pending = [], 0
@@ -100,7 +100,7 @@ def pieces(prompt: str) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _ids(piece: str) -> tuple[int, ...]:
-    from agentkit.tokens import encoding
+    from agentkit.deepseek.tokens import encoding
 
     enc = encoding()
     if piece in enc.special_tokens_set:
@@ -160,7 +160,7 @@ async def _run_agent(turns: list[dict[str, Any]], outputs: list[str], window: in
 
 def price(calls: list[tuple[list[Any], Any]], completion: int) -> dict[str, Any]:
     """Prompt tokens, hits (longest common prefix with the previous prompt) and cost of the calls."""
-    from agentkit.formats.deepseek import render_prompt
+    from agentkit.deepseek.render import render_prompt
     from agentkit.models.catalog import lookup
 
     info = lookup(MODEL)

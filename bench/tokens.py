@@ -3,8 +3,8 @@
 The conversation is generated (seeded, so every run measures the same text): a code-agent
 session of assistant turns with ``bash`` calls and tool outputs of code and prose, grown until
 its prompt is about ``target`` tokens. Measured, each as the median of ``repeat`` runs:
-rendering it to the DeepSeek V3.1 prompt text (``agentkit.formats.deepseek.render_prompt``);
-counting the rendered text with ``agentkit.tokens.count_text`` cold (a conversation never
+rendering it to the DeepSeek V3.1 prompt text (``agentkit.deepseek.render.render_prompt``);
+counting the rendered text with ``agentkit.deepseek.tokens.count_text`` cold (a conversation never
 counted before: each repetition gets a fresh one) and warm (the same text again: agentkit caches
 the counts of the pieces between special tokens); the whole ``count_tokens`` the agent calls
 before each model call, cold and incremental (one more turn added to a counted conversation,
@@ -99,9 +99,9 @@ def _turn(i: int) -> list[Any]:
 
 
 def run(target: int = 100_000, repeat: int = 5) -> dict[str, Any]:
-    from agentkit.formats.deepseek import render_prompt
+    from agentkit.deepseek.render import render_prompt
     from agentkit.messages import messages_from_openai
-    from agentkit.tokens import count_text, count_tokens, encoding
+    from agentkit.deepseek.tokens import count_text, count_tokens, encoding
 
     t0 = time.perf_counter()
     encoding()

@@ -89,9 +89,9 @@ def test_concurrency_agentkit_tiny() -> None:
 
 
 def test_tokens_tiny() -> None:
-    from agentkit.formats.deepseek import render_prompt
+    from agentkit.deepseek.render import render_prompt
     from agentkit.messages import messages_from_openai
-    from agentkit.tokens import count_text
+    from agentkit.deepseek.tokens import count_text
 
     msgs = tokens.make_conversation(target=3000)
     assert msgs == tokens.make_conversation(target=3000)  # seeded: the same text every run

@@ -101,7 +101,7 @@ def _owner(error: str) -> str | None:
 
 @pytest.mark.parametrize("http_client", ["wire", "httpx"])
 async def test_hundred_concurrent_runs_through_chaos(tmp_path: Path, http_client: str) -> None:
-    from agentkit.tokens import encoding
+    from agentkit.deepseek.tokens import encoding
 
     encoding()  # load the token table now: a 0.3-2 s pause mid-run would look like a stalled server
     # Faults per call: the primary may use up all its attempts (so runs fall back), the backup

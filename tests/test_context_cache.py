@@ -12,8 +12,8 @@ import pytest
 
 from agentkit.agent import Agent
 from agentkit.context import ELIDED, ContextManager, ContextPolicy
-from agentkit.formats.deepseek import render_prompt
-from agentkit.formats.html import render_html
+from agentkit.deepseek.render import render_prompt
+from agentkit.render.html import render_html
 from agentkit.messages import (AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage,
                                messages_to_openai)
 from agentkit.models import catalog

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
-from agentkit.formats.markdown import render_markdown
-from agentkit.formats.openai import export_openai, export_openai_jsonl
-from agentkit.formats.trajectories import render_deepseek
+from agentkit.deepseek.render import SearchAgentFormat, render_prompt
+from agentkit.render.markdown import render_markdown
+from agentkit.render.openai import export_openai, export_openai_jsonl
+from agentkit.render.trajectories import render_deepseek
 
 
 def test_openai_export_is_valid_chat_format_with_compaction_applied(trajectory_file) -> None:
@@ -139,7 +139,7 @@ async def test_real_run_renders_exactly_what_the_model_saw(tmp_path: pathlib.Pat
 
 
 def _conversation(path: pathlib.Path) -> list[Any]:
-    from agentkit.formats.trajectories import conversation, load
+    from agentkit.render.trajectories import conversation, load
 
     return conversation(load(path))
 

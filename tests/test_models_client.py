@@ -164,7 +164,7 @@ async def test_missing_usage_is_estimated_with_the_tokenizer(fake_server):
     deltas = [d async for d in m.stream(MSGS)]
     await m.aclose()
     assert "usage" not in json.dumps(srv.requests[0]["json"])
-    from agentkit.tokens import count_text, count_tokens
+    from agentkit.deepseek.tokens import count_text, count_tokens
 
     assert comp.usage.prompt == count_tokens(MSGS, None, "deepseek-chat")
     assert comp.usage.completion == count_text("four score and seven years ago")

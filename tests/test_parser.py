@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from agentkit.formats import parser as parser_mod
-from agentkit.formats.parser import StreamParser, parse_completion
+from agentkit.deepseek import parse as parser_mod
+from agentkit.deepseek.parse import StreamParser, parse_completion
 
 B, E = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
 CB, CE, SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"

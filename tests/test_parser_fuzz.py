@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentkit.formats.parser import StreamParser, parse_completion
+from agentkit.deepseek.parse import StreamParser, parse_completion
 
 FAST = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -128,7 +128,7 @@ json_obj = st.dictionaries(st.text(max_size=8), st.recursive(
 def test_rendered_calls_parse_back(content: str, calls: list[tuple[str, dict[str, Any], int | None]],
                                    cuts: list[int]) -> None:
     """What the renderer writes for an assistant turn, the parser (one-shot and streamed) reads back."""
-    from agentkit.formats.deepseek import render_prompt
+    from agentkit.deepseek.render import render_prompt
 
     msg = {"role": "assistant", "content": content or None,
            "tool_calls": [{"type": "function", "function": {"name": n, "arguments": json.dumps(a, indent=ind)}}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agentkit.errors import BadRequest
-from agentkit.formats.deepseek import (
+from agentkit.deepseek.render import (
     SearchAgentFormat,
     render_prompt,
     render_tools_block,
@@ -250,7 +250,7 @@ async def test_bad_request_is_not_retried(fake_server) -> None:
 
 
 async def test_usage_estimated_with_offline_counter_when_server_sends_none(fake_server) -> None:
-    tokens = pytest.importorskip("agentkit.tokens")
+    tokens = pytest.importorskip("agentkit.deepseek.tokens")
     srv = await fake_server([Reply(text="Hello there.", send_usage=False)])
     model = model_for(srv)
     try:

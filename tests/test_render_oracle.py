@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentkit.formats.deepseek import render_prompt, render_tools_block
+from agentkit.deepseek.render import render_prompt, render_tools_block
 from agentkit.messages import message_from_openai
 from tests.fixtures_formats import render_official
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from agentkit.formats.deepseek import (
+from agentkit.deepseek.render import (
     SearchAgentFormat,
     render_prompt,
     render_search_prompt,
     render_tools_block,
 )
-from agentkit.formats.parser import parse_completion
+from agentkit.deepseek.parse import parse_completion
 from tests.fixtures_formats import SEARCH_TOOL, render_official
 from tests.test_render_oracle import agent_loop
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agentkit.formats.repair import repair_message, strip_markers
+from agentkit.deepseek.repair import repair_message, strip_markers
 from agentkit.messages import AssistantMessage, ToolCall
 
 B, E = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from agentkit import tokens
+from agentkit.deepseek import tokens
 from agentkit.messages import (
     AssistantMessage,
     SystemMessage,

@@ -10,10 +10,10 @@ import re
 import jsonschema
 import pytest
 
-from agentkit.formats.deepseek import render_prompt, render_search_prompt, render_tools_block
-from agentkit.formats.special import OUTPUT_END
+from agentkit.deepseek.render import render_prompt, render_search_prompt, render_tools_block
+from agentkit.deepseek.special import OUTPUT_END
 from agentkit.testing.web import LocalWebServer
-from agentkit.tokens import count_text
+from agentkit.deepseek.tokens import count_text
 from agentkit.tools import (BashTool, FetchTool, FixtureBackend, PythonTool, SearchTool, StrReplaceEditor,
                             SubmitTool, code_tools, search_tools, tool_schema)
 from agentkit.tools.base import ToolContext

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from agentkit.formats.html import CSP, highlight, render_html
+from agentkit.render.html import CSP, highlight, render_html
 
 
 class Collector(HTMLParser):
@@ -67,7 +67,7 @@ def test_hostile_record_fields_stay_inert(tmp_path) -> None:
     page = render_html(path)
     assert page.count("<script>") == 1  # only the viewer's own script
     assert not [t for t, _ in parse(page).tags if t == "script"][1:]
-    from agentkit.formats.markdown import render_markdown
+    from agentkit.render.markdown import render_markdown
 
     assert render_markdown(path).startswith("# ")  # the transcript copes with the same damage
 
@@ -105,9 +105,9 @@ def test_hand_written_jsonl_and_bad_files(tmp_path) -> None:
     import pytest
 
     from agentkit.errors import ConfigError
-    from agentkit.formats.markdown import render_markdown
-    from agentkit.formats.openai import export_openai
-    from agentkit.formats.trajectories import render_deepseek
+    from agentkit.render.markdown import render_markdown
+    from agentkit.render.openai import export_openai
+    from agentkit.render.trajectories import render_deepseek
 
     call = {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"command\": \"ls\"}"}}
     recs = [{"v": 1, "type": "run", "id": "r", "model": "m", "provider": "p", "tools": [], "task": "t"},

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from agentkit.formats.html import render_html
+from agentkit.render.html import render_html
 
 pytestmark = pytest.mark.chromium
 

@@ -37,20 +37,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def render_text(paths: list[str], fmt: str, *, prompt_version: str = "v3.1", reasoning: bool = True) -> str:
     if fmt == "openai":
-        from agentkit.formats.openai import export_openai_jsonl
+        from agentkit.render.openai import export_openai_jsonl
 
         return export_openai_jsonl(paths, reasoning=reasoning)
     if len(paths) != 1:
         raise ConfigError(f"--format {fmt} renders one trajectory at a time; got {len(paths)}")
     if fmt == "deepseek":
-        from agentkit.formats.trajectories import render_deepseek
+        from agentkit.render.trajectories import render_deepseek
 
         return render_deepseek(paths[0], version=prompt_version)
     if fmt == "html":
-        from agentkit.formats.html import render_html
+        from agentkit.render.html import render_html
 
         return render_html(paths[0])
-    from agentkit.formats.markdown import render_markdown
+    from agentkit.render.markdown import render_markdown
 
     return render_markdown(paths[0])
 
@@ -81,7 +81,7 @@ def _can_open() -> bool:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    from agentkit.formats.html import render_html
+    from agentkit.render.html import render_html
 
     out = pathlib.Path(args.output) if args.output else pathlib.Path(args.trajectory).with_suffix(".html")
     _write(render_html(args.trajectory), str(out))

@@ -45,9 +45,9 @@ def repair_leaks(message: AssistantMessage) -> tuple[AssistantMessage, list[str]
     if not any(m in text for m in _LEAK_MARKERS) and not any(m in (message.reasoning or "") for m in _LEAK_MARKERS):
         return message, []
     try:
-        from agentkit.formats.repair import repair_message
+        from agentkit.deepseek.repair import repair_message
     except ImportError:
-        log.debug("leaked tool-call markup seen but agentkit.formats.repair is not available")
+        log.debug("leaked tool-call markup seen but agentkit.deepseek.repair is not available")
         return message, []
     fixed, warnings = repair_message(message)
     return fixed, list(warnings)

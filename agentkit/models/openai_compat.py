@@ -101,7 +101,7 @@ class OpenAICompatible(HTTPModel):
     def _estimate(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> Usage | None:
         """Token counts for servers that report no usage."""
         try:
-            from agentkit.tokens import count_tokens
+            from agentkit.deepseek.tokens import count_tokens
         except ImportError:
             return None
         try:
@@ -141,7 +141,7 @@ class OpenAICompatible(HTTPModel):
     def _with_completion_estimate(self, comp: Completion) -> Usage:
         usage = comp.usage
         try:
-            from agentkit.tokens import count_text
+            from agentkit.deepseek.tokens import count_text
 
             text = content_text(comp.message.content) + (comp.message.reasoning or "") + \
                 "".join(c.name + c.arguments for c in comp.message.tool_calls)

@@ -1,9 +1,9 @@
 """``RawDeepSeek``: DeepSeek through a server's raw ``/v1/completions`` endpoint.
 
 For self-hosted servers (vLLM, SGLang, llama.cpp) whose chat template or tool parser we do not
-trust: we render the prompt ourselves (``agentkit.formats.deepseek``, byte-identical to the
+trust: we render the prompt ourselves (``agentkit.deepseek.render``, byte-identical to the
 official template, tools as the model card's block, or the search-agent format), send it as
-text, and parse the completion with ``agentkit.formats.parser``. So the model sees exactly the
+text, and parse the completion with ``agentkit.deepseek.parse``. So the model sees exactly the
 documented code-agent and search-agent formats whatever the server is configured with.
 
 Retries reuse ``agentkit.models.retry`` (same policy as the chat client); one shared
@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 
 from agentkit.errors import ModelError
-from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
-from agentkit.formats.parser import ParsedCompletion, StreamParser, parse_completion
-from agentkit.formats.special import EOS, OUTPUT_BEGIN, USER
+from agentkit.deepseek.render import SearchAgentFormat, render_prompt
+from agentkit.deepseek.parse import ParsedCompletion, StreamParser, parse_completion
+from agentkit.deepseek.special import EOS, OUTPUT_BEGIN, USER
 from agentkit.messages import AssistantMessage, Message, Usage
 from agentkit.models.http import HttpClient, HTTPModel
 from agentkit.models.base import (
@@ -139,7 +139,7 @@ class RawDeepSeek(HTTPModel):
         if usage is not None:
             return usage
         try:  # the server sent none: count the exact prompt text with the offline counter
-            from agentkit.tokens import count_text
+            from agentkit.deepseek.tokens import count_text
 
             usage = Usage(prompt=count_text(prompt), completion=count_text(text), cost_usd=None)
         except Exception:  # noqa: BLE001 - an estimate must never fail a call

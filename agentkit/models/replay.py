@@ -23,7 +23,7 @@ from agentkit.models.base import (
     OnEvent,
     ToolCallDelta,
 )
-from agentkit.tokens import count_text, count_tokens
+from agentkit.deepseek.tokens import count_text, count_tokens
 
 
 def _load_turns(source: str | os.PathLike[str] | list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -450,7 +450,7 @@ def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elaps
 
 def _html(path: Path) -> str | None:
     try:
-        from agentkit.formats.html import render_html
+        from agentkit.render.html import render_html
     except ImportError:
         return None
     return render_html(path)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from agentkit.deepseek.render import SearchAgentFormat, render_prompt
 from agentkit.errors import ConfigError
-from agentkit.formats.deepseek import SearchAgentFormat, render_prompt
 from agentkit.messages import AssistantMessage, Message, Usage, message_from_openai
 
 

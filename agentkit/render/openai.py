@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from agentkit.formats.trajectories import conversation, load
+from agentkit.render.trajectories import conversation, load
 
 
 def _clean(message: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from agentkit.formats.special import THINK_BEGIN, THINK_END
+from agentkit.deepseek.special import THINK_BEGIN, THINK_END
 from agentkit.messages import ToolCall, new_tool_call_id
 
 _BAR = "[｜|]"

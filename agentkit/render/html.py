@@ -17,11 +17,11 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from agentkit.formats.deepseek import render_assistant_turn
-from agentkit.formats.markdown import pretty_json
-from agentkit.formats.special import HIGHLIGHT_RE, MARKER_RE
-from agentkit.formats.trajectories import load, render_deepseek, usage_of
+from agentkit.deepseek.render import render_assistant_turn
+from agentkit.deepseek.special import HIGHLIGHT_RE, MARKER_RE
 from agentkit.messages import content_text
+from agentkit.render.markdown import pretty_json
+from agentkit.render.trajectories import load, render_deepseek, usage_of
 
 FOLD_CHARS = 1200
 FOLD_LINES = 20
@@ -33,7 +33,7 @@ _CITE_RE = re.compile(r"\[citation:(\d+)\]")
 
 @cache
 def _asset(name: str) -> str:
-    return (files("agentkit.formats") / name).read_text(encoding="utf-8")
+    return (files("agentkit.render") / name).read_text(encoding="utf-8")
 
 
 def esc(text: Any) -> str:
@@ -197,7 +197,7 @@ def _seconds(value: Any) -> float:
 def _token_note(text: str) -> str:
     """`` · N tokens`` counted with the project's offline DeepSeek counter (nothing when unavailable)."""
     try:
-        from agentkit.tokens import count_text
+        from agentkit.deepseek.tokens import count_text
 
         return f" · {count_text(text):,} tokens"
     except Exception:  # noqa: BLE001 - the count is a nicety

@@ -10,8 +10,8 @@ import os
 import re
 from typing import Any
 
-from agentkit.formats.trajectories import load, usage_of
 from agentkit.messages import content_text
+from agentkit.render.trajectories import load, usage_of
 
 LONG_OUTPUT_CHARS = 2000
 

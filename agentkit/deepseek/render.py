@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agentkit.formats.special import (
+from agentkit.deepseek.special import (
     ASSISTANT,
     BOS,
     CALL_BEGIN,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from agentkit.formats.parser import parse_completion
-from agentkit.formats.special import MARKER_RE, THINK_BEGIN, THINK_END
+from agentkit.deepseek.parse import parse_completion
+from agentkit.deepseek.special import MARKER_RE, THINK_BEGIN, THINK_END
 from agentkit.messages import AssistantMessage, content_text
 
 _HINTS = ("<｜", "<|", THINK_END, THINK_BEGIN)

@@ -4,7 +4,7 @@ tiktoken normally downloads its tables; ours ships in ``agentkit/data`` (built f
 DeepSeek-V3.1's tokenizer.json by ``scripts/make-token-table``). The pre-tokenizer regex folds
 the tokenizer's three split rules into one, and the ranks are DeepSeek's own token ids, so
 ``encode`` returns real DeepSeek ids. ``count_tokens`` renders the conversation with
-``agentkit.formats.deepseek`` (byte-identical to the official template) and counts that.
+``agentkit.deepseek.render`` (byte-identical to the official template) and counts that.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any, Iterable, Sequence
 import orjson
 import tiktoken
 
-from agentkit.messages import Message
+from agentkit.deepseek import render as ds
+from agentkit.messages import Message, SeenConversation, SystemMessage, _Base
 
 TABLE = "deepseek-v3.1"
 
@@ -110,9 +111,6 @@ class PromptCounter:
     def render(self, messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
                model: str | None = None) -> str:
         """``render_for_count``, from the last render's end when the conversation only grew."""
-        from agentkit.formats import deepseek as ds
-        from agentkit.messages import SeenConversation, SystemMessage, _Base
-
         last = self._rendered
         tools = list(tools) if tools else None
         v31 = _version(model) == "v3.1"
@@ -176,9 +174,7 @@ def _version(model: str | None) -> str:
 def render_for_count(messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
                      model: str | None = None) -> str:
     """The prompt text the model would see, as the official template renders it."""
-    from agentkit.formats.deepseek import render_prompt
-
-    return render_prompt(messages, tools=list(tools) if tools else None, version=_version(model))
+    return ds.render_prompt(messages, tools=list(tools) if tools else None, version=_version(model))
 
 
 def count_tokens(messages: Sequence[Message | dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
