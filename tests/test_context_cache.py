@@ -210,6 +210,10 @@ def test_the_run_summary_has_the_cache_hit_share(tmp_path: Path, demo_repo: Path
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["tokens"]["cached"] == 3_000 and result["cache_hit_share"] == 0.75
+    shown = run_cli("code", "Look around.", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                    "--out", str(tmp_path / "out2"))
+    summary = next(line for line in shown.stdout.splitlines() if line.startswith("status: "))
+    assert "cache hits: 75%" in summary
 
 
 # --- the benchmark ----------------------------------------------------------------------------

@@ -96,9 +96,10 @@ def _print_summary(result: dict[str, Any]) -> None:
     out = Path(result["out"])
     tokens = result.get("tokens") or {}
     cost = result.get("cost_usd")
-    iso = result.get("isolation")
+    iso, hits = result.get("isolation"), result.get("cache_hit_share")
     print(f"\nstatus: {result['status']}  steps: {result['steps']}  tokens: {tokens.get('total', 0):,}  "
-          f"cost: {'?' if cost is None else f'${cost:.4f}'}" + (f"  isolation: {iso}" if iso else ""))
+          f"cost: {'?' if cost is None else f'${cost:.4f}'}" + (f"  cache hits: {hits:.0%}" if hits is not None else "")
+          + (f"  isolation: {iso}" if iso else ""))
     if result.get("error"):
         print(f"error: {result['error']}")
     test = result.get("test")
