@@ -147,7 +147,7 @@ async def _run_agent(turns: list[dict[str, Any]], outputs: list[str], window: in
 
     model = Replay(turns, name=MODEL)
     path = folder / f"run-{window}-{id(policy)}.jsonl"
-    agent = Agent(model, [read], system=SYSTEM, window=window, context=policy, trajectory=path,
+    agent = Agent(model, [read], system=SYSTEM, window=window, context_policy=policy, trajectory=path,
                   limits=Limits(max_steps=len(turns) + 5))
     result = await agent.run(TASK)
     traj = Trajectory.load(path)

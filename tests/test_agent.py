@@ -139,13 +139,13 @@ async def test_token_limit_caps_each_calls_max_tokens(tmp_path, agent_tools) -> 
     u = {"prompt": 1100, "completion": 100}
     turns = [turn(None, ("echo", {"text": "a"}), usage=u), turn(None, ("echo", {"text": "b"}), usage=u),
              turn("end", usage=u)]
-    agent, model = _agent(turns, agent_tools[:1], tmp_path, limits=Limits(max_tokens=2500),
+    agent, model = _agent(turns, agent_tools[:1], tmp_path, limits=Limits(max_total_tokens=2500),
                           settings=ModelSettings(max_tokens=5000))
     result = await agent.run("t")
     assert result.status == "limit" and result.steps == 2 and result.usage.total == 2400
     first, second = model.calls
-    budget_1 = 2500 - agent.context.count(first["messages"], agent.tool_schemas())
-    budget_2 = 2500 - 1200 - agent.context.count(second["messages"], agent.tool_schemas())
+    budget_1 = 2500 - agent.compactor.count(first["messages"], agent.tool_schemas())
+    budget_2 = 2500 - 1200 - agent.compactor.count(second["messages"], agent.tool_schemas())
     assert first["settings"].max_tokens == budget_1 < 5000
     assert second["settings"].max_tokens == budget_2
     t = Trajectory.load(result.trajectory_path)
@@ -159,7 +159,7 @@ async def test_cost_limit_caps_max_tokens_from_prices(tmp_path, agent_tools) -> 
     result = await agent.run("t")
     assert result.status == "limit" and result.cost_usd == pytest.approx(0.0098)
     for i, spent in enumerate((0.0, 0.0049)):  # each cap leaves room for the prompt's own cost
-        p = agent.context.count(model.calls[i]["messages"], agent.tool_schemas())
+        p = agent.compactor.count(model.calls[i]["messages"], agent.tool_schemas())
         assert model.calls[i]["settings"].max_tokens == int((0.01 - spent - p * 1.0 / 1e6) * 1e6 / 2.0)
     # 0.0002 USD left cannot even pay for the third prompt: that call is never made
     assert len(model.calls) == 2
@@ -200,7 +200,7 @@ async def test_events_and_streaming_deltas(tmp_path, agent_tools) -> None:
 
 async def test_long_observation_is_cut_but_logged_whole(tmp_path, agent_tools) -> None:
     agent, model = _agent([turn(None, ("long_output", {"n": 5000})), turn("ok")], agent_tools, tmp_path,
-                          context=ContextPolicy(max_observation_chars=600))
+                          context_policy=ContextPolicy(max_observation_chars=600))
     result = await agent.run("t")
     shown = model.calls[1]["messages"][-1].text
     assert "characters left out of 5000" in shown and len(shown) < 700
@@ -295,7 +295,7 @@ async def test_max_tokens_never_asks_past_the_window(tmp_path, agent_tools) -> N
     agent, model = _agent([turn("ok")], agent_tools[:1], tmp_path, window=3000,
                           settings=ModelSettings(max_tokens=8000))
     await agent.run("t")
-    prompt = agent.context.count(model.calls[0]["messages"], agent.tool_schemas())
+    prompt = agent.compactor.count(model.calls[0]["messages"], agent.tool_schemas())
     assert model.calls[0]["settings"].max_tokens == 3000 - prompt
     plain, model = _agent([turn("ok")], agent_tools[:1], tmp_path, window=3000)
     await plain.run("t")

@@ -74,13 +74,13 @@ async def test_per_call_max_tokens_cap_in_request_body(fake_server, tmp_path, ag
                              Reply(content="done", usage={"prompt_tokens": 1200, "completion_tokens": 10,
                                                           "total_tokens": 1210})])
     path = tmp_path / "t.jsonl"
-    agent = Agent(_model(srv), agent_tools[:1], trajectory=path, limits=Limits(max_tokens=3000))
+    agent = Agent(_model(srv), agent_tools[:1], trajectory=path, limits=Limits(max_total_tokens=3000))
     result = await agent.run("t")
     assert result.status == "done"
     t = Trajectory.load(path)
     body = [r["json"] for r in srv.requests]
     for i, spent in enumerate((0, 1200)):
-        prompt = agent.context.count(t.model_calls()[i], t.tools)
+        prompt = agent.compactor.count(t.model_calls()[i], t.tools)
         assert body[i]["max_tokens"] == 3000 - spent - prompt
 
 
@@ -89,13 +89,13 @@ async def test_cost_limit_uses_catalog_prices_and_provider_cost(fake_server, tmp
     srv = await fake_server([Reply(content=None, tool_calls=[_call("echo", {"text": "x"})], usage=usage)] * 3)
     path = tmp_path / "t.jsonl"
     agent = Agent(_model(srv), agent_tools[:1], trajectory=path, limits=Limits(max_cost_usd=0.01))
-    assert agent.prices == (0.20, 0.80)
+    assert agent.budget.prices == (0.20, 0.80)
     result = await agent.run("t")
     assert result.status == "limit" and "cost limit" in result.error
     body = [r["json"] for r in srv.requests]
     assert len(body) == 2
     t = Trajectory.load(path)
-    prompt = agent.context.count(t.model_calls()[1], t.tools)
+    prompt = agent.compactor.count(t.model_calls()[1], t.tools)
     assert body[1]["max_tokens"] == int((0.01 - 0.006 - prompt * 0.20 / 1e6) * 1e6 / 0.80)
 
 

@@ -31,7 +31,7 @@ def test_presets() -> None:
 def test_build_agent_uses_the_preset(tmp_path: Path) -> None:
     agent = CODE.build_agent(Replay([{"content": "hi"}]), trajectory=tmp_path / "t.jsonl", run_info={"x": 1})
     assert list(agent.tools) == ["bash", "str_replace_editor", "submit"]
-    assert agent.thinking is False and agent.require_submit is True and agent.system == CODE.system
+    assert agent.settings.thinking is False and agent.require_submit is True and agent.system == CODE.system
     assert agent.run_info == {"preset": "code", "x": 1}
 
 

@@ -116,7 +116,7 @@ async def test_compaction_in_a_run_is_logged_and_reconstructs_every_prompt(tmp_p
     model = SummarizingReplay(turns, "Summary: long outputs were read.")
     path = tmp_path / "t.jsonl"
     policy = ContextPolicy(window=8000, compact_at=0.6, keep_last_turns=1, summarize=True)
-    agent = Agent(model, agent_tools[4:5], trajectory=path, context=policy)
+    agent = Agent(model, agent_tools[4:5], trajectory=path, context_policy=policy)
     result = await agent.run("read a lot")
     assert result.status == "done" and result.answer == "final answer"
     t = Trajectory.load(path)

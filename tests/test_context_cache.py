@@ -96,10 +96,10 @@ async def test_no_compaction_while_the_next_call_fits_with_room_for_max_tokens()
 
 
 def test_the_agent_reserves_its_max_tokens() -> None:
-    assert Agent(Replay([], name="deepseek-chat")).context.reserve == 8_192  # the catalog's output cap
+    assert Agent(Replay([], name="deepseek-chat")).compactor.reserve == 8_192  # the catalog's output cap
     agent = Agent(Replay([], name="deepseek-chat"), settings=ModelSettings(max_tokens=1_000))
-    assert agent.context.reserve == 1_000 and agent.context.high_water == 131_072 - 1_000
-    assert Agent(Replay([], name="deepseek-chat"), context=ContextPolicy(reserve=50_000)).context.high_water == \
+    assert agent.compactor.reserve == 1_000 and agent.compactor.high_water == 131_072 - 1_000
+    assert Agent(Replay([], name="deepseek-chat"), context_policy=ContextPolicy(reserve=50_000)).compactor.high_water == \
         int(131_072 * 0.8)
 
 

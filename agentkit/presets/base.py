@@ -50,8 +50,7 @@ class Preset(BaseModel):
 
         kw: dict[str, Any] = dict(
             tools=list(tools if tools is not None else self.build_tools(options)) + list(extra_tools),
-            sandbox=sandbox, system=self.system, thinking=self.thinking,
-            limits=limits if limits is not None else Limits(),
+            sandbox=sandbox, system=self.system, limits=limits if limits is not None else Limits(),
             settings=self.settings.merged(ModelSettings(thinking=self.thinking)),
             require_submit=self.require_submit,
             run_info={"preset": self.name, **(run_info or {})},

@@ -1,0 +1,253 @@
+"""The agent loop: ask the model, run the tools it calls, feed back observations, until done.
+
+One run is a sequence of steps; each step is one model call plus the tool calls of its turn.
+Everything durable goes through the run record (``record.py``) to the trajectory as it happens,
+so a killed run can be resumed; everything else is a typed event from ``agent.iter(task)``. The
+budget (``budget.py``) is checked before each step and caps each call. Bad model output never
+crashes a run: it becomes an error observation the model can read and correct (``calls.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
+
+from agentkit import events as ev
+from agentkit.agent.budget import Budget, Limits
+from agentkit.agent.calls import SUBMIT, run_calls
+from agentkit.agent.record import End, RunRecord, RunResult, open_writer, run_header, tool_context
+from agentkit.context import ContextManager, ContextPolicy
+from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError
+from agentkit.messages import AssistantMessage, Message
+from agentkit.models.base import Model, ModelSettings
+from agentkit.models.catalog import lookup
+from agentkit.tools.base import Tool, ToolContext, tool_schema
+
+if TYPE_CHECKING:
+    from agentkit.sandboxes.base import Sandbox
+
+DEFAULT_SYSTEM = "You are a helpful agent. Use the tools to complete the task, then give the final answer."
+
+
+class Agent:
+    """Runs a model with tools until it answers, a limit is reached, or the run is cancelled.
+
+    ``run(task)``/``run_sync(task)`` return a ``RunResult``; ``iter(task)`` yields typed events
+    (``agentkit.events``); ``resume(path)`` continues a trajectory from its last complete step.
+    ``thinking`` sets ``settings.thinking``, the one switch for reasoning (off when neither says).
+    ``trajectory`` names the JSONL log of a new run (overwritten); ``run_info`` adds fields to
+    its run header and to ``ToolContext.settings``; ``window``/``prices`` (USD per million
+    input/output tokens) override the catalog.
+    """
+
+    def __init__(self, model: Model, tools: Iterable[Tool] = (), sandbox: Sandbox | None = None,
+                 system: str | None = DEFAULT_SYSTEM, thinking: bool | None = None, limits: Limits | None = None,
+                 settings: ModelSettings | None = None, trajectory: str | Path | None = None,
+                 require_submit: bool = False, stream: bool = False, context_policy: ContextPolicy | None = None,
+                 run_info: dict[str, Any] | None = None, fsync: bool = False, window: int | None = None,
+                 prices: tuple[float, float] | None = None) -> None:
+        self.model, self.sandbox, self.system = model, sandbox, system
+        self.tools: dict[str, Tool] = {t.name: t for t in tools}
+        self.limits = limits or Limits()
+        settings = settings or ModelSettings()
+        if thinking is not None or settings.thinking is None:
+            settings = settings.model_copy(update={"thinking": bool(thinking)})
+        self.settings = settings
+        self.trajectory = Path(trajectory) if trajectory else None
+        self.require_submit, self.stream, self.fsync = require_submit, stream, fsync
+        self.run_info = dict(run_info or {})
+        self.budget = Budget(self.limits, lookup(model.name), settings.max_tokens, window, prices)
+        self.compactor = ContextManager(context_policy or ContextPolicy(), model.name, self.budget.window,
+                                        reserve=settings.max_tokens or self.budget.max_output)
+        self.result: RunResult | None = None
+        self._cancel = False
+
+    # --- public API ----------------------------------------------------------------------
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        return [tool_schema(t) for t in self.tools.values()]
+
+    def iter(self, task: str) -> AsyncIterator[ev.Event]:
+        return self._drive(task=task)
+
+    def iter_resume(self, path: str | Path) -> AsyncIterator[ev.Event]:
+        return self._drive(resume=Path(path))
+
+    async def run(self, task: str) -> RunResult:
+        return await self._last(self.iter(task))
+
+    async def resume(self, path: str | Path) -> RunResult:
+        return await self._last(self.iter_resume(path))
+
+    async def _last(self, events: AsyncIterator[ev.Event]) -> RunResult:
+        async for _ in events:
+            pass
+        assert self.result is not None
+        return self.result
+
+    def run_sync(self, task: str) -> RunResult:
+        return self._sync(self.run(task))
+
+    def resume_sync(self, path: str | Path) -> RunResult:
+        return self._sync(self.resume(path))
+
+    def cancel(self) -> None:
+        """Ask the run to stop before its next step (status ``cancelled``)."""
+        self._cancel = True
+
+    def _sync(self, coro: Any) -> RunResult:
+        try:
+            return asyncio.run(coro)
+        except KeyboardInterrupt:  # asyncio.run cancelled the run, which logged its end
+            if self.result is None:
+                raise
+            return self.result
+
+    # --- the loop ------------------------------------------------------------------------
+    async def _drive(self, task: str | None = None, resume: Path | None = None) -> AsyncIterator[ev.Event]:
+        rec = self._resume(resume) if resume else self._start(task or "")
+        self._cancel, self.result = False, None
+        cut = self.compactor.cut_observation
+        try:
+            if resume and rec.end is None:
+                for e in rec.interrupt_open_calls(cut):
+                    yield e
+            while rec.end is None:
+                if self._cancel:
+                    rec.end = ("cancelled", None, "the run was cancelled")
+                    break
+                limit = self.budget.exceeded(rec.steps, rec.usage)
+                if limit is None:
+                    messages = await self._compact(rec, rec.shrink)
+                    for e in rec.flush():
+                        yield e
+                    prompt_tokens = self.compactor.last_tokens  # counted by the compaction check
+                    max_tokens, limit = self.budget.cap(rec.steps, rec.usage, prompt_tokens)
+                if limit is not None:
+                    rec.limit(limit)
+                    yield limit
+                    break
+                yield ev.ModelCallStarted(step=rec.steps + 1, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+                                          messages=len(messages))
+                try:
+                    async for e in self._call_model(rec, messages, max_tokens):
+                        yield e
+                except ContextWindowExceeded as exc:  # our count was short: compact harder, once
+                    if rec.shrink is not None:
+                        raise
+                    rec.shrink = prompt_tokens // 2
+                    rec.event("error", error=str(exc), recovery="compaction")
+                    continue
+                rec.shrink = None
+                async for e in self._handle_turn(rec):
+                    yield e
+        except (asyncio.CancelledError, GeneratorExit):
+            rec.close_open_calls(cut)
+            self._finish(rec, ("cancelled", None, "the run was cancelled"))
+            raise
+        except AgentkitError as exc:  # model failures (retries exhausted, auth, context) end the run
+            rec.end, rec.exc = ("error", None, str(exc)), exc
+        except Exception as exc:  # a bug: still leave a complete trajectory, then let it surface
+            self._finish(rec, ("error", None, f"internal error: {type(exc).__name__}: {exc}"))
+            raise
+        for e in rec.flush():
+            yield e
+        yield self._finish(rec, rec.end or ("error", None, "ended without a status"))
+
+    async def _call_model(self, rec: RunRecord, messages: list[Message],
+                          max_tokens: int | None) -> AsyncIterator[ev.Event]:
+        settings = self.settings.model_copy(update={"max_tokens": max_tokens}) if max_tokens else self.settings
+        tools, step, completion = self.tool_schemas() or None, rec.steps + 1, None
+        if self.stream:
+            async for d in self.model.stream(messages, tools, settings, on_event=rec.model_event):
+                for e in rec.flush():  # a retry first: it may void the deltas shown before it
+                    yield e
+                if d.reasoning:
+                    yield ev.ReasoningDelta(step=step, text=d.reasoning)
+                if d.content:
+                    yield ev.ContentDelta(step=step, text=d.content)
+                completion = d.completion or completion
+            if completion is None:
+                raise ModelError("the model's stream ended without a final message; retry the run")
+        else:
+            completion = await self.model.complete(messages, tools, settings, on_event=rec.model_event)
+        rec.add_reply(completion)
+        for e in rec.flush():
+            yield e
+        c = completion
+        yield ev.ModelCallFinished(step=step, usage=c.usage, latency_s=c.latency_s, finish_reason=c.finish_reason,
+                                   content=c.message.text or None, reasoning=c.message.reasoning,
+                                   tool_calls=len(c.message.tool_calls))
+
+    async def _handle_turn(self, rec: RunRecord) -> AsyncIterator[ev.Event]:
+        """Act on the turn just received: run its tools, or take it as the answer."""
+        assert rec.completion is not None
+        msg, warnings = rec.completion.message, list(rec.completion.warnings)
+        cut = rec.completion.finish_reason == "length"
+        problems: list[str] = []
+        if msg.tool_calls:
+            if cut:
+                warnings.append("your reply reached the output token limit and was cut off; keep calls shorter")
+            async for e in run_calls(rec, self.tools, msg.tool_calls, self.budget, self.compactor.cut_observation):
+                yield e
+            problems = rec.problems
+        elif cut:  # a cut-off text is not an answer
+            problems = ["reply cut off at the output token limit"]
+            rec.say("Your last reply reached the output token limit and was cut off. Continue more "
+                    "concisely: call a tool, or give your complete final answer.")
+        elif warnings:
+            problems = ["the reply could not be read as intended"]
+        elif not msg.text.strip():
+            problems = ["empty reply"]
+            rec.say("Your last reply was empty. Call one of the tools, or give your final answer.")
+        elif self.require_submit and not rec.reminded:
+            rec.reminded = True
+            rec.say(f"To finish, call the `{SUBMIT}` tool with your final answer as `summary`. "
+                    "If you are not done, continue with the tools.")
+        else:
+            rec.end = ("done", msg.text, None)
+        if warnings:
+            rec.say("Note from the agent runtime about your last reply:\n- " + "\n- ".join(warnings))
+        rec.format_errors = rec.format_errors + 1 if problems else 0
+        if rec.format_errors >= self.limits.max_format_errors and rec.end is None:
+            rec.end = ("error", None, f"{rec.format_errors} malformed model turns in a row; last: {problems[0][:300]}")
+        for e in rec.flush():
+            yield e
+
+    async def _compact(self, rec: RunRecord, target: int | None = None) -> list[Message]:
+        async def summarize(request: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
+            # the run's own tools: the request repeats the last prompt, so it is a cache hit
+            c = await self.model.complete(request, self.tool_schemas() or None, self.settings,
+                                          on_event=rec.model_event)
+            rec.add_usage(c.usage)
+            return c.message, c.usage.model_dump()
+
+        new, done = await self.compactor.compact(rec.messages, self.tool_schemas(), summarize, target=target)
+        rec.compacted(new, done)
+        return list(new)
+
+    # --- starting, resuming, ending --------------------------------------------------------
+    def _tool_ctx(self, run_id: str, sources: list[dict[str, Any]] | None = None) -> ToolContext:
+        return tool_context(self.sandbox, {**self.settings.model_dump(exclude_none=True), **self.run_info},
+                            run_id, sources)
+
+    def _start(self, task: str) -> RunRecord:
+        self.budget.start()
+        header = run_header(self.model, self.settings, self.sandbox, self.limits, self.require_submit, self.system)
+        writer = open_writer(self.trajectory, self.model, self.fsync) if self.trajectory else None
+        return RunRecord.new(task, self.system, self._tool_ctx(RunRecord.new_id()), writer, header, self.run_info,
+                             self.tool_schemas())
+
+    def _resume(self, path: Path) -> RunRecord:
+        self.budget.start()
+        rec = RunRecord.resume(path, self._tool_ctx, lambda p: open_writer(p, self.model, self.fsync, append=True))
+        if hasattr(self.model, "skip"):
+            self.model.skip(rec.model_turns)  # a replay continues after the turns already played
+        return rec
+
+    def _finish(self, rec: RunRecord, end: End) -> ev.RunEnded:
+        event, self.result = rec.finish(end)
+        return event
+
+
+__all__ = ["Agent", "DEFAULT_SYSTEM"]
