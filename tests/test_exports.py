@@ -58,7 +58,8 @@ def test_deepseek_render_is_the_template_of_the_last_context(trajectory_file) ->
 
 def test_deepseek_render_of_thinking_run_keeps_current_reasoning(trajectory_file) -> None:
     text = render_deepseek(trajectory_file(3, search=True))
-    assert "Thinking about step 3 <think>?</think>Step 3: let me look." in text
+    # the literal "<think>" inside the reasoning is neutralized, so it is no think token (issue 13 §3)
+    assert "Thinking about step 3 ＜think＞?</think>Step 3: let me look." in text
     assert text.endswith("All good.</think>Done. The bug is fixed [citation:1].<｜end▁of▁sentence｜>")
 
 

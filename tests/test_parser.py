@@ -180,7 +180,12 @@ def test_leading_think_close_and_whole_reasoning_block() -> None:
     assert r.reasoning is None and r.content == "Let me check." and r.tool_calls[0].name == "f"
     r = parse_completion(f'<think>I should call f.</think>\n\nOK.{B}{call("f", "{}")}{E}')
     assert r.reasoning == "I should call f." and r.content == "\n\nOK." and len(r.tool_calls) == 1
+    # Non-thinking (the prompt already closed the reasoning): a later </think> is literal answer
+    # text; moving what precedes it into reasoning would hide part of the answer (issue 13 §4).
     r = parse_completion("hmm, the user wants X.</think>The answer is 4.")
+    assert r.reasoning is None and r.content == "hmm, the user wants X.</think>The answer is 4."
+    # In thinking mode the same text is reasoning, then the answer.
+    r = parse_completion("hmm, the user wants X.</think>The answer is 4.", thinking=True)
     assert r.reasoning == "hmm, the user wants X." and r.content == "The answer is 4."
 
 

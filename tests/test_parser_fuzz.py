@@ -148,3 +148,25 @@ def test_rendered_calls_parse_back(content: str, calls: list[tuple[str, dict[str
     fin = p.finish()
     _same(fin.completion, r)
     assert [json.loads(streamed[i]) for i in sorted(streamed)] == [a for _, a, _ in calls]
+
+
+# --------------------------------------------------------------------------- the peers' cases (issue 13 §4)
+
+PEER_CASES = json.loads((__import__("pathlib").Path(__file__).parent / "data" / "deepseek_peer_parser_cases.json")
+                        .read_text(encoding="utf-8"))
+
+
+@FAST
+@given(st.sampled_from(PEER_CASES), st.lists(st.integers(0, 10_000), max_size=10), st.booleans())
+def test_peer_cases_stream_equals_one_shot_for_any_chunking(case: dict[str, Any], cuts: list[int],
+                                                            mutate: bool) -> None:
+    """Every vLLM/SGLang/llama.cpp case, in either mode, cut anywhere (and mutated): the streamed
+    final result is the one-shot parse."""
+    text = _mutate(case["input"], random.Random(len(cuts))) if mutate else case["input"]
+    for thinking in (case["thinking"], not case["thinking"]):
+        p = StreamParser(thinking=thinking, strict=True)
+        for chunk in _chunked(text, cuts):
+            p.feed(chunk)
+        one = parse_completion(text, thinking=thinking)
+        _no_internal_error(one)
+        _same(p.finish().completion, one)

@@ -77,21 +77,31 @@ conversations = st.one_of(agent_loop(), st.lists(any_message, max_size=8))
 @given(conversations, st.booleans(), st.booleans())
 def test_v31_matches_official_template(msgs: list[dict[str, Any]], thinking: bool, gen: bool) -> None:
     expected = render_official(msgs, "v3.1", add_generation_prompt=gen, thinking=thinking)
-    assert render_prompt(msgs, thinking=thinking, add_generation_prompt=gen, version="v3.1") == expected
+    assert render_prompt(msgs, thinking=thinking, add_generation_prompt=gen, version="v3.1",
+                         neutralize=False) == expected
+    assert render_prompt(msgs, thinking=thinking, add_generation_prompt=gen, version="v3.1-terminus",
+                         neutralize=False) == expected
 
 
 @settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conversations, st.booleans())
 def test_v3_0324_matches_official_template(msgs: list[dict[str, Any]], gen: bool) -> None:
     expected = render_official(msgs, "v3-0324", add_generation_prompt=gen)
-    assert render_prompt(msgs, add_generation_prompt=gen, version="v3-0324") == expected
+    assert render_prompt(msgs, add_generation_prompt=gen, version="v3-0324", neutralize=False) == expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conversations, st.booleans())
+def test_v3_dec2024_matches_official_template(msgs: list[dict[str, Any]], gen: bool) -> None:
+    expected = render_official(msgs, "v3", add_generation_prompt=gen)
+    assert render_prompt(msgs, add_generation_prompt=gen, version="v3", neutralize=False) == expected
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conversations, st.booleans())
 def test_r1_matches_official_template(msgs: list[dict[str, Any]], gen: bool) -> None:
     expected = render_official(msgs, "r1", add_generation_prompt=gen)
-    assert render_prompt(msgs, add_generation_prompt=gen, version="r1") == expected
+    assert render_prompt(msgs, add_generation_prompt=gen, version="r1", neutralize=False) == expected
 
 
 tool_spec = st.builds(
@@ -110,7 +120,7 @@ def test_tools_go_into_system_text(msgs: list[dict[str, Any]], tools: list[dict[
     ends with ``\\n\\n`` + the tools block (or is the block, when there is no system message)."""
     with_block = msgs + [{"role": "system", "content": render_tools_block(tools)}]
     expected = render_official(with_block, "v3.1", add_generation_prompt=gen, thinking=thinking)
-    assert render_prompt(msgs, tools, thinking=thinking, add_generation_prompt=gen) == expected
+    assert render_prompt(msgs, tools, thinking=thinking, add_generation_prompt=gen, neutralize=False) == expected
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,7 +128,7 @@ def test_tools_go_into_system_text(msgs: list[dict[str, Any]], tools: list[dict[
 def test_typed_messages_render_like_their_dicts(msgs: list[dict[str, Any]], thinking: bool) -> None:
     typed = [message_from_openai(m) for m in msgs]
     expected = render_official(msgs, "v3.1", add_generation_prompt=True, thinking=thinking)
-    assert render_prompt(typed, thinking=thinking) == expected
+    assert render_prompt(typed, thinking=thinking, neutralize=False) == expected
 
 
 def test_reference_example_is_reproduced() -> None:
@@ -137,12 +147,13 @@ def test_reference_example_is_reproduced() -> None:
     assert render_prompt(msgs) == expected == render_official(msgs, add_generation_prompt=True)
 
 
-@pytest.mark.parametrize("version", ["v3.1", "v3-0324", "r1"])
+@pytest.mark.parametrize("version", ["v3.1", "v3.1-terminus", "v3-0324", "r1", "v3"])
 def test_versions_differ_where_the_templates_do(version: str) -> None:
     msgs = [{"role": "user", "content": "hi"}]
     out = render_prompt(msgs, version=version)
     assert out == render_official(msgs, version, add_generation_prompt=True)
-    assert out.endswith({"v3.1": "<｜Assistant｜></think>", "v3-0324": "<｜Assistant｜>",
+    assert out.endswith({"v3.1": "<｜Assistant｜></think>", "v3.1-terminus": "<｜Assistant｜></think>",
+                         "v3-0324": "<｜Assistant｜>", "v3": "<｜Assistant｜>",
                          "r1": "<｜Assistant｜><think>\n"}[version])
 
 

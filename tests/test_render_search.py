@@ -17,7 +17,7 @@ from agentkit.deepseek.parse import parse_completion
 from tests.fixtures_formats import SEARCH_TOOL, render_official
 from tests.test_render_oracle import agent_loop
 
-FMT = SearchAgentFormat()
+FMT = SearchAgentFormat(neutralize=False)  # the oracle inserts text verbatim
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -112,3 +112,33 @@ async def test_client_repairs_leak_from_fake_server(fake_server, stream: bool) -
     assert comp.message.content == "I will list the files."
     assert [json.loads(c.arguments)["command"] for c in comp.message.tool_calls] == ["ls", "pwd"]
     assert any("moved 2 tool call" in w for w in comp.warnings)
+
+
+# --------------------------------------------------------------------------- </think> in the answer (issue 13 §4)
+
+
+def test_think_close_inside_a_non_thinking_answer_stays_in_the_answer() -> None:
+    """A literal ``</think>`` in the middle of an answer (e.g. explaining the tag) is answer text:
+    the leak repair must not move what precedes it into reasoning, with thinking off or unknown."""
+    text = f'Models end reasoning with </think> and then answer.{B}{CB}bash{SEP}{{"command": "ls"}}{CE}{E}'
+    for thinking in (False, None):
+        fixed, _ = repair_message(AssistantMessage(content=text), thinking=thinking)
+        assert fixed.reasoning is None
+        assert fixed.content == "Models end reasoning with </think> and then answer."
+        assert [c.name for c in fixed.tool_calls] == ["bash"]
+
+
+def test_think_close_with_thinking_on_is_leaked_reasoning() -> None:
+    text = f"Need to look.</think>Here is the plan.{B}{CB}bash{SEP}{{}}{CE}{E}"
+    fixed, _ = repair_message(AssistantMessage(content=text), thinking=True)
+    assert fixed.reasoning == "Need to look." and fixed.content == "Here is the plan."
+    # Unknown mode and answer text after </think>: nothing is moved (it stays visible, not lost).
+    fixed, _ = repair_message(AssistantMessage(content=text))
+    assert fixed.reasoning is None and fixed.content == "Need to look.</think>Here is the plan."
+
+
+def test_thinking_on_without_think_close_keeps_the_answer() -> None:
+    """The provider split the reasoning off already: the content is the answer, even in thinking mode."""
+    text = f"I will list the files.{B}{CB}bash{SEP}{{}}{CE}{E}"
+    fixed, _ = repair_message(AssistantMessage(content=text, reasoning="r"), thinking=True)
+    assert fixed.content == "I will list the files." and fixed.reasoning == "r"

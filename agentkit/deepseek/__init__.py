@@ -8,8 +8,9 @@ Depends on ``agentkit.messages`` only; the models use it, and so do the renderer
 from __future__ import annotations
 
 from agentkit.deepseek.parse import StreamParser, parse_completion
-from agentkit.deepseek.render import SearchAgentFormat, render_prompt, render_tools_block
+from agentkit.deepseek.render import SearchAgentFormat, render_prompt, render_tools_block, template_for_model
 from agentkit.deepseek.repair import repair_message
+from agentkit.deepseek.special import neutralize
 
-__all__ = ["SearchAgentFormat", "StreamParser", "parse_completion", "render_prompt", "render_tools_block",
-           "repair_message"]
+__all__ = ["SearchAgentFormat", "StreamParser", "neutralize", "parse_completion", "render_prompt",
+           "render_tools_block", "repair_message", "template_for_model"]

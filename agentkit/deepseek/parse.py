@@ -80,18 +80,32 @@ def _parse(text: str, version: str, thinking: bool | None) -> ParsedCompletion:
 
 
 def split_reasoning(text: str, thinking: bool) -> tuple[str | None, str]:
-    """(reasoning, rest). Reasoning ends at the first ``</think>`` that comes before any tool block."""
-    block = BLOCK_START_RE.search(text)
-    block_at = block.start() if block else len(text)
+    """(reasoning, rest).
+
+    Reasoning is open when the prompt ended inside ``<think>`` (``thinking``) or the text itself
+    opens with ``<think>``; it then runs to the first ``</think>``, and markup written before
+    that is part of the reasoning, not a call (a tool block the model drafts while thinking is
+    not executed). With no ``</think>`` at all, reasoning ends where a tool block begins.
+
+    Otherwise (non-thinking) the text is the answer: only a ``</think>`` at the very start (the
+    model repeating the prompt's closer) is dropped; one later on is literal text.
+    """
     lead = len(text) - len(text.lstrip())
-    opened = text.startswith(THINK_BEGIN, lead) and lead + len(THINK_BEGIN) <= block_at
-    start = lead + len(THINK_BEGIN) if opened else 0
-    close = text.find(THINK_END, start, block_at)
+    opened = text.startswith(THINK_BEGIN, lead)
+    if opened:
+        start = lead + len(THINK_BEGIN)
+    elif thinking:
+        start = 0
+    elif text.startswith(THINK_END, lead):
+        return None, text[lead + len(THINK_END):]
+    else:
+        return None, text
+    close = text.find(THINK_END, start)
     if close >= 0:
         return text[start:close], text[close + len(THINK_END):]
-    if thinking or opened:  # still reasoning when the text ended (or when the tool block began)
-        return text[start:block_at], text[block_at:]
-    return None, text
+    block = BLOCK_START_RE.search(text, start)
+    block_at = block.start() if block else len(text)
+    return text[start:block_at], text[block_at:]
 
 
 def _unfence(s: str) -> str:
@@ -140,26 +154,7 @@ def find_tool_calls(body: str) -> tuple[list[ToolCall], list[str], int, str]:
     trailing = body[end.end():].strip() if end else ""
     calls: list[ToolCall] = []
     errors: list[str] = []
-    begins = [b for b in CALL_BEGIN_RE.finditer(body, start, region_end)]
-    # A block opener followed directly by ``name<sep>args<call_end>`` (no call opener) still counts.
-    first = begins[0].start() if begins else region_end
-    if CALLS_BEGIN_RE.fullmatch(m.group(0)) and body[m.end():first].strip():
-        head = body[m.end():first]
-        close = CALL_END_RE.search(head)
-        bounds = [(m.end(), m.end() + close.start())] if close else []
-        if not close:
-            errors.append("tool call 1: no <｜tool▁call▁begin｜>/<｜tool▁call▁end｜> around it; ignored")
-    else:
-        bounds = []
-    for i, b in enumerate(begins):
-        nxt = begins[i + 1].start() if i + 1 < len(begins) else region_end
-        close = CALL_END_RE.search(body, b.end(), nxt)
-        if close is None:
-            where = "the output ended" if nxt == len(body) else "the next call began"
-            errors.append(f"tool call {len(bounds) + 1}: {where} before <｜tool▁call▁end｜>; ignored")
-            bounds.append((-1, -1))
-            continue
-        bounds.append((b.end(), close.start()))
+    bounds = _call_bounds(body, m.end() if CALLS_BEGIN_RE.fullmatch(m.group(0)) else start, region_end, errors)
     for n, (lo, hi) in enumerate(bounds, 1):
         if lo < 0:
             continue
@@ -172,6 +167,39 @@ def find_tool_calls(body: str) -> tuple[list[ToolCall], list[str], int, str]:
     if not calls and not errors:
         errors.append("tool-call block without any call; kept as text")
     return calls, errors, start, trailing
+
+
+def _call_bounds(body: str, pos: int, region_end: int, errors: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of each call's ``name<｜tool▁sep｜>args`` between ``pos`` and ``region_end``;
+    (-1, -1) for a call that never closed. The call opener is optional (as in llama.cpp): after
+    the block opener or a call's end, ``name<｜tool▁sep｜>args<｜tool▁call▁end｜>`` is a call too."""
+    bounds: list[tuple[int, int]] = []
+    while pos < region_end:
+        begin = CALL_BEGIN_RE.search(body, pos, region_end)
+        gap_end = begin.start() if begin else region_end
+        if body[pos:gap_end].strip():  # text before the next opener: a call without its opener?
+            close = CALL_END_RE.search(body, pos, gap_end)
+            if close is not None and body[pos:close.start()].strip():
+                bounds.append((pos, close.start()))
+                pos = close.end()
+                continue
+            if SEP_RE.search(body, pos, gap_end):
+                errors.append(f"tool call {len(bounds) + 1}: no <｜tool▁call▁begin｜>/<｜tool▁call▁end｜> "
+                              "around it; ignored")
+        if begin is None:
+            break
+        nxt = CALL_BEGIN_RE.search(body, begin.end(), region_end)
+        limit = nxt.start() if nxt else region_end
+        close = CALL_END_RE.search(body, begin.end(), limit)
+        if close is None:
+            where = "the output ended" if limit == len(body) else "the next call began"
+            errors.append(f"tool call {len(bounds) + 1}: {where} before <｜tool▁call▁end｜>; ignored")
+            bounds.append((-1, -1))
+            pos = limit
+            continue
+        bounds.append((begin.end(), close.start()))
+        pos = close.end()
+    return bounds
 
 
 def _elements(text: str, open_re: re.Pattern[str], close_re: re.Pattern[str]) -> list[tuple[re.Match[str], str]]:
@@ -197,7 +225,8 @@ def _find_dsml(body: str, m: re.Match[str]) -> tuple[list[ToolCall], list[str], 
         name = inv.group(1).strip()
         args: dict[str, object] = {}
         bad = ""
-        for p, raw in _elements(inner, DSML_PARAM_RE, DSML_PARAM_END_RE):
+        params = _elements(inner, DSML_PARAM_RE, DSML_PARAM_END_RE)
+        for p, raw in params:
             key, is_string = p.group(1), p.group(2)
             if is_string == "true":
                 args[key] = raw
@@ -209,6 +238,15 @@ def _find_dsml(body: str, m: re.Match[str]) -> tuple[list[ToolCall], list[str], 
                     bad = f"parameter {key!r} is not valid JSON"
                     break
                 args[key] = raw
+        if not params and inner.strip():  # a JSON object as the whole body (as SGLang accepts)
+            try:
+                body_args = json.loads(inner.strip())
+            except ValueError:
+                body_args = None
+            if isinstance(body_args, dict):
+                args = body_args
+            else:
+                bad = "the invoke body is neither DSML parameters nor a JSON object"
         if bad or not name:
             errors.append(f"tool call {n}: {bad or 'empty tool name'}; ignored")
             continue
@@ -220,6 +258,7 @@ def _find_dsml(body: str, m: re.Match[str]) -> tuple[list[ToolCall], list[str], 
 
 # --------------------------------------------------------------------------- streaming
 
+_THINK_END_RE = re.compile(re.escape(THINK_END))
 # A tail that may still grow into a marker we act on (``<｜…``, ``<|…``; think tags are checked apart).
 _PARTIAL_RE = re.compile(r"<(?:[｜|][^<>\n]{0,48})?")
 
@@ -363,9 +402,12 @@ class StreamParser:
         close = rest.find(THINK_END)
         block = BLOCK_START_RE.search(rest)
         if block and (close < 0 or block.start() < close):
+            # A tool block inside the reasoning: reasoning if a ``</think>`` follows, calls if the
+            # text ends first. Hold it until one of the two is known.
             out.reasoning += rest[: block.start()]
             self._pos += block.start()
-            self._state = "content"
+            self._state = "held"
+            self._scanned = 0
             return
         if close >= 0:
             out.reasoning += rest[:close]
@@ -375,6 +417,19 @@ class StreamParser:
         keep = len(rest) if final else _hold_from(rest)
         out.reasoning += rest[:keep]
         self._pos += keep
+
+    def _on_held(self, out: StreamDelta, final: bool) -> None:
+        close = self._search(_THINK_END_RE, self._pos)
+        if close is not None:
+            out.reasoning += self.text[self._pos:close.start()]
+            self._pos = close.end()
+            self._state = "content"
+            self._scanned = 0
+        elif final:
+            self._state = "content"  # the reasoning never closed: the block holds the calls
+            self._scanned = 0
+        else:
+            self._scanned = len(self.text)
 
     def _on_content(self, out: StreamDelta, final: bool) -> None:
         rest = self.text[self._pos:]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from agentkit.deepseek.parse import parse_completion
+from agentkit.deepseek.parse import BLOCK_START_RE, parse_completion
 from agentkit.deepseek.special import MARKER_RE, THINK_BEGIN, THINK_END
 from agentkit.messages import AssistantMessage, content_text
 
@@ -35,12 +35,29 @@ def strip_markers(text: str) -> tuple[str, list[str]]:
     return MARKER_RE.sub(drop, text), found
 
 
-def repair_message(msg: AssistantMessage) -> tuple[AssistantMessage, list[str]]:
-    """Return a repaired copy of ``msg`` and warnings (empty, with ``msg`` itself, when nothing leaked)."""
+def _reasoning_leaked(text: str, thinking: bool | None) -> bool:
+    """Whether a ``…</think>`` in ``text`` ends leaked reasoning rather than being answer text.
+
+    No ``</think>``: no. Thinking on: yes. Thinking off: no (a ``</think>`` inside a non-thinking answer is literal;
+    moving the text before it would hide part of the answer). Unknown: only when the closer is
+    followed directly by a tool block, i.e. there is no answer text after it to lose."""
+    close = text.find(THINK_END)
+    if close < 0:  # the provider already split the reasoning off (or there was none)
+        return False
+    if thinking is not None:
+        return thinking
+    return BLOCK_START_RE.match(text[close + len(THINK_END):].lstrip()) is not None
+
+
+def repair_message(msg: AssistantMessage, *, thinking: bool | None = None) -> tuple[AssistantMessage, list[str]]:
+    """Return a repaired copy of ``msg`` and warnings (empty, with ``msg`` itself, when nothing leaked).
+
+    ``thinking``: whether the request asked for reasoning (None: not known). It decides what a
+    ``</think>`` in the text means; see ``_reasoning_leaked``."""
     text = content_text(msg.content)
     if not text or not needs_repair(text):
         return msg, []
-    parsed = parse_completion(text)
+    parsed = parse_completion(text, thinking=_reasoning_leaked(text, thinking))
     warnings: list[str] = []
     update: dict[str, object] = {}
     tool_calls = list(msg.tool_calls)

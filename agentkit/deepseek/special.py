@@ -39,3 +39,31 @@ MARKER_RE = re.compile(r"</?｜[^<>\n｜]{1,40}｜[^<>\n]{0,200}?>"
                        r"|</?\|(?:[^<>\n|]{0,40}▁[^<>\n|]{0,40}|EOT|User|Assistant|DSML)\|[^<>\n]{0,200}?>")
 # The markers the viewer highlights: the fixed vocabulary plus think tags.
 HIGHLIGHT_RE = re.compile("|".join(re.escape(m) for m in (*ALL_MARKERS, THINK_BEGIN, THINK_END)))
+
+
+# The exact shapes of every special token in the V3.1 vocabulary (``<｜…｜>``, the ASCII-barred
+# ``<|EOT|>``, the think tags); text that merely contains one is tokenized as that token.
+_SPECIAL_SHAPE_RE = re.compile(r"<｜[^｜<>]{1,64}｜>|<\|EOT\|>|</?think>")
+_DEFANGED = {EOT: "<｜EOT｜>", THINK_BEGIN: "＜think＞", THINK_END: "＜/think＞"}
+
+
+def _defang(m: re.Match[str]) -> str:
+    token = m.group(0)
+    if token in _DEFANGED:
+        return _DEFANGED[token]
+    if token == "<｜EOT｜>":
+        return token  # not a token; with ASCII bars it would become one
+    return "<|" + token[2:-2] + "|>"
+
+
+def neutralize(text: str) -> str:
+    """``text`` with every special-token spelling made inert, so that text from a user, a tool
+    or a web page cannot fake turns, tool outputs or reasoning in a raw prompt.
+
+    ``<｜User｜>`` becomes ``<|User|>`` (ASCII bars are not special tokens), ``<|EOT|>`` becomes
+    ``<｜EOT｜>``, ``<think>``/``</think>`` get full-width angle brackets. Readable, and
+    idempotent; text without such spellings is returned as is.
+    """
+    if "<" not in text:
+        return text
+    return _SPECIAL_SHAPE_RE.sub(_defang, text)
