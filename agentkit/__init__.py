@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public names, imported lazily so `import agentkit` stays cheap and optional parts stay optional.
+if TYPE_CHECKING:  # what type checkers, editors and the docs see; at run time the same names load lazily
+    from agentkit.agent import Agent, Limits, RunResult
+    from agentkit.models import Fallback, OpenAICompatible, RawDeepSeek, Replay, make_model
+    from agentkit.models.base import Completion, ModelSettings
+    from agentkit.sandboxes import DockerSandbox, LocalSandbox
+    from agentkit.tools.base import Observation, ToolContext, tool
+    from agentkit.trajectory import Trajectory
+
+# Public names, imported on first use so `import agentkit` (and the CLI's start) stays cheap.
 _EXPORTS = {
     "Agent": "agentkit.agent", "Limits": "agentkit.agent", "RunResult": "agentkit.agent",
     "tool": "agentkit.tools.base", "Observation": "agentkit.tools.base", "ToolContext": "agentkit.tools.base",
@@ -17,6 +25,10 @@ _EXPORTS = {
     "Trajectory": "agentkit.trajectory",
 }
 
+__all__ = ["Agent", "Completion", "DockerSandbox", "Fallback", "Limits", "LocalSandbox", "ModelSettings",
+           "Observation", "OpenAICompatible", "RawDeepSeek", "Replay", "RunResult", "ToolContext",
+           "Trajectory", "make_model", "tool"]
+
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
@@ -24,7 +36,6 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'agentkit' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
-
-
-__all__ = sorted(_EXPORTS)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -7,11 +7,14 @@ kinds are async context managers with the same shell and file API (see ``base.Sa
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkit.errors import ConfigError
 from agentkit.sandboxes.base import DirEntry, ExecResult, Sandbox
 from agentkit.sandboxes.local import LocalSandbox
+
+if TYPE_CHECKING:  # seen by type checkers and the docs; loaded on first use (it imports the docker SDK)
+    from agentkit.sandboxes.docker import DockerSandbox
 
 __all__ = ["DirEntry", "DockerSandbox", "ExecResult", "LocalSandbox", "Sandbox", "make_sandbox"]
 

@@ -3,7 +3,7 @@ the CLI and presets use (``"replay:PATH"``, provider ``"raw"``, or any chat-comp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkit.errors import ConfigError
 from agentkit.models.base import Completion, CompletionDelta, Model, ModelEvent, ModelSettings, ToolCallDelta
@@ -13,6 +13,10 @@ from agentkit.models.providers import PROVIDERS, infer_provider
 
 __all__ = ["Completion", "CompletionDelta", "Fallback", "Model", "ModelEvent", "ModelSettings", "OpenAICompatible",
            "RawDeepSeek", "Replay", "ToolCallDelta", "make_model"]
+
+if TYPE_CHECKING:  # seen by type checkers and the docs; loaded on first use (they pull in the tokenizer)
+    from agentkit.models.raw_deepseek import RawDeepSeek
+    from agentkit.models.replay import Replay
 
 _LAZY = {"Replay": "agentkit.models.replay", "RawDeepSeek": "agentkit.models.raw_deepseek"}
 
