@@ -135,3 +135,17 @@ def test_cli_single_benchmark_json() -> None:
     assert {"median_ms", "p95_ms", "peak_mb"} <= set(data["agentkit"])
     bad = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown benchmark" in bad.stderr
+
+
+def test_index_tiny(tmp_path: Path) -> None:
+    from bench import index
+
+    res = index.run(docs=150, n_queries=10, html_share=0.1, keep=str(tmp_path))
+    b = res["build"]
+    assert b["passages"] >= 150 and b["failed"] == 0 and b["docs_per_s"] > 0 and b["index_mb"] >= 0
+    assert res["refresh_1pct_changed"]["files"] == 1
+    assert res["query"]["n"] == 10 and res["query"]["with_hits"] == 10
+    assert res["query"]["p95_ms"] >= res["query"]["median_ms"] > 0
+    assert "query median ms" in index.render(res)
+    assert index.queries(index.generate(tmp_path / "again", 20), 5) == index.queries(
+        index.generate(tmp_path / "again2", 20), 5)  # seeded: the same corpus and queries every run

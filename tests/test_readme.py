@@ -266,9 +266,28 @@ HANDLERS: list[tuple[str, Callable[[str, Ctx], None]]] = [
     (r"^bash scripts/start-dockerd && bash sandboxes/build-offline-image\.sh$", _image),
     (r"^export [A-Z_]+=\S+$", _export),
     (r"^python examples/\S+\.py$", _python_example),
-    (r"^agentkit (?!.*--sandbox docker)(?!sandboxes )", _agentkit),
+    (r"^agentkit (?!.*--sandbox docker)(?!sandboxes )(?!index )(?!.*--search-backend local:)", _agentkit),
+    (r"^agentkit (index |research .*--search-backend local:)", lambda cmd, ctx: _local_documents(cmd, ctx)),
     (r"^agentkit (.*--sandbox docker|sandboxes )", lambda cmd, ctx: _docker_agentkit(cmd, ctx)),
 ]
+
+
+def _local_documents(cmd: str, ctx: Ctx) -> None:
+    """``agentkit index`` / ``research --search-backend local:DIR`` as written (a replay model, the corpus in
+    tests/data/corpus), with the index cache in a temporary XDG_CACHE_HOME."""
+    args = shlex.split(cmd)[1:]
+    out = ctx.tmp / "out-local"
+    if args[0] == "research":
+        args += ["--out", str(out)]
+    proc = run_cli(*args, cwd=ROOT, env={**ctx.env, "XDG_CACHE_HOME": str(ctx.tmp / "cache")})
+    assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
+    assert list((ctx.tmp / "cache" / "agentkit" / "index").glob("*.sqlite"))
+    corpus = (ROOT / "tests" / "data" / "corpus").as_uri()
+    if args[0] == "index":
+        assert "5 documents" in proc.stdout
+    else:
+        answer = (out / "answer.md").read_text()
+        assert "[citation:1]" in answer and f"1. [The Orrin Valley Observatory]({corpus}/observatory.md#p1)" in answer
 
 
 def _docker_agentkit(cmd: str, ctx: Ctx) -> None:

@@ -14,13 +14,14 @@ from agentkit.tools.fetch import FetchTool
 from agentkit.tools.mcp import MCPServer, MCPTool
 from agentkit.tools.python import PythonTool
 from agentkit.tools.search import SearchTool
-from agentkit.tools.search_backends import (DDGSBackend, FixtureBackend, SearchBackend, SearchHit, SearxngBackend,
-                                            make_backend)
+from agentkit.tools.search_backends import (DDGSBackend, FixtureBackend, LocalBackend, MultiBackend, SearchBackend,
+                                            SearchHit, SearxngBackend, make_backend)
 from agentkit.tools.shell import BashTool
 from agentkit.tools.submit import SubmitTool
 
 __all__ = [
-    "BashTool", "DDGSBackend", "FetchTool", "FixtureBackend", "MCPServer", "MCPTool", "Observation", "PythonTool",
+    "BashTool", "DDGSBackend", "FetchTool", "FixtureBackend", "LocalBackend", "MCPServer", "MCPTool", "MultiBackend",
+    "Observation", "PythonTool",
     "SearchBackend", "SearchHit", "SearchTool", "SearxngBackend", "Source", "SourceTable", "StrReplaceEditor",
     "SubmitTool", "Tool", "ToolContext", "code_tools", "make_backend", "search_tools", "tool_schema",
 ]
@@ -38,11 +39,13 @@ def search_tools(backend: SearchBackend | str | None = None, *, fetch_allow: lis
                  searxng_url: str | None = None, engines: str | None = None, python: bool = False) -> list[Any]:
     """``search`` + ``fetch`` (+ ``python``): the search agent's tools.
 
-    ``backend`` is a backend object or its CLI spelling (``ddgs``, ``searxng``, ``fixture:PATH``).
+    ``backend`` is a backend object or its CLI spelling (``ddgs``, ``searxng``, ``fixture:PATH``, ``local:DIR``,
+    or several joined by commas).
     """
     if isinstance(backend, str):
         backend = make_backend(backend, searxng_url=searxng_url, engines=engines)
-    tools: list[Any] = [SearchTool(backend), FetchTool(allow=fetch_allow)]
+    # file: URLs open only the documents of a local:DIR backend's folders
+    tools: list[Any] = [SearchTool(backend), FetchTool(allow=fetch_allow, local_roots=getattr(backend, "roots", None))]
     if python:
         tools.append(PythonTool())
     return tools

@@ -6,17 +6,25 @@ only, so a page that trickles a byte at a time would never end: ``deadline`` bou
 download, redirects included. HTML goes to trafilatura as raw
 **bytes** (it detects the charset better than we could), PDFs go to pypdf, plain text is decoded.
 The extracted document is cached per run, so ``page=2`` does not download it again.
+
+``file:`` URLs are opened only when the tool is given ``local_roots`` (the folders of a
+``local:DIR`` search backend) and only for a file inside one of them once every symlink is
+resolved; without local roots they are refused like any other non-http(s) scheme.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 import ssl
+import stat
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
@@ -24,7 +32,8 @@ from agentkit.errors import ToolError
 from agentkit.tools.base import Observation, ToolContext
 from agentkit.tools.netguard import AddressRefused, AllowList, GuardedBackend, check_url
 
-__all__ = ["Document", "FetchTool", "extract_html", "extract_pdf", "neutralize_markers", "split_pages"]
+__all__ = ["LOCAL_KINDS", "Document", "FetchTool", "extract_file", "extract_html", "extract_pdf", "is_local_document",
+           "neutralize_markers", "split_pages"]
 
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/126.0.0.0 Safari/537.36")
@@ -89,6 +98,45 @@ def extract_pdf(data: bytes) -> tuple[str, dict[str, str]]:
         raise ToolError(f"Could not read the PDF ({e}); try another source for this document.") from e
     meta = {k: str(info.get(f"/{k.capitalize()}") or "") for k in ("title", "author")}
     return "\n\n".join(p for p in parts if p), {k: v for k, v in meta.items() if v}
+
+
+# The local documents fetch opens and ``agentkit index`` reads, by file extension.
+LOCAL_KINDS = {".md": "text", ".markdown": "text", ".txt": "text", ".text": "text", ".rst": "text",
+               ".html": "html", ".htm": "html", ".xhtml": "html", ".pdf": "pdf"}
+_MD_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.M)
+
+
+def is_local_document(relative: str | Path) -> bool:
+    """A path (relative to its corpus folder) of a document we read: a known extension, no hidden part."""
+    parts = Path(relative).parts
+    return bool(parts) and not any(p.startswith(".") for p in parts) and \
+        Path(relative).suffix.lower() in LOCAL_KINDS
+
+
+def extract_file(path: str | Path, data: bytes | None = None) -> tuple[str, dict[str, str], str]:
+    """Text, metadata and kind (html | pdf | text) of a local document, by its extension.
+
+    The same extraction as for downloads: HTML to trafilatura, PDF to pypdf, text decoded as
+    UTF-8. A markdown file's first ``# heading`` is its title, or a text file's first line when a
+    blank line follows it.
+    """
+    path = Path(path)
+    if data is None:
+        data = path.read_bytes()
+    kind = LOCAL_KINDS.get(path.suffix.lower(), "text")
+    if kind == "pdf":
+        text, meta = extract_pdf(data)
+    elif kind == "html":
+        text, meta = extract_html(data, path.resolve().as_uri())
+    else:
+        text, meta = data.decode("utf-8", "replace"), {}
+        m = _MD_TITLE.search(text[:4000])
+        first, gap, _rest = text.lstrip()[:200].partition("\n\n")
+        if m:
+            meta["title"] = m.group(1).strip()
+        elif gap and "\n" not in first.strip() and len(first.strip()) <= 100:  # a plain-text heading line
+            meta["title"] = first.strip()
+    return neutralize_markers(text), {k: neutralize_markers(v) for k, v in meta.items()}, kind
 
 
 def split_pages(text: str, page_chars: int) -> list[str]:
@@ -162,8 +210,18 @@ class FetchTool:
     def __init__(self, *, allow: list[str] | None = None, timeout: float = 20.0, deadline: float | None = 30.0,
                  max_bytes: int = 15_000_000, max_redirects: int = 5, page_chars: int = 12_000,
                  user_agent: str = USER_AGENT, http2: bool = True,
-                 verify: bool | ssl.SSLContext = True) -> None:
+                 verify: bool | ssl.SSLContext = True, local_roots: list[str | Path] | None = None) -> None:
         self.allow_entries = list(allow or [])
+        # folders whose documents file: URLs may open (a local:DIR search backend's); none: file: refused
+        self.local_roots = [Path(r).expanduser().resolve() for r in local_roots or []]
+        if self.local_roots:  # tell the model it may open the file: URLs that search returns
+            self.description = self.description.replace(
+                "Only public http(s) URLs can be opened.",
+                "Public http(s) URLs and the file: URLs of local documents in search results can be opened.")
+            self.parameters = {**self.parameters, "properties": {
+                **self.parameters["properties"],
+                "url": {"type": "string", "description": "The full http(s):// URL, or a file: URL from the search "
+                                                         "results."}}}
         self.verify = verify  # an SSLContext trusts extra CAs (tests, corporate proxies)
         self.timeout = timeout  # per connect/read
         self.deadline = deadline  # the whole download, redirects included (None: no limit)
@@ -247,8 +305,57 @@ class FetchTool:
         raise ToolError(f"Too many redirects (more than {self.max_redirects}) starting at {url}; "
                         "try the final URL directly or another source.")
 
+    # -- local documents ------------------------------------------------------------------------
+    def local_path(self, url: str) -> Path:
+        """The file a ``file:`` URL names, once checked to lie inside ``local_roots``.
+
+        Symlinks are resolved before the check, so a link inside a root that leads outside it is
+        refused; the file is opened without following a final symlink and, on Linux, the opened
+        descriptor's path is checked again (a path swapped for a link after the check is caught).
+        """
+        parts = urlsplit(url)
+        shown = url if len(url) <= 200 else url[:200] + "…"
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise AddressRefused(f"Refused to open {shown!r}: a file: URL must be file:///absolute/path.")
+        path = Path(unquote(parts.path)).resolve()
+        root = next((r for r in self.local_roots if path.is_relative_to(r)), None)
+        if root is None or not is_local_document(path.relative_to(root)):
+            folders = ", ".join(str(r) for r in self.local_roots)
+            raise AddressRefused(f"Refused to open {shown!r}: only the documents of the searched folder(s) "
+                                 f"({folders}) can be opened with file: URLs.", reason="outside the local roots")
+        return path
+
+    def _read_local(self, url: str) -> Document:
+        path = self.local_path(url)
+        try:
+            # O_NONBLOCK: a FIFO named like a document must not hang the call (it fails the check below)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise ToolError(f"No such document: {path}. Use a file: URL from the search results.") from None
+        except OSError as e:
+            raise ToolError(f"Could not open {path}: {e.strerror or e}.") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ToolError(f"{path} is not a regular file.")
+            try:
+                opened = Path(os.readlink(f"/proc/self/fd/{fd}")) if sys.platform.startswith("linux") else None
+            except OSError:  # no /proc (some containers): the check before opening stands alone
+                opened = None
+            if opened is not None:
+                if not any(opened.is_relative_to(r) for r in self.local_roots):
+                    raise AddressRefused(f"Refused to open {url!r}: it no longer leads inside the searched folder.",
+                                         reason="outside the local roots")
+            data = f.read(self.max_bytes + 1)
+        if len(data) > self.max_bytes:
+            raise ToolError(f"{path} is larger than the {self.max_bytes // 1_000_000} MB limit.")
+        text, meta, kind = extract_file(path, data)
+        return Document(url=url, final_url=url, text=text, title=meta.get("title") or path.name,
+                        author=meta.get("author", ""), date=meta.get("date", ""), kind=kind)
+
     async def load(self, url: str, ctx: ToolContext | None = None) -> Document:
         """Download and extract ``url`` (no caching)."""
+        if self.local_roots and url[:5].lower() == "file:":
+            return await asyncio.to_thread(self._read_local, url)
         final, ctype, body, cut = await self.download(url, ctx)
         mime = ctype.split(";")[0].strip().lower()
         note = f"download stopped at the {self.max_bytes // 1_000_000} MB limit" if cut else ""

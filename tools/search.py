@@ -103,6 +103,12 @@ class SearchTool:
             return Observation(text="Give at least one search query in `questions` (separate several with ||).",
                                is_error=True)
         backend = self._backend(ctx)
+        prepare = getattr(backend, "prepare", None)
+        if prepare is not None:  # e.g. the local index is built: outside each query's deadline
+            try:
+                await prepare()
+            except ToolError as e:
+                return Observation(text=f"The search backend is not available: {e}", is_error=True)
         outcomes = await asyncio.gather(*(self._one(backend, q, ctx) for q in queries), return_exceptions=True)
 
         blocks: list[str] = []

@@ -1,7 +1,10 @@
-"""Web search backends behind one small interface: ddgs (DuckDuckGo), SearXNG, and a JSON fixture.
+"""Search backends behind one small interface: ddgs (DuckDuckGo), SearXNG, a JSON fixture, a local
+folder of documents (``local:DIR``), and several of these at once (``local:DIR,duckduckgo``).
 
 Each backend answers one query with a list of ``SearchHit``. Failures a retry cannot fix raise
-``SearchError`` with a message the search tool passes on to the model.
+``SearchError`` with a message the search tool passes on to the model. A backend may also have
+``async prepare()``, which the search tool awaits before the query's deadline starts (the local
+backend builds or refreshes its index there).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
+import sqlite3
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,8 +22,8 @@ from pydantic import BaseModel
 
 from agentkit.errors import ConfigError, ToolError
 
-__all__ = ["DDGSBackend", "FixtureBackend", "SearchBackend", "SearchError", "SearchHit", "SearxngBackend",
-           "make_backend"]
+__all__ = ["DDGSBackend", "FixtureBackend", "LocalBackend", "MultiBackend", "SearchBackend", "SearchError",
+           "SearchHit", "SearxngBackend", "local_roots", "make_backend", "split_specs"]
 
 
 class SearchHit(BaseModel):
@@ -177,16 +182,131 @@ class FixtureBackend:
         return list(hits[:max_results])
 
 
+class LocalBackend:
+    """Passages of the documents in a folder, from its SQLite FTS5 index (``agentkit.tools.local_index``).
+
+    Each hit's URL is ``file:///abs/path#pN`` (document and passage); the fetch tool opens it when
+    it is given this backend's ``roots``. ``prepare`` builds or refreshes the index, once per backend.
+    """
+
+    name = "local"
+
+    def __init__(self, folder: str | Path, *, index_path: str | Path | None = None) -> None:
+        from agentkit.tools.local_index import LocalIndex
+
+        self.index = LocalIndex(folder, path=index_path)
+        self.roots = [self.index.root]
+        self.report: Any = None  # the RefreshReport of prepare()
+        self._ready: asyncio.Lock | None = None
+
+    async def prepare(self) -> None:
+        if self.report is not None:
+            return
+        if self._ready is None:
+            self._ready = asyncio.Lock()
+        async with self._ready:
+            if self.report is None:
+                try:
+                    self.report = await asyncio.to_thread(self.index.refresh)
+                except (sqlite3.Error, OSError) as e:
+                    raise SearchError(f"could not index {self.index.root} in {self.index.path}: {e}") from e
+
+    async def search(self, query: str, max_results: int) -> list[SearchHit]:
+        await self.prepare()
+        try:
+            passages = await asyncio.to_thread(self.index.search, query, max_results)
+        except sqlite3.Error as e:
+            raise SearchError(f"the index of {self.index.root} failed: {e}; rebuild it with "
+                              f"`agentkit index --rebuild {self.index.root}`") from e
+        return [SearchHit(title=p.title if p.of < 2 else f"{p.title} (part {p.n} of {p.of})", url=p.url,
+                          snippet=p.snippet) for p in passages]
+
+
+class MultiBackend:
+    """Several backends asked at once; their hits interleaved (best of each first), each URL once.
+
+    A backend that fails or takes longer than ``timeout`` is left out; only when all fail does the
+    query fail.
+    """
+
+    def __init__(self, backends: list[SearchBackend], *, timeout: float = 45.0) -> None:
+        self.backends = backends
+        self.timeout = timeout
+        self.name = "+".join(b.name for b in backends)
+        self.roots = [r for b in backends for r in getattr(b, "roots", [])]
+
+    async def prepare(self) -> None:
+        await asyncio.gather(*(b.prepare() for b in self.backends if hasattr(b, "prepare")))
+
+    async def _one(self, backend: SearchBackend, query: str, max_results: int) -> list[SearchHit]:
+        try:
+            async with asyncio.timeout(self.timeout) as limit:
+                return await backend.search(query, max_results)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            raise SearchError(f"the {backend.name} backend did not answer within {self.timeout:g}s") from None
+
+    async def search(self, query: str, max_results: int) -> list[SearchHit]:
+        outcomes = await asyncio.gather(*(self._one(b, query, max_results) for b in self.backends),
+                                        return_exceptions=True)
+        lists: list[list[SearchHit]] = []
+        errors: list[str] = []
+        for backend, outcome in zip(self.backends, outcomes):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, (ToolError, OSError, ValueError)):
+                    raise outcome
+                errors.append(f"{backend.name}: {outcome}")
+            else:
+                lists.append(outcome)
+        if not lists:
+            raise SearchError("every search backend failed (" + "; ".join(errors) + ")")
+        merged: list[SearchHit] = []
+        seen: set[str] = set()
+        for rank in range(max((len(x) for x in lists), default=0)):
+            for hits in lists:
+                if rank < len(hits) and hits[rank].url not in seen:
+                    seen.add(hits[rank].url)
+                    merged.append(hits[rank])
+        return merged[:max_results]
+
+
+# A comma starts a new backend only where one of these follows (a path or URL may hold commas).
+_NEXT_SPEC = re.compile(r",\s*(?=(?:ddgs|duckduckgo|searxng)(?:[:,]|$)|(?:fixture|local):)")
+
+
+def split_specs(spec: str) -> list[str]:
+    """``local:DIR,duckduckgo`` -> ``["local:DIR", "duckduckgo"]`` (repeats dropped)."""
+    return list(dict.fromkeys(p.strip() for p in _NEXT_SPEC.split(spec or "") if p.strip()))
+
+
+def local_roots(spec: str | None) -> list[str]:
+    """The folders of the ``local:DIR`` parts of a backend spelling (what fetch may open)."""
+    return [p.split(":", 1)[1] for p in split_specs(spec or "") if p.startswith("local:")]
+
+
 def make_backend(spec: str = "ddgs", *, searxng_url: str | None = None,
                  engines: str | None = None) -> SearchBackend:
-    """Build a backend from its CLI spelling: ``ddgs``, ``searxng`` or ``fixture:PATH``."""
-    spec = (spec or "ddgs").strip()
+    """Build a backend from its CLI spelling: ``ddgs``/``duckduckgo``, ``searxng`` (with ``searxng_url``)
+    or ``searxng:URL``, ``fixture:PATH``, ``local:DIR``, or several joined by commas."""
+    specs = split_specs((spec or "ddgs").strip()) or ["ddgs"]
+    if len(specs) > 1:
+        return MultiBackend([make_backend(s, searxng_url=searxng_url, engines=engines) for s in specs])
+    spec = specs[0]
     if spec in ("ddgs", "duckduckgo"):
         return DDGSBackend(engines=engines or "duckduckgo")
     if spec == "searxng":
         if not searxng_url:
             raise ConfigError("--search-backend searxng needs --searxng-url URL.")
         return SearxngBackend(searxng_url)
+    if spec.startswith("searxng:"):
+        return SearxngBackend(spec.split(":", 1)[1])
     if spec.startswith("fixture:"):
         return FixtureBackend(spec.split(":", 1)[1])
-    raise ConfigError(f"unknown search backend {spec!r}; use ddgs, searxng or fixture:PATH.")
+    if spec.startswith("local:"):
+        folder = spec.split(":", 1)[1]
+        if not folder:
+            raise ConfigError("local search backend needs a folder: --search-backend local:DIR.")
+        return LocalBackend(folder)
+    raise ConfigError(f"unknown search backend {spec!r}; use ddgs, searxng:URL, fixture:PATH, local:DIR "
+                      "or several joined by commas.")

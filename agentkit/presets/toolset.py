@@ -48,11 +48,10 @@ def _kwargs(cls: type, candidates: dict[str, Any]) -> dict[str, Any]:
 
 
 def search_backend(spec: str) -> Any:
-    """A search backend from its CLI spelling: duckduckgo/ddgs, searxng:URL, fixture:FILE."""
+    """A search backend from its CLI spelling: duckduckgo/ddgs, searxng:URL, fixture:FILE, local:DIR, or several
+    joined by commas."""
     from agentkit.tools.search_backends import make_backend
 
-    if spec.startswith("searxng:"):
-        return make_backend("searxng", searxng_url=spec.split(":", 1)[1])
     return make_backend(spec)
 
 
@@ -64,7 +63,10 @@ def make_tool(name: str, options: ToolOptions) -> Any:
         if options.max_searches is not None:
             tool = LimitedSearch(tool, options.max_searches)
     elif name == "fetch":
-        tool = cls(**_kwargs(cls, {"allow": options.fetch_allow or None}))
+        from agentkit.tools.search_backends import local_roots
+
+        tool = cls(**_kwargs(cls, {"allow": options.fetch_allow or None,
+                                   "local_roots": local_roots(options.search_backend) or None}))
     else:
         tool = cls()
     if name == "bash" and options.confirm:
