@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.errors import AgentkitError, ConfigError
-from agentkit.presets.runner import RunOptions, run_or_resume, run_task
+from agentkit.app.runner import RunOptions, run_or_resume, run_task
 from agentkit.procpool import ProcessPool, WorkerDied
 
 RESULTS = "results.jsonl"

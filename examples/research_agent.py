@@ -9,7 +9,7 @@ import argparse
 
 from agentkit.models import make_model
 from agentkit.presets import research_preset
-from agentkit.presets.runner import answer_markdown
+from agentkit.app.runner import answer_markdown
 from agentkit.tools import search_tools
 
 parser = argparse.ArgumentParser()

@@ -11,9 +11,9 @@ import pytest
 from agentkit.errors import ConfigError
 from agentkit.models.replay import Replay
 from agentkit.presets import CODE, ToolOptions, get_preset, research_preset
-from agentkit.presets.runner import answer_markdown, default_out, exit_code, read_task, slug
+from agentkit.app.runner import answer_markdown, default_out, exit_code, read_task, slug
 from agentkit.presets.toolset import ConfirmShell, LimitedSearch, build_tools
-from agentkit.presets.workspace import Baseline, copy_repo, sync_tree
+from agentkit.app.workspace import Baseline, copy_repo, sync_tree
 from agentkit.tools.base import ToolContext
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from agentkit import demo
 from agentkit.events import LimitReached, ModelCallFinished, RunEnded, ToolCallStarted, Warning
 from agentkit.messages import Usage
-from agentkit.progress import Progress, short_argument
+from agentkit.app.progress import Progress, short_argument
 from tests.fixtures_cli import cli_env, run_cli
 
 

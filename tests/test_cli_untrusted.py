@@ -109,7 +109,7 @@ def test_resume_never_sends_the_key_to_a_trajectorys_own_url(tmp_path: Path, dem
 
 
 def test_provider_urls_need_no_confirmation() -> None:
-    from agentkit.presets.runner import RunOptions, is_own_url
+    from agentkit.app.runner import RunOptions, is_own_url
 
     assert is_own_url(RunOptions(model="deepseek/deepseek-chat-v3.1", base_url="https://openrouter.ai/api/v1/"))
     assert is_own_url(RunOptions(model="deepseek-chat", provider="deepseek", base_url="https://api.deepseek.com/v1"))
@@ -173,7 +173,7 @@ def test_a_symlinked_workspace_or_a_doctored_baseline_is_refused(tmp_path: Path,
 
 def test_a_trajectorys_test_cmd_runs_only_in_an_isolated_sandbox(tmp_path: Path, capsys: Any) -> None:
     from agentkit.presets import get_preset
-    from agentkit.presets.runner import RunOptions, _may_test, _Prepared
+    from agentkit.app.runner import RunOptions, _may_test, _Prepared
 
     class Bare:
         isolated = False

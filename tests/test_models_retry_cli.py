@@ -105,7 +105,7 @@ async def test_agent_stream_retried_after_output(fake_server, tmp_path: Path) ->
 
 def test_progress_marks_a_dropped_reply() -> None:
     from agentkit import events as ev
-    from agentkit.progress import Progress
+    from agentkit.app.progress import Progress
 
     buf = io.StringIO()
     p = Progress("plain", stream=buf)

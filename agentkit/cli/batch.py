@@ -42,7 +42,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agentkit.batch import load_tasks, run_batch, summary_table
-    from agentkit.presets.runner import RunOptions
+    from agentkit.app.runner import RunOptions
 
     tasks = load_tasks(args.tasks)
     base = RunOptions(model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,

@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from agentkit import demo
     from agentkit.cli.run import _finish
-    from agentkit.presets.runner import default_out, run_task
-    from agentkit.progress import Progress
+    from agentkit.app.runner import default_out, run_task
+    from agentkit.app.progress import Progress
 
     out = Path(args.out) if args.out else default_out(f"demo {args.which}")
     progress = Progress(progress_mode(args), stream=progress_stream(args), label=f"demo {args.which}")

@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> Any:
-    from agentkit.presets.runner import RunOptions
+    from agentkit.app.runner import RunOptions
 
     return RunOptions(preset=preset, task=task, model=args.model, provider=args.provider, base_url=args.base_url,
                       thinking=args.thinking, request_timeout=args.request_timeout, sandbox=args.sandbox,
@@ -73,7 +73,7 @@ def _with_out(args: argparse.Namespace, opts: Any) -> Any:
     """The run folder chosen up front, so Ctrl-C can say which trajectory to resume."""
     from pathlib import Path
 
-    from agentkit.presets.runner import TRAJECTORY, default_out, read_task
+    from agentkit.app.runner import TRAJECTORY, default_out, read_task
 
     if not opts.out:
         opts = opts.model_copy(update={"out": str(default_out(read_task(opts.task)))})
@@ -82,7 +82,7 @@ def _with_out(args: argparse.Namespace, opts: Any) -> Any:
 
 
 def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
-    from agentkit.presets.runner import exit_code
+    from agentkit.app.runner import exit_code
 
     if args.json:
         print_json(result)
@@ -113,7 +113,7 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 
 def _progress(args: argparse.Namespace) -> Any:
-    from agentkit.progress import Progress
+    from agentkit.app.progress import Progress
 
     mode = progress_mode(args)
     if getattr(args, "confirm", False) and mode == "auto":
@@ -122,7 +122,7 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def cmd_code(args: argparse.Namespace) -> int:
-    from agentkit.presets.runner import run_task
+    from agentkit.app.runner import run_task
 
     opts = _options(args, "code", args.task, repo=args.repo, in_place=args.in_place, test_cmd=args.test_cmd,
                     confirm=args.confirm)
@@ -131,7 +131,7 @@ def cmd_code(args: argparse.Namespace) -> int:
 
 
 def cmd_research(args: argparse.Namespace) -> int:
-    from agentkit.presets.runner import run_task
+    from agentkit.app.runner import run_task
 
     opts = _options(args, "research", args.question, python=args.python, search_backend=args.search_backend,
                     max_searches=args.max_searches, fetch_allow=args.fetch_allow)
@@ -140,7 +140,7 @@ def cmd_research(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from agentkit.presets.runner import resume_task
+    from agentkit.app.runner import resume_task
 
     overrides = {"model": args.model, "provider": args.provider, "base_url": args.base_url,
                  "request_timeout": args.request_timeout, "network": args.network,

@@ -32,7 +32,7 @@ PAGES = {"/vellmar/tide-clock.html": "tide-clock.html",
 
 def code_options(out: str | Path, **overrides: Any) -> Any:
     """``RunOptions`` of the code demo (replay model, local sandbox, the repo's tests as test command)."""
-    from agentkit.presets.runner import RunOptions
+    from agentkit.app.runner import RunOptions
 
     fields: dict[str, Any] = dict(preset="code", task=CODE_TASK, repo=str(REPO), model=f"replay:{CODE_SCRIPT}",
                                   test_cmd=TEST_CMD, out=str(out), max_steps=20)
@@ -69,7 +69,7 @@ def research_site(workdir: str | Path) -> Iterator[dict[str, str]]:
 
 def research_options(out: str | Path, site: dict[str, str], **overrides: Any) -> Any:
     """``RunOptions`` of the research demo for a running ``research_site``."""
-    from agentkit.presets.runner import RunOptions
+    from agentkit.app.runner import RunOptions
 
     fields: dict[str, Any] = dict(preset="research", task=QUESTION, model=f"replay:{site['script']}",
                                   search_backend=f"fixture:{site['search_fixture']}", fetch_allow=["127.0.0.1"],

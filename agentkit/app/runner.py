@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentkit.app.progress import Progress
+from agentkit.app.workspace import Baseline, check_repo, copy_repo, sync_tree
 from agentkit.errors import ConfigError, SandboxError
 from agentkit.presets import get_preset
 from agentkit.presets.base import Preset, ToolOptions
-from agentkit.presets.workspace import Baseline, check_repo, copy_repo, sync_tree
-from agentkit.progress import Progress
 
 DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
 TRAJECTORY, RESULT, PATCH, HTML, ANSWER = "trajectory.jsonl", "result.json", "patch.diff", "trajectory.html", "answer.md"
