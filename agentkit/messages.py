@@ -8,9 +8,9 @@ round-trip a provider's message dict losslessly: unknown keys are kept in ``extr
 from __future__ import annotations
 
 import json
+import operator
 import uuid
-import weakref
-from typing import Annotated, Any, Callable, Hashable, Iterable, Literal, TypeVar, Union
+from typing import Annotated, Any, Callable, Hashable, Iterable, Literal, Sequence, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,9 +30,11 @@ class ToolCall(BaseModel):
     arguments: str = "{}"  # JSON text, exactly as the model produced it
     extra: dict[str, Any] = Field(default_factory=dict)  # e.g. "index", provider-specific keys
 
+    __slots__ = ("_edits",)  # edits, for ``SeenConversation``; a slot, so equality never sees it
+
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        EDITS[0] += 1  # a message memo made with this call is stale (see ``_Base.memo``)
+        _bump(self)
 
     def parsed_arguments(self) -> Any:
         """The arguments decoded; raises ``json.JSONDecodeError`` on invalid JSON."""
@@ -79,53 +81,66 @@ class Usage(BaseModel):
                      cost_usd=cost)
 
 
-T = TypeVar("T")
-
-# Derived forms of messages (a provider's request dict, the template's view), keyed by id(message).
-# Not a private attribute: pydantic compares those in ``==``, and equal messages must stay equal.
-_MEMOS: dict[int, tuple["weakref.ref[Any]", Any, dict[Hashable, Any]]] = {}
-
-
-class _KeyedRef(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference that knows its ``_MEMOS`` key: one shared callback instead of a lambda
-    (and its defaults tuple) per message, two fewer objects for the garbage collector to track."""
-
-    __slots__ = ("key",)
-
-    def __new__(cls, obj: Any, key: int) -> "_KeyedRef":
-        self = super().__new__(cls, obj, _forget)  # the callback is taken here, not in __init__
-        self.key = key
-        return self
-
-    def __init__(self, obj: Any, key: int) -> None:
-        super().__init__(obj, _forget)
+def _stamped(obj: Any) -> int:
+    """How many times fields of ``obj`` were reassigned (counting from its first stamp)."""
+    try:
+        return obj._edits  # type: ignore[no-any-return]
+    except AttributeError:  # never edited nor stamped: start counting here
+        object.__setattr__(obj, "_edits", 0)
+        return 0
 
 
-def _forget(ref: _KeyedRef) -> None:
-    entry = _MEMOS.get(ref.key)
-    if entry is not None and entry[0] is ref:
-        del _MEMOS[ref.key]
+def _bump(obj: Any) -> None:
+    object.__setattr__(obj, "_edits", _stamped(obj) + 1)
 
 
-# Bumped whenever a field of any message or tool call is reassigned (rare in practice): lets a
-# cache that saw a list of messages know whether any of them may have changed since.
-EDITS = [0]
+_EDITS = operator.attrgetter("_edits")
 
 
 class SeenConversation:
-    """A conversation as a cache last saw it: its message objects, and ``EDITS`` at that time."""
+    """A conversation as one cache last saw it: its message objects, their tool calls, and how
+    often each was edited then. The cache that holds it (the model client's request dicts, a
+    ``PromptCounter``) asks whether the next conversation only grew from it; nothing here is
+    shared between caches or kept anywhere else.
 
-    __slots__ = ("messages", "edits")
+    Seen as edits: a field of a message or of one of its tool calls reassigned (``msg.content =
+    ...``, ``msg.tool_calls = [...]``). Not seen: changes inside a dict or list value (``extra``,
+    content parts, ``tool_calls.append``); assign a new value instead. OpenAI dicts never count
+    as unchanged."""
 
-    def __init__(self, messages: Iterable[Any]) -> None:
-        self.messages = list(messages)
-        self.edits = EDITS[0]
+    __slots__ = ("messages", "stamps", "calls", "call_stamps", "typed")
 
-    def grown_into(self, messages: Any) -> bool:
+    def __init__(self, messages: Iterable[Any] = ()) -> None:
+        self.messages: list[Any] = []
+        self.stamps: list[int] = []
+        self.calls: list[ToolCall] = []
+        self.call_stamps: list[int] = []
+        self.typed = True
+        self.extend(messages)
+
+    def grown_into(self, messages: Sequence[Any]) -> bool:
         """Whether ``messages`` begins with the very same message objects, none edited since (it
         may have more after them); what a cache made from them still holds for that prefix."""
-        n = len(self.messages)
-        return self.edits == EDITS[0] and len(messages) >= n and messages[:n] == self.messages
+        return (self.typed and len(messages) >= len(self.messages) and all(map(operator.is_, messages, self.messages))
+                and list(map(_EDITS, self.messages)) == self.stamps
+                and list(map(_EDITS, self.calls)) == self.call_stamps)
+
+    def extend(self, messages: Sequence[Any] | Iterable[Any]) -> "SeenConversation":
+        """See ``messages`` (the conversation so far: only those past the ones seen are new)."""
+        new = list(messages)[len(self.messages):]
+        for m in new:
+            if not isinstance(m, _Base):
+                self.typed = False
+                continue
+            self.stamps.append(_stamped(m))
+            for c in m.__dict__.get("tool_calls") or ():
+                self.calls.append(c)
+                self.call_stamps.append(_stamped(c))
+        self.messages += new
+        return self
+
+
+T = TypeVar("T")
 
 
 class _Base(BaseModel):
@@ -134,31 +149,16 @@ class _Base(BaseModel):
     name: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)  # unknown provider keys, kept verbatim
 
-    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
-        """A derived form of this message, made once and reused while the message is unchanged.
+    __slots__ = ("_edits",)  # edits, for ``SeenConversation``; a slot, so equality never sees it
 
-        The agent re-serializes and re-renders its whole conversation every step; with this each
-        message is converted once. Reassigning a field of the message or of one of its tool calls
-        (``msg.content = ...``), and adding or removing tool calls, drop the memo; so does any
-        ``model_copy``, which makes a new message. Editing a dict or list inside a message in
-        place (``extra``, content parts) is not noticed: assign a new value instead. Callers
-        must treat what this returns as read-only.
-        """
-        entry = _MEMOS.get(id(self))
-        calls = self.__dict__.get("tool_calls")
-        stamp = (EDITS[0], len(calls)) if calls else None
-        if entry is None or entry[0]() is not self or entry[1] != stamp:
-            entry = (_KeyedRef(self, id(self)), stamp, {})
-            _MEMOS[id(self)] = entry
-        forms = entry[2]
-        if key not in forms:
-            forms[key] = make()
-        return forms[key]  # type: ignore[no-any-return]
+    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``. Messages cache nothing: the caches live in the clients that use them (see
+        ``SeenConversation``); kept only until its last callers go."""
+        return make()
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        _MEMOS.pop(id(self), None)
-        EDITS[0] += 1
+        _bump(self)
 
     def to_openai(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role}  # type: ignore[attr-defined]

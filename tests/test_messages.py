@@ -104,41 +104,31 @@ def test_round_trip_property(wire):
     assert messages_to_openai(messages_from_openai(wire)) == wire
 
 
-def test_memo_is_reused_until_the_message_changes() -> None:
-    """A derived form is made once per message and dropped on every kind of change we notice:
-    a field reassigned, a tool call's field reassigned, a tool call added; a copy starts fresh.
-    Equal messages stay equal whatever their memos hold."""
-    made: list[str] = []
+def test_a_seen_conversation_knows_whether_it_only_grew() -> None:
+    """Grown: the very same message objects first, none edited since. A field reassigned (of a
+    message or of one of its tool calls) is an edit; a copy is another message. Nothing of it
+    enters equality, and nothing is process-global."""
+    import agentkit.messages as messages_module
+    from agentkit.messages import SeenConversation
 
-    def form(msg: AssistantMessage) -> str:
-        made.append(msg.text)
-        return f"{msg.text}|{[c.arguments for c in msg.tool_calls]}"
+    def convo() -> list:
+        return [UserMessage(content="a"), AssistantMessage(content="b", tool_calls=[ToolCall(name="bash")])]
 
-    m = AssistantMessage(content="a", tool_calls=[ToolCall(id="c1", name="bash", arguments="{}")])
-    assert m.memo("k", lambda: form(m)) == m.memo("k", lambda: form(m)) == "a|['{}']"
-    assert made == ["a"]
-    m.content = "b"
-    assert m.memo("k", lambda: form(m)) == "b|['{}']"
-    m.tool_calls[0].arguments = '{"x": 1}'
-    assert m.memo("k", lambda: form(m)) == """b|['{"x": 1}']"""
-    m.tool_calls.append(ToolCall(id="c2", name="bash", arguments="[]"))
-    assert m.memo("k", lambda: form(m)).endswith("'[]']")
-    copy = m.model_copy(update={"content": "c"})
-    assert copy.memo("k", lambda: form(copy)).startswith("c|")
-    assert m.memo("k", lambda: form(m)).startswith("b|")  # the original keeps its own
-    assert len(made) == 5
-    assert m == m.model_copy() and m.model_copy() == m  # memos never enter equality
-
-
-def test_a_memo_goes_away_with_its_message() -> None:
-    import gc
-
-    from agentkit.messages import _MEMOS
-
-    m = UserMessage(content="short-lived")
-    m.memo("k", lambda: "form")
-    key = id(m)
-    assert key in _MEMOS
-    del m
-    gc.collect()
-    assert key not in _MEMOS  # the weak reference's callback removed the entry
+    c = convo()
+    seen = SeenConversation(c)
+    longer = c + [UserMessage(content="c")]
+    assert seen.grown_into(c) and seen.grown_into(longer)
+    assert seen.extend(longer).grown_into(longer) and seen.messages == longer
+    assert not seen.grown_into(c) and not seen.grown_into([UserMessage(content="z")] + longer)
+    assert not SeenConversation(c).grown_into([c[0].model_copy(), c[1]])
+    for edit in (lambda m: setattr(m[0], "content", "x"), lambda m: setattr(m[1].tool_calls[0], "arguments", "[]"),
+                 lambda m: setattr(m[1], "tool_calls", [])):
+        c = convo()
+        seen = SeenConversation(c)
+        edit(c)
+        assert not seen.grown_into(c)
+    assert not SeenConversation([{"role": "user", "content": "a"}]).grown_into([{"role": "user", "content": "a"}])
+    m = convo()[1]
+    m.content = "edited"
+    assert m == m.model_copy() and m.model_copy() == m
+    assert not hasattr(messages_module, "_MEMOS") and not hasattr(messages_module, "EDITS")

@@ -86,7 +86,7 @@ class PromptCounter:
     a special token is a hard token boundary, so everything up to the last special token the
     new prompt shares with the previous one keeps its count; only the rest is tokenized. An
     agent recounting its growing prompt every step pays for the new turns, not the history.
-    Messages are values here as in ``Message.memo``: edit them by assigning fields.
+    Edit messages by assigning fields (``SeenConversation`` sees that), not in place.
     """
 
     __slots__ = ("_prefix", "_tokens", "_rendered")
@@ -120,7 +120,7 @@ class PromptCounter:
                                               for m in new):
             if new:  # it grew: render the new messages from where the last render ended
                 more, state = ds.v31_more(new, last.state, thinking=False)
-                last = _Rendered(SeenConversation(messages), last.tools, last.head, last.body + more, state)
+                last = _Rendered(last.seen.extend(messages), last.tools, last.head, last.body + more, state)
         elif v31 and all(isinstance(m, _Base) for m in messages):
             head, body, state = ds.v31_parts(messages, tools, thinking=False)
             last = _Rendered(SeenConversation(messages), _tools_key(tools), head, body, state)
@@ -133,7 +133,7 @@ class PromptCounter:
 
 @dataclass
 class _Rendered:
-    seen: Any  # messages.SeenConversation: the conversation rendered, by identity
+    seen: SeenConversation  # the conversation rendered, by identity
     tools: bytes  # its tool schemas, as ``_tools_key`` wrote them
     head: str  # BOS + system text (with the tools block)
     body: str  # the messages' text
