@@ -1,13 +1,18 @@
 """Batch runs: many tasks, N at a time, one sandbox and one folder per task.
 
-``results.jsonl`` in the output folder is the ledger: one line per finished task, appended as each
-finishes. Re-running the same batch skips the ids already in it, so a killed batch resumes where it
-stopped. A global cost budget stops *launching* tasks once reached (running ones finish). With
-``processes`` above 1 the tasks run in that many child interpreters (``agentkit.procpool``), so
-hundreds of concurrent runs are not bound to the one core a Python process uses; this process
-still hands out the tasks and alone writes the ledger. With ``ray`` set, each task is a Ray task
-that brings up its own sandbox on the worker it lands on; its files come back to this machine so
-the output folder looks the same as a local run's.
+The ledger is a JSONL file in the output folder with one line per finished task, appended as each
+finishes: ``results.jsonl``, or ``results.shard-I.jsonl`` for shard I. Every ledger in the folder
+counts: a re-run skips the ids found in any of them, so a killed batch resumes where it stopped,
+and a global cost budget is what they add up to; it stops *launching* tasks once reached (running
+ones finish).
+
+``--processes N`` (:func:`run_shards`) starts N ordinary ``agentkit batch --shard I/N`` children
+over the same tasks file, so hundreds of concurrent runs are not bound to the one core a Python
+process uses. Task k of the file (from 0) belongs to shard ``k % N + 1``; each shard writes its own
+ledger; the parent prints the results as they land, stops the children on Ctrl-C, and sums the
+ledgers up. With ``ray`` set, each task is a Ray task that brings up its own sandbox on the worker
+it lands on; its files come back to this machine so the output folder looks the same as a local
+run's.
 """
 
 from __future__ import annotations
@@ -17,18 +22,23 @@ import atexit
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Awaitable, Callable, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.app.runner import RunOptions, run_or_resume, run_task
-from agentkit.procpool import ProcessPool, WorkerDied
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+T = TypeVar("T")
 # Not sent back from Ray workers: the working copy and the baseline are large and only useful there.
 _NOT_GATHERED = ("workspace", ".baseline.git")
 
@@ -47,7 +57,7 @@ class BatchTask(BaseModel):
 
 class BatchSummary(BaseModel):
     total: int = 0
-    finished: int = 0  # in results.jsonl, this run or an earlier one
+    finished: int = 0  # in a ledger, from this run or an earlier one
     ran: int = 0  # finished in this invocation
     skipped_done: int = 0  # already finished before (resume)
     not_started: int = 0  # left out because the cost budget was reached
@@ -94,16 +104,67 @@ def load_tasks(path: str | Path) -> list[BatchTask]:
     return tasks
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` as ``(I, N)``, with 1 <= I <= N; a ``ValueError`` that says what is wrong."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not I/N, e.g. 1/4") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"{text!r}: I must be between 1 and N")
+    return i, n
+
+
+def in_shard(items: Sequence[T], shard: tuple[int, int] | None) -> list[T]:
+    """The share of ``items`` shard ``(I, N)`` runs: item k (from 0) is shard ``k % N + 1``'s."""
+    if shard is None:
+        return list(items)
+    i, n = shard
+    return list(items[i - 1::n])
+
+
+def ledger_path(out: Path, shard: tuple[int, int] | None = None) -> Path:
+    """The ledger a batch (or one shard of it) appends to."""
+    return out / (RESULTS if shard is None else f"results.shard-{shard[0]}.jsonl")
+
+
+class Ledgers:
+    """Every ledger in a batch's output folder, read as they grow: ``results`` by task id (the
+    first line of an id wins) and ``spent``, the cost they add up to. Only whole lines count: a
+    line cut by a kill is that task's to run again, and one being written now is read next time."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.results: dict[str, dict[str, Any]] = {}
+        self.spent = 0.0
+        self._read_up_to: dict[Path, int] = {}
+
+    def read(self) -> list[dict[str, Any]]:
+        """Read what the ledgers gained since the last call; returns the results new to this reader."""
+        new: list[dict[str, Any]] = []
+        paths = sorted({*self.out.glob(RESULTS), *self.out.glob("results.shard-*.jsonl")})
+        for path in paths:
+            start = self._read_up_to.get(path, 0)
+            with open(path, "rb") as fh:
+                fh.seek(start)
+                data = fh.read()
+            data = data[:data.rfind(b"\n") + 1]
+            self._read_up_to[path] = start + len(data)
+            for line in data.splitlines():
+                try:
+                    result = json.loads(line)
+                except ValueError:  # a line cut by a kill: that task runs again
+                    continue
+                if isinstance(result, dict) and isinstance(result.get("id"), str) and result["id"] not in self.results:
+                    self.results[result["id"]] = result
+                    self.spent += float(result.get("cost_usd") or 0.0)
+                    new.append(result)
+        return new
+
+
 def read_results(out: str | Path) -> list[dict[str, Any]]:
-    path = Path(out) / RESULTS
-    results: list[dict[str, Any]] = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                results.append(json.loads(line))
-            except ValueError:  # a line cut by a kill: that task runs again
-                continue
-    return results
+    """The finished tasks' results, from every ledger in ``out``."""
+    return Ledgers(Path(out)).read()
 
 
 def _drop_cut_line(path: Path) -> None:
@@ -138,64 +199,46 @@ def _error_result(task: BatchTask, err: BaseException) -> dict[str, Any]:
 
 
 async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *, workers: int = 2,
-                    max_cost: float | None = None, ray_address: str | None = None, processes: int = 1,
+                    max_cost: float | None = None, ray_address: str | None = None,
+                    shard: tuple[int, int] | None = None,
                     on_result: Callable[[dict[str, Any]], None] | None = None,
                     runner: Runner | None = None) -> BatchSummary:
-    """Run ``tasks`` ``workers`` at a time into ``out``; returns the summary (also written to summary.json)."""
+    """Run ``tasks`` (with ``shard``, only its share of them) ``workers`` at a time into ``out``;
+    returns the summary (also written to summary.json, or summary.shard-I.json)."""
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
-    if processes < 1:
-        raise ConfigError("--processes must be at least 1")
-    if processes > 1 and (ray_address or runner):
-        raise ConfigError("--processes spreads tasks over this machine's cores and cannot be combined with "
-                          "--ray (Ray places the tasks) or a custom runner")
-    if processes > 1:
-        async with ProcessPool("agentkit.batch:_run_in_child", processes) as pool:
-            return await run_batch(tasks, base, out, workers=workers, max_cost=max_cost, on_result=on_result,
-                                   runner=_process_runner(pool))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if runner is None:
         runner = _ray_runner(ray_address) if ray_address else _local_runner
-    done = {r.get("id"): r for r in read_results(out)}
-    todo = [t for t in tasks if t.id not in done]
-    summary = BatchSummary(total=len(tasks), skipped_done=len(tasks) - len(todo))
-    spent = sum(float(r.get("cost_usd") or 0.0) for r in done.values())
-    _drop_cut_line(out / RESULTS)
-    ledger = open(out / RESULTS, "a", encoding="utf-8")
-    lock = asyncio.Lock()
+    tasks = in_shard(tasks, shard)
+    ledgers = Ledgers(out)
+    ledgers.read()
+    todo = [t for t in tasks if t.id not in ledgers.results]
+    path = ledger_path(out, shard)
+    _drop_cut_line(path)
+    ledger = open(path, "a", encoding="utf-8")
     queue = list(reversed(todo))
 
-    def budget_left() -> bool:
-        return max_cost is None or spent < max_cost
-
     async def worker() -> None:
-        nonlocal spent
-        while True:
-            async with lock:
-                if not queue:
+        while queue:
+            if max_cost is not None:
+                ledgers.read()  # what every shard has spent so far
+                if ledgers.spent >= max_cost:
                     return
-                if not budget_left():
-                    summary.cost_stop = True
-                    return
-                task = queue.pop()
-                opts = task_options(task, base, out)
-                if max_cost is not None:  # one task alone may not spend more than what is left
-                    opts = opts.model_copy(update={"max_cost": max_cost - spent})
+            task = queue.pop()
+            opts = task_options(task, base, out)
+            if max_cost is not None:  # one task alone may not spend more than what is left
+                opts = opts.model_copy(update={"max_cost": max_cost - ledgers.spent})
             try:
                 result = await runner(opts)
             except (AgentkitError, OSError) as e:
                 result = _error_result(task, e)
             except Exception as e:  # a bug in one task must not take the other tasks down with it
-                kind = getattr(e, "error_type", type(e).__name__)  # a child's bug keeps its own name
-                result = _error_result(task, RuntimeError(f"internal error: {kind}: {e}"))
+                result = _error_result(task, RuntimeError(f"internal error: {type(e).__name__}: {e}"))
             result = {**result, "id": task.id, "preset": task.preset}
-            async with lock:
-                spent += float(result.get("cost_usd") or 0.0)
-                ledger.write(json.dumps(result, ensure_ascii=False) + "\n")
-                ledger.flush()
-                done[task.id] = result
-                summary.ran += 1
+            ledger.write(json.dumps(result, ensure_ascii=False) + "\n")
+            ledger.flush()
             if on_result:
                 on_result(result)
 
@@ -203,12 +246,19 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
         await asyncio.gather(*(worker() for _ in range(min(workers, max(1, len(todo))))))
     finally:
         ledger.close()
-    summary.not_started = len(queue)
-    if queue and not budget_left():
-        summary.cost_stop = True
-    ids = {t.id for t in tasks}
-    for r in done.values():
-        if r.get("id") not in ids:
+    ledgers.read()
+    summary = _summarize(tasks, ledgers, skipped_done=len(tasks) - len(todo), max_cost=max_cost)
+    _write_summary(out / (SUMMARY if shard is None else f"summary.shard-{shard[0]}.json"), summary)
+    return summary
+
+
+def _summarize(tasks: list[BatchTask], ledgers: Ledgers, *, skipped_done: int,
+               max_cost: float | None) -> BatchSummary:
+    summary = BatchSummary(total=len(tasks), skipped_done=skipped_done)
+    for task in tasks:
+        r = ledgers.results.get(task.id)
+        if r is None:
+            summary.not_started += 1
             continue
         summary.finished += 1
         status = str(r.get("status") or "error")
@@ -221,8 +271,13 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
         summary.prompt_tokens += int(tokens.get("prompt") or 0)
         summary.completion_tokens += int(tokens.get("completion") or 0)
         summary.cost_usd += float(r.get("cost_usd") or 0.0)
-    (out / SUMMARY).write_text(json.dumps({**summary.model_dump(), "pass_rate": summary.pass_rate}, indent=2))
+    summary.ran = summary.finished - skipped_done
+    summary.cost_stop = bool(summary.not_started) and max_cost is not None and ledgers.spent >= max_cost
     return summary
+
+
+def _write_summary(path: Path, summary: BatchSummary) -> None:
+    path.write_text(json.dumps({**summary.model_dump(), "pass_rate": summary.pass_rate}, indent=2))
 
 
 def summary_table(summary: BatchSummary) -> Any:
@@ -245,27 +300,90 @@ def summary_table(summary: BatchSummary) -> Any:
     return table
 
 
-# -- child processes ---------------------------------------------------------------------------------
+# -- shards in child processes ---------------------------------------------------------------------
 
-async def _run_in_child(opts: dict[str, Any]) -> dict[str, Any]:
-    """One task in a ``--processes`` child; an error a user can act on comes back as data."""
+def run_shards(argv: Sequence[str], tasks: list[BatchTask], out: str | Path, processes: int, *,
+               max_cost: float | None = None,
+               on_result: Callable[[dict[str, Any]], None] | None = None) -> BatchSummary:
+    """Run a batch as ``processes`` children ``agentkit ARGV --shard I/N``; sum up their ledgers.
+
+    ``argv`` is this command's own arguments (``batch TASKS.jsonl ...``): each child runs its share
+    of ``tasks`` quietly while this process waits and passes each result to ``on_result`` as it
+    lands in a ledger. Ctrl-C is this process's alone (children ignore SIGINT): it sends each child
+    one SIGTERM, which ends its runs as Ctrl-C would (cancelled, to resume), waits for them and
+    raises ``KeyboardInterrupt``. On Linux a child gets that SIGTERM too when this process dies,
+    even by SIGKILL. A child that stops otherwise (killed, out of memory) is not started again:
+    its unfinished tasks wait for the next run of the same command, which resumes them."""
+    if processes < 1:
+        raise ConfigError("--processes must be at least 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ledgers = Ledgers(out)
+    ledgers.read()
+    ids = {t.id for t in tasks}
+    skipped_done = sum(t.id in ledgers.results for t in tasks)
+    cmd = [sys.executable, "-m", "agentkit", *argv, "--out", str(out), "--quiet"]
+    setup = _child_setup()
+    children: list[subprocess.Popen[bytes]] = []
+
+    def report() -> None:
+        for r in ledgers.read():
+            if on_result and r["id"] in ids:
+                on_result(r)
+
     try:
-        return {"result": await run_or_resume(RunOptions.model_validate(opts))}
-    except (AgentkitError, OSError) as e:
-        return {"error": str(e) or type(e).__name__}
+        for i in range(1, processes + 1):
+            children.append(subprocess.Popen([*cmd, "--shard", f"{i}/{processes}"], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, preexec_fn=setup))
+        while any(c.poll() is None for c in children):
+            time.sleep(0.1)
+            report()
+    except BaseException:  # Ctrl-C, or a child that could not start: stop the others once, let them finish
+        for c in children:
+            if c.poll() is None:
+                c.terminate()
+        for c in children:
+            c.wait()
+        raise
+    report()
+    summary = _summarize(tasks, ledgers, skipped_done=skipped_done, max_cost=max_cost)
+    _write_summary(out / SUMMARY, summary)
+    stopped = [f"shard {i}/{processes} ({_exit_reason(c.returncode)})"
+               for i, c in enumerate(children, 1) if c.returncode not in (0, 1)]
+    if stopped:
+        raise AgentkitError(f"{', '.join(stopped)} stopped before its tasks were done; "
+                            "run the same command again to resume them")
+    return summary
 
 
-def _process_runner(pool: ProcessPool) -> Runner:
-    async def run(opts: RunOptions) -> dict[str, Any]:
+def _child_setup() -> Callable[[], None]:
+    """What a shard child does between fork and exec: ignore SIGINT (Ctrl-C in a terminal reaches
+    the whole process group; the parent alone answers it) and, on Linux, ask for SIGTERM when the
+    parent dies, so that no shard goes on running tasks that a re-run would start again."""
+    parent = os.getpid()
+    prctl = None
+    if sys.platform == "linux":
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not after the fork
+
+    def setup() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stays ignored across exec; Python keeps it so
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before that took effect
+            os._exit(1)
+
+    return setup
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
         try:
-            reply = await pool.submit(opts.model_dump(mode="json"))
-        except WorkerDied:  # once more in a fresh child: the run resumes from its trajectory
-            reply = await pool.submit(opts.model_dump(mode="json"))
-        if "error" in reply:
-            raise AgentkitError(reply["error"])
-        return reply["result"]
-
-    return run
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 # -- Ray ---------------------------------------------------------------------------------------------

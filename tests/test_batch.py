@@ -1,5 +1,6 @@
-"""`agentkit batch`: N workers, per-task folders, results.jsonl + summary, resume by skipping finished
-tasks, and the global cost budget — end to end against the fake server, in subprocesses."""
+"""`agentkit batch`: N workers, per-task folders, the ledgers + summary, resume by skipping finished
+tasks, the global cost budget, and shards (`--shard I/N`, `--processes N`) — end to end against the
+fake server, in subprocesses."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentkit import demo
-from agentkit.batch import BatchTask, load_tasks
+from agentkit.batch import BatchTask, in_shard, load_tasks, parse_shard
 from agentkit.errors import ConfigError
 from agentkit.testing.server import Reply
 from tests.fixtures_cli import run_cli, write_jsonl
@@ -28,7 +29,8 @@ def _tasks(tmp_path: Path, repo: Path, n: int) -> Path:
 
 
 def _results(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    """Every line of every ledger (results.jsonl, results.shard-I.jsonl), duplicates included."""
+    return [json.loads(line) for path in sorted(out.glob("results*.jsonl")) for line in path.read_text().splitlines()]
 
 
 def test_batch_cost_stop_then_resume(tmp_path: Path, demo_repo: Path, fake_server_thread) -> None:
@@ -152,10 +154,10 @@ def _children_of(pid: int) -> list[int]:
     return kids
 
 
-def test_a_task_whose_child_process_dies_runs_again_in_a_new_one(tmp_path: Path, demo_repo: Path,
+def test_a_shard_killed_mid_task_leaves_the_task_to_the_next_run(tmp_path: Path, demo_repo: Path,
                                                                   fake_server_thread) -> None:
-    """--processes: a child killed mid-task fails only that attempt; the task resumes in a fresh
-    child from its trajectory and is in the ledger once, done."""
+    """--processes: a shard child killed mid-task is reported in one line (no restart); the same
+    command again resumes the task from its trajectory, and it is in the ledgers once, done."""
     import os
     import signal
     import subprocess
@@ -167,7 +169,7 @@ def test_a_task_whose_child_process_dies_runs_again_in_a_new_one(tmp_path: Path,
     state: dict[str, object] = {"batch": None, "killed": []}
 
     def responder(request: dict) -> Reply:
-        if not state["killed"]:  # the first model call: kill the child that is making it
+        if not state["killed"]:  # the first model call: kill the shard that is making it
             batch = state["batch"]
             assert isinstance(batch, subprocess.Popen)
             pids = _children_of(batch.pid)
@@ -181,31 +183,65 @@ def test_a_task_whose_child_process_dies_runs_again_in_a_new_one(tmp_path: Path,
     tasks = write_jsonl(tmp_path / "tasks.jsonl", [{"id": "t0", "preset": "code", "task": "look", "repo": str(demo_repo),
                                                     "test_cmd": "true"}])
     out = tmp_path / "out"
-    batch = subprocess.Popen([sys.executable, "-m", "agentkit", "batch", str(tasks), "--workers", "1", "--processes",
-                              "2", "--json", "--provider", "openai-compatible", "--base-url", srv.base_url,
-                              "--model", "deepseek-v3.1", "--out", str(out)],
-                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "agentkit", "batch", str(tasks), "--workers", "1", "--processes", "2", "--json",
+           "--provider", "openai-compatible", "--base-url", srv.base_url, "--model", "deepseek-v3.1", "--out", str(out)]
+    batch = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state["batch"] = batch
     stdout, stderr = batch.communicate(timeout=240)
-    assert batch.returncode == 0, stdout + stderr
-    assert len(state["killed"]) == 2  # both children were there, and both were killed
+    assert batch.returncode == 1 and state["killed"], stdout + stderr
+    assert stderr.strip().splitlines()[-1].startswith("agentkit: error: shard 1/2 (killed by SIGKILL)")
+    assert stderr.strip().endswith("stopped before its tasks were done; run the same command again to resume them")
+    assert _results(out) == []
+
+    again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stdout + again.stderr
     assert [(r["id"], r["status"]) for r in _results(out)] == [("t0", "done")]
     records = [json.loads(line) for line in (out / "tasks" / "t0" / "trajectory.jsonl").read_text().splitlines()]
     assert sum(r["type"] == "run" for r in records) == 1  # resumed, not started over
     assert any(r.get("kind") == "resume" for r in records if r["type"] == "event")
-    assert json.loads(stdout)["statuses"] == {"done": 1}
+    assert json.loads(again.stdout)["statuses"] == {"done": 1}
 
 
-def test_run_batch_rejects_bad_process_settings(tmp_path: Path) -> None:
-    import asyncio
+def test_shards_split_the_tasks_by_a_stable_rule() -> None:
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/2", "3/2", "1", "a/b", "1/2/3"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)
+    items = list(range(7))
+    shares = [in_shard(items, (i, 3)) for i in (1, 2, 3)]
+    assert shares == [[0, 3, 6], [1, 4], [2, 5]]
+    assert in_shard(items, None) == items
 
-    from agentkit.batch import run_batch
-    from agentkit.presets.runner import RunOptions
 
-    with pytest.raises(ConfigError, match="--processes must be at least 1"):
-        asyncio.run(run_batch([], RunOptions(), tmp_path, processes=0))
-    with pytest.raises(ConfigError, match="cannot be combined with --ray"):
-        asyncio.run(run_batch([], RunOptions(), tmp_path, processes=2, ray_address="local"))
+def test_a_shard_reads_every_ledger_for_the_cost_budget(tmp_path: Path, demo_repo: Path, fake_server_thread) -> None:
+    """Another shard's ledger counts: with $0.8 of the $1 budget spent there, shard 1/2 starts one
+    task (allowed the $0.2 left), and none after it; it writes its own ledger and summary."""
+    srv = fake_server_thread(responder=lambda request: SUBMIT)
+    tasks = _tasks(tmp_path, demo_repo, 4)  # shard 1/2: t0, t2; shard 2/2: t1, t3
+    out = tmp_path / "out"
+    out.mkdir()
+    write_jsonl(out / "results.shard-2.jsonl", [  # as if shard 2/2 had run t1 already
+        {"id": "t1", "preset": "code", "status": "done", "steps": 1, "cost_usd": 0.8, "test": None}])
+    proc = run_cli("batch", str(tasks), "--shard", "1/2", "--workers", "1", "--max-cost", "1.0", "--json",
+                   "--provider", "openai-compatible", "--base-url", srv.base_url, "--model", "deepseek-v3.1",
+                   "--out", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["total"] == 2 and summary["ran"] == 1 and summary["not_started"] == 1 and summary["cost_stop"]
+    assert [r["id"] for r in map(json.loads, (out / "results.shard-1.jsonl").read_text().splitlines())] == ["t0"]
+    assert json.loads((out / "summary.shard-1.json").read_text())["ran"] == 1
+    header = json.loads((out / "tasks" / "t0" / "trajectory.jsonl").read_text().splitlines()[0])
+    assert header["limits"]["max_cost_usd"] == pytest.approx(0.2)
+
+
+def test_bad_process_settings_are_usage_errors(tmp_path: Path) -> None:
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [{"id": "q", "preset": "research", "task": "x"}])
+    proc = run_cli("batch", str(tasks), "--processes", "0", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "--processes must be at least 1" in proc.stderr
+    proc = run_cli("batch", str(tasks), "--processes", "2", "--ray", "local", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "cannot be combined with --ray" in proc.stderr
+    proc = run_cli("batch", str(tasks), "--shard", "3/2", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "I must be between 1 and N" in proc.stderr
 
 
 def test_a_task_resumed_by_the_batch_keeps_the_batch_quiet(tmp_path: Path, demo_repo: Path) -> None:

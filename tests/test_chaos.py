@@ -211,17 +211,19 @@ def _batch_responder(request: dict[str, Any]) -> Reply:
                  delay_s=0.25)
 
 
-def _ledger_rows(ledger: Path, whole: bool = False) -> list[dict[str, Any]]:
-    """The ledger's results; a last line cut by the kill is left out (it may even end in "}",
-    cut right after a nested object), unless ``whole`` says every line must be complete."""
-    lines = [line for line in ledger.read_text().splitlines() if line.strip()]
+def _ledger_rows(out: Path, whole: bool = False) -> list[dict[str, Any]]:
+    """The results in every ledger (results.jsonl, or one results.shard-I.jsonl per --processes
+    child); a last line cut by the kill is left out (it may even end in "}", cut right after a
+    nested object), unless ``whole`` says every line must be complete."""
     rows = []
-    for i, line in enumerate(lines):
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            if whole or i != len(lines) - 1:
-                raise AssertionError(f"ledger line {i + 1} is not JSON: {line!r}") from None
+    for ledger in sorted(out.glob("results*.jsonl")):
+        lines = [line for line in ledger.read_text().splitlines() if line.strip()]
+        for i, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                if whole or i != len(lines) - 1:
+                    raise AssertionError(f"{ledger.name} line {i + 1} is not JSON: {line!r}") from None
     return rows
 
 
@@ -246,14 +248,13 @@ def test_kill_9_batch_then_resume_completes_each_task_once(tmp_path: Path, demo_
            "--processes", str(processes),
            "--provider", "openai-compatible", "--base-url", srv.base_url, "--model", "deepseek-v3.1",
            "--out", str(out)]
-    ledger = out / "results.jsonl"
 
     proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if ledger.exists() and len(ledger.read_text().splitlines()) >= 2:
+            if len(_ledger_rows(out)) >= 2:
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the batch finished before it could be killed: " + proc.stderr.read().decode()
@@ -266,7 +267,7 @@ def test_kill_9_batch_then_resume_completes_each_task_once(tmp_path: Path, demo_
             pass
     assert proc.returncode == -signal.SIGKILL
     killed_at = len(srv.requests)
-    before = _ledger_rows(ledger)
+    before = _ledger_rows(out)
     done_before = {r["id"] for r in before}
     assert 2 <= len(done_before) < TASKS, done_before
 
@@ -276,7 +277,7 @@ def test_kill_9_batch_then_resume_completes_each_task_once(tmp_path: Path, demo_
         summary = json.loads(again.stdout)
     except ValueError:
         raise AssertionError(f"--json printed more than JSON: {again.stdout!r}") from None
-    rows = _ledger_rows(ledger, whole=True)
+    rows = _ledger_rows(out, whole=True)
     ids = [r["id"] for r in rows]
     # every task completed exactly once: each id once in the ledger, all of them done
     assert sorted(ids) == sorted(f"t{i}" for i in range(TASKS)), ids

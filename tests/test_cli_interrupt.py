@@ -1,5 +1,6 @@
 """Issue 14: Ctrl-C on `agentkit batch --processes 2` printed four tracebacks from the child
-processes. Ctrl-C anywhere ends with one line that says how to resume, and loses nothing."""
+processes. Ctrl-C anywhere ends with one line that says how to resume, and loses nothing. (The
+children are `agentkit batch --shard I/N` processes, each with its own ledger OUT/results.shard-I.jsonl.)"""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ def _records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _ledger_lines(out: Path) -> list[dict]:
+    return [row for path in sorted(out.glob("results*.jsonl")) for row in _records(path)]
+
+
 def test_ctrl_c_on_a_process_batch_is_one_line_and_loses_nothing(tmp_path: Path, demo_repo: Path) -> None:
     fast = tmp_path / "fast-repo"
     shutil.copytree(demo_repo, fast)
@@ -34,7 +39,7 @@ def test_ctrl_c_on_a_process_batch_is_one_line_and_loses_nothing(tmp_path: Path,
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "agentkit", "batch", str(tasks), "--processes", "2", "--workers", "4",
            "--model", f"replay:{script}", "--out", str(out)]
-    ledger = out / "results.jsonl"
+    ledgers = out / "results*.jsonl"
     slow = [out / "tasks" / i / "trajectory.jsonl" for i in ("s0", "s1")]
     # its own process group, signalled as a whole as a terminal does on Ctrl-C
     proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -43,7 +48,7 @@ def test_ctrl_c_on_a_process_batch_is_one_line_and_loses_nothing(tmp_path: Path,
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             started = all(t.exists() and "sleep 120" in t.read_text() for t in slow)
-            if started and ledger.exists() and len(ledger.read_text().splitlines()) == 2:
+            if started and len(_ledger_lines(out)) == 2:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
@@ -56,17 +61,17 @@ def test_ctrl_c_on_a_process_batch_is_one_line_and_loses_nothing(tmp_path: Path,
             proc.wait()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "never retrieved" not in stderr, stderr
-    assert stderr.strip().splitlines() == [f"agentkit: interrupted; finished tasks are kept in {ledger}; "
+    assert stderr.strip().splitlines() == [f"agentkit: interrupted; finished tasks are kept in {ledgers}; "
                                            "run the same command again to resume the rest"]
     # nothing lost: the finished tasks are in the ledger (whole lines), the others ended "cancelled"
-    assert sorted(r["id"] for r in _records(ledger)) == ["f0", "f1"]
+    assert sorted(r["id"] for r in _ledger_lines(out)) == ["f0", "f1"]
     for t in slow:
         end = _records(t)[-1]
         assert end["type"] == "end" and end["status"] == "cancelled"
 
     again = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
-    rows = _records(ledger)
+    rows = _ledger_lines(out)
     assert sorted(r["id"] for r in rows) == sorted(ids) and all(r["status"] == "done" for r in rows)
     for t in slow:  # resumed in the same file, not started over
         records = _records(t)

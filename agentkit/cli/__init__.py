@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the subcommands' imports take a moment too: Ctrl-C there is no traceback either
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # what `batch --processes` gives its children
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

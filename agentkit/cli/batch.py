@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 from agentkit.cli.common import add_limit_flags, add_model_flags, add_sandbox_flags, print_json
+from agentkit.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="run many code/research tasks from a JSONL file",
                        description="Each line: {\"id\", \"preset\": \"code\"|\"research\", \"task\", \"repo\"?, "
-                                   "\"test_cmd\"?}. Finished ids in OUT/results.jsonl are skipped on re-runs.")
+                                   "\"test_cmd\"?}. Finished ids in OUT/results*.jsonl are skipped on re-runs.")
     p.add_argument("tasks", metavar="TASKS.jsonl")
     p.add_argument("--workers", type=int, default=2, help="tasks run at the same time (default: 2)")
     p.add_argument("--processes", type=int, default=1,
-                   help="spread the workers over this many processes, e.g. one per core when hundreds of tasks "
-                        "run at once and one Python process becomes the bottleneck (default: 1)")
+                   help="run the batch as this many `--shard I/N` child processes, e.g. one per core when hundreds "
+                        "of tasks run at once and one Python process becomes the bottleneck (default: 1)")
+    p.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="run only the I-th of N shares of the tasks (every N-th task, from the I-th), with its "
+                        "own ledger OUT/results.shard-I.jsonl; what each --processes child runs")
     p.add_argument("--out", help="output folder (default: runs/batch-<file name>)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each task as a Ray task on this cluster "
                                                    "(\"auto\", \"ray://host:10001\", or \"local\" to start one)")
@@ -35,15 +42,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_batch)
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from agentkit.batch import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+async def _until_sigterm(work: Awaitable[T]) -> T:
+    """``work``, cancelled by SIGTERM (how a --processes parent stops its shards) as Ctrl-C would."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/batch-{Path(args.tasks).stem}")
-    args.resume_hint = (f"finished tasks are kept in {out / 'results.jsonl'}; run the same command again "
-                        "to resume the rest")
+    processes = 1 if args.shard else args.processes  # a shard is one of a --processes parent's children
+    if processes < 1 or args.workers < 1:
+        raise ConfigError(f"--{'processes' if processes < 1 else 'workers'} must be at least 1")
+    if processes > 1 and args.ray:
+        raise ConfigError("--processes spreads tasks over this machine's cores and cannot be combined with "
+                          "--ray (Ray places the tasks)")
     from rich.console import Console
 
-    from agentkit.batch import load_tasks, run_batch, summary_table
+    from agentkit.batch import ledger_path, load_tasks, run_batch, run_shards, summary_table
     from agentkit.app.runner import RunOptions
 
+    ledgers = out / "results*.jsonl" if processes > 1 else ledger_path(out, args.shard)
+    args.resume_hint = f"finished tasks are kept in {ledgers}; run the same command again to resume the rest"
     tasks = load_tasks(args.tasks)
     base = RunOptions(model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
                       request_timeout=args.request_timeout, sandbox=args.sandbox, image=args.image,
@@ -63,9 +97,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
               f"{'?' if cost is None else f'${cost:.4f}'})" + (f" — {r['error']}" if r.get("error") else ""),
               file=stream, flush=True)
 
-    summary = asyncio.run(run_batch(tasks, base, out, workers=args.workers, max_cost=args.max_cost,
-                                    ray_address=args.ray, processes=args.processes,
-                                    on_result=on_result))
+    if processes > 1:
+        summary = run_shards(args.argv, tasks, out, processes, max_cost=args.max_cost, on_result=on_result)
+    else:
+        try:
+            summary = asyncio.run(_until_sigterm(run_batch(
+                tasks, base, out, workers=args.workers, max_cost=args.max_cost, ray_address=args.ray,
+                shard=args.shard, on_result=on_result)))
+        except asyncio.CancelledError:  # SIGTERM: the runs ended "cancelled" and resume on a re-run
+            return 143
     if args.json:
         print_json({**summary.model_dump(), "pass_rate": summary.pass_rate, "out": str(out)})
     elif not args.quiet:
@@ -73,7 +113,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if summary.cost_stop:
             print(f"cost budget ${args.max_cost} reached: {summary.not_started} task(s) not started; "
                   "raise --max-cost and run the same command again to continue", file=stream)
-        print(f"results: {out / 'results.jsonl'}", file=stream)
+        print(f"results: {ledgers}", file=stream)
     bad = summary.finished - summary.statuses.get("done", 0)
     failed_tests = summary.tests_run - summary.tests_passed
     return 0 if (bad == 0 and failed_tests == 0 and summary.not_started == 0) else 1

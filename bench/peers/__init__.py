@@ -47,7 +47,7 @@ class Framework:
 # declaring it, hence the extra requirement.
 FRAMEWORKS: dict[str, Framework] = {
     "agentkit": Framework("agentkit", "agentkit_driver.py"),
-    # The runs spread over one child process per core (agentkit.procpool, as `agentkit batch --processes`).
+    # The runs spread over one child process per core, a shard of them each (as `agentkit batch --processes`).
     "agentkit-processes": Framework("agentkit-processes", "agentkit_driver.py", args=("--processes", "auto")),
     # One model object (one connection pool) shared by every run, instead of one per run.
     "agentkit-shared-client": Framework("agentkit-shared-client", "agentkit_driver.py", args=("--client", "shared")),

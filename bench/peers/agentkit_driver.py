@@ -9,10 +9,12 @@ use) instead of the lean client plain-http endpoints get, to show what that cost
 ``--tool echo`` an in-process ``@tool`` answers instead,
 so a concurrency run measures the framework alone; it is an ``async def`` tool, agentkit's way of
 writing a tool that does not block (a plain ``def`` tool runs in a worker thread).
-``--processes N`` spreads the runs over N child processes (``agentkit.procpool``, what
-``agentkit batch --processes`` uses), each an event loop of its own: one interpreter runs Python
-on one core at a time. Each child warms up first; the clock runs from the first run's start to
-the last run's end, as it does in one process; ``peak_mb`` and ``cpu_s`` add up all processes.
+``--processes N`` spreads the runs over N child processes as ``agentkit batch --processes N``
+does: each child is this driver again with ``--shard I/N`` and runs its share of the runs
+(``agentkit.batch.in_shard``, the batch's rule) in an event loop of its own: one interpreter runs
+Python on one core at a time. Each child warms up, says it is ready, and starts on the parent's
+word; the clock runs from that word to the last child's result, as it runs from the first run's
+start to the last run's end in one process; ``peak_mb`` and ``cpu_s`` add up all processes.
 Prints one JSON line: ``{"framework", "wall_s", "cpu_s", "peak_mb", "statuses"}``.
 """
 
@@ -23,9 +25,10 @@ import asyncio
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
-from pathlib import Path
 
 from agentkit.tools.base import tool
 from agentkit.tools.shell import BashTool
@@ -33,7 +36,7 @@ from driver_common import driver_args, peak_rss_mb
 
 from agentkit.agent import Agent, Limits
 from agentkit.models.openai_compat import OpenAICompatible
-from agentkit.procpool import ProcessPool
+from agentkit.batch import in_shard, parse_shard
 
 
 @tool(name="echo")
@@ -80,51 +83,38 @@ async def amain(a: argparse.Namespace) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="agentkit-bench-") as workdir:
         if a.warmup:
-            await one(f"{a.tag}-warmup", workdir)
+            await one(f"{a.tag}-warmup{a.shard[0] if a.shard else ''}", workdir)
+        if a.shard:  # a --processes child: ready, and waiting for the parent's word to start
+            print("ready", flush=True)
+            sys.stdin.readline()
         t0, c0 = time.perf_counter(), time.process_time()
-        statuses = await asyncio.gather(*(one(f"{a.tag}-{i}", workdir) for i in range(a.concurrency)))
+        share = in_shard(range(a.concurrency), a.shard)  # all of them in one process
+        statuses = await asyncio.gather(*(one(f"{a.tag}-{i}", workdir) for i in share))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     await shared.aclose()
     return {"framework": "agentkit", "wall_s": wall, "cpu_s": cpu, "peak_mb": peak_rss_mb(),
             "statuses": list(statuses)}
 
 
-_child_workdir: str | None = None
-
-
-async def child_item(arg: dict) -> object:
-    """One item in a ``--processes`` child: a whole run (its status), or this process's counters."""
-    global _child_workdir
-    if arg.get("stats"):
-        return {"cpu_s": time.process_time(), "peak_mb": peak_rss_mb()}
-    if _child_workdir is None:  # first item in this child
-        logging.disable(logging.CRITICAL)
-        _child_workdir = tempfile.mkdtemp(prefix="agentkit-bench-")
-    model = make_model(arg["conf"])
-    try:
-        return await run_one(model, arg["conf"]["steps"], arg["run_id"], arg["conf"]["tool"], arg["conf"]["isolate"],
-                             _child_workdir)
-    finally:
-        await model.aclose()
-
-
-async def amain_processes(a: argparse.Namespace) -> dict:
-    conf = {k: getattr(a, k) for k in ("base", "tool", "steps", "client", "isolate")}
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    async with ProcessPool("agentkit_driver:child_item", a.processes, path=[str(Path(__file__).parent)],
-                           env=env) as pool:
-        if a.warmup:
-            await asyncio.gather(*(pool.submit({"conf": conf, "run_id": f"{a.tag}-warmup{i}"})
-                                   for i in range(a.processes)))
-        before = await pool.broadcast({"stats": True})
-        t0 = time.perf_counter()
-        statuses = await asyncio.gather(*(pool.submit({"conf": conf, "run_id": f"{a.tag}-{i}"})
-                                          for i in range(a.concurrency)))
-        wall = time.perf_counter() - t0
-        after = await pool.broadcast({"stats": True})
-    return {"framework": "agentkit", "wall_s": wall, "cpu_s": sum(x["cpu_s"] for x in after) - sum(
-        x["cpu_s"] for x in before), "peak_mb": peak_rss_mb() + sum(x["peak_mb"] for x in after),
-        "statuses": list(statuses)}
+def main_processes(a: argparse.Namespace) -> dict:
+    """``--processes N``: N children ``agentkit_driver.py ARGS --shard I/N``, started together."""
+    children = [subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--shard", f"{i}/{a.processes}"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for i in range(1, a.processes + 1)]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready", "a shard did not start"
+    t0 = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    outs = [json.loads(child.stdout.readline()) for child in children if child.stdout is not None]
+    wall = time.perf_counter() - t0
+    for child in children:
+        child.wait()
+    return {"framework": "agentkit", "wall_s": wall, "cpu_s": sum(o["cpu_s"] for o in outs),
+            "peak_mb": peak_rss_mb() + sum(o["peak_mb"] for o in outs),
+            "statuses": [s for o in outs for s in o["statuses"]]}
 
 
 def main() -> None:
@@ -132,12 +122,13 @@ def main() -> None:
     ap.add_argument("--isolate", action="store_true", help="run the shell under bwrap (peers run unisolated)")
     ap.add_argument("--client", default="per-run", choices=["per-run", "shared", "per-run-httpx"])
     ap.add_argument("--processes", default="1", help="child processes to spread the runs over, or 'auto' (one per core)")
+    ap.add_argument("--shard", type=parse_shard, help="I/N: run the I-th of N shares of the runs (a --processes child)")
     a = ap.parse_args()
     a.processes = (os.cpu_count() or 1) if a.processes == "auto" else int(a.processes)
     logging.disable(logging.CRITICAL)
     if a.processes > 1 and a.client == "shared":
         ap.error("--client shared needs one process")
-    print(json.dumps(asyncio.run(amain_processes(a) if a.processes > 1 else amain(a))))
+    print(json.dumps(main_processes(a) if a.processes > 1 and not a.shard else asyncio.run(amain(a))))
 
 
 if __name__ == "__main__":
