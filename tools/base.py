@@ -9,9 +9,12 @@ traceback of a tool that raised in the observation's ``data`` (the trajectory), 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:  # a type only: tools need no sandbox code at import
+    from agentkit.sandboxes.base import Sandbox
 
 
 class Observation(BaseModel):
@@ -62,7 +65,7 @@ class SourceTable:
 class ToolContext:
     """Everything a tool may use during a run."""
 
-    sandbox: Any = None  # an agentkit.sandboxes.Sandbox, or None for tools that need none
+    sandbox: Sandbox | None = None  # None for tools that need none
     settings: dict[str, Any] = field(default_factory=dict)  # the run's settings (no secrets)
     sources: SourceTable = field(default_factory=SourceTable)
     data: dict[str, Any] = field(default_factory=dict)  # per-run scratch space shared by tools

@@ -1,7 +1,7 @@
 """Flags shared by the commands that run a model (``chat``, ``code``, ``research``, ``batch``, ``resume``).
 
-Each ``add_*`` function adds one group of flags to an argparse parser; ``run_options`` turns the parsed
-namespace into ``RunOptions`` so every command maps flags the same way.
+Each ``add_*`` function adds one group of flags to an argparse parser, so every command spells and
+documents them the same way.
 """
 
 from __future__ import annotations
@@ -53,14 +53,6 @@ def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output fo
     g.add_argument("--out", help=out_help)
     g.add_argument("--quiet", action="store_true", help="no progress display")
     g.add_argument("--json", action="store_true", help="print result.json to stdout when done")
-
-
-def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    """All shared flags: model, sandbox, limits, output."""
-    add_model_flags(parser)
-    add_sandbox_flags(parser)
-    add_limit_flags(parser)
-    add_output_flags(parser)
 
 
 def _positive_int(text: str) -> int:

@@ -9,14 +9,13 @@ the last chunk (with or without choices).
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
+from agentkit.deepseek.repair import repair_message
 from agentkit.messages import AssistantMessage, ToolCall, Usage, message_from_openai, new_tool_call_id
 from agentkit.models.base import Completion, CompletionDelta, ToolCallDelta
-from agentkit.models.catalog import cost_from_usage
+from agentkit.models.catalog import cost_from_usage, lookup
 
-log = logging.getLogger("agentkit.models")
 _LEAK_MARKERS = ("<｜", "<|")
 
 
@@ -40,14 +39,9 @@ def usage_from_raw(raw: dict[str, Any] | None, model: str | None) -> Usage | Non
 
 
 def repair_leaks(message: AssistantMessage) -> tuple[AssistantMessage, list[str]]:
-    """Hand content with leaked DeepSeek tool-call markup to the formats repairer (if installed)."""
+    """Hand content with leaked DeepSeek tool-call markup to the repairer (``deepseek/repair.py``)."""
     text = message.content if isinstance(message.content, str) else ""
     if not any(m in text for m in _LEAK_MARKERS) and not any(m in (message.reasoning or "") for m in _LEAK_MARKERS):
-        return message, []
-    try:
-        from agentkit.deepseek.repair import repair_message
-    except ImportError:
-        log.debug("leaked tool-call markup seen but agentkit.deepseek.repair is not available")
         return message, []
     fixed, warnings = repair_message(message)
     return fixed, list(warnings)
@@ -77,8 +71,6 @@ def completion_from_body(data: dict[str, Any], *, model: str, provider: str, lat
 
 
 def _cost_model(answered: str | None, requested: str) -> str:
-    from agentkit.models.catalog import lookup
-
     return answered if answered and lookup(answered) else requested
 
 

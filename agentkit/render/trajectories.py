@@ -67,11 +67,6 @@ def is_thinking(traj: Any) -> bool:
     return bool(run.get("thinking") if run.get("thinking") is not None else settings.get("thinking"))
 
 
-def is_search(traj: Any) -> bool:
-    return str(traj.run.get("preset") or "") in ("research", "search") or any(
-        (t.get("function") or t).get("name") == "search" for t in traj.tools if isinstance(t, dict))
-
-
 def render_deepseek(path: str | os.PathLike[str], version: str = "v3.1") -> str:
     """The run as DeepSeek prompt text: what the model saw at its last step (compactions included)
     and what it answered. Thinking runs use the search-agent format (reasoning of the current
