@@ -200,7 +200,7 @@ def _never(run: dict[str, Any], sizes_: list[int], window: int) -> dict[str, Any
 
 def run(steps: int = 60, episodes: tuple[str, ...] = ("even", "uneven"), windows: tuple[int, ...] = WINDOWS,
         seed: int = 0) -> dict[str, Any]:
-    from agentkit.context import ContextPolicy
+    from agentkit.agent.compactor import ContextPolicy
 
     policies = {"agentkit": ContextPolicy(),
                 "one threshold (before)": ContextPolicy(compact_at=0.8, compact_to=0.8, reserve=0)}

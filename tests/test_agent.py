@@ -8,7 +8,7 @@ import pytest
 
 from agentkit import events as ev
 from agentkit.agent import Agent, Limits
-from agentkit.context import ContextPolicy
+from agentkit.agent.compactor import ContextPolicy
 from agentkit.messages import AssistantMessage, ToolMessage, UserMessage
 from agentkit.models.base import ModelSettings
 from agentkit.models.replay import Replay

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentkit import demo
-from agentkit.batch import BatchTask, in_shard, load_tasks, parse_shard
+from agentkit.app.batch import BatchTask, in_shard, load_tasks, parse_shard
 from agentkit.errors import ConfigError
 from agentkit.testing.server import Reply
 from tests.fixtures_cli import run_cli, write_jsonl
@@ -132,7 +132,7 @@ def test_load_tasks_validates(tmp_path: Path) -> None:
 
 
 def test_a_result_line_cut_by_a_kill_is_dropped_before_appending(tmp_path):
-    from agentkit.batch import RESULTS, _drop_cut_line, read_results
+    from agentkit.app.batch import RESULTS, _drop_cut_line, read_results
 
     ledger = tmp_path / RESULTS
     ledger.write_text('{"id": "a", "status": "done"}\n{"id": "b", "sta')

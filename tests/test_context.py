@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentkit.agent import Agent
-from agentkit.context import (ELIDED, SUMMARY_PREFIX, SUMMARY_REQUEST, ContextManager, ContextPolicy, count_prompt,
+from agentkit.agent.compactor import (ELIDED, SUMMARY_PREFIX, SUMMARY_REQUEST, ContextManager, ContextPolicy, count_prompt,
                               cut_middle)
 from agentkit.messages import (AssistantMessage, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage,
                                messages_to_openai)

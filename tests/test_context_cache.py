@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentkit.agent import Agent
-from agentkit.context import ELIDED, ContextManager, ContextPolicy
+from agentkit.agent.compactor import ELIDED, ContextManager, ContextPolicy
 from agentkit.deepseek.render import render_prompt
 from agentkit.render.html import render_html
 from agentkit.messages import (AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage,

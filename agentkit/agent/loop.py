@@ -17,7 +17,7 @@ from agentkit import events as ev
 from agentkit.agent.budget import Budget, Limits
 from agentkit.agent.calls import SUBMIT, run_calls
 from agentkit.agent.record import End, RunRecord, RunResult, open_writer, run_header, tool_context
-from agentkit.context import ContextManager, ContextPolicy
+from agentkit.agent.compactor import ContextManager, ContextPolicy
 from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError
 from agentkit.messages import AssistantMessage, Message
 from agentkit.models.base import Model, ModelSettings

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 import agentkit
 from agentkit import events as ev
-from agentkit.context import Compaction
+from agentkit.agent.compactor import Compaction
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage
 from agentkit.models.base import Completion, Model, ModelEvent, ModelSettings

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from agentkit.batch import parse_shard
+    from agentkit.app.batch import parse_shard
 
     try:
         return parse_shard(text)
@@ -73,7 +73,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                           "--ray (Ray places the tasks)")
     from rich.console import Console
 
-    from agentkit.batch import ledger_path, load_tasks, run_batch, run_shards, summary_table
+    from agentkit.app.batch import ledger_path, load_tasks, run_batch, run_shards, summary_table
     from agentkit.app.runner import RunOptions
 
     ledgers = out / "results*.jsonl" if processes > 1 else ledger_path(out, args.shard)

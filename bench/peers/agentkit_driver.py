@@ -11,7 +11,7 @@ so a concurrency run measures the framework alone; it is an ``async def`` tool, 
 writing a tool that does not block (a plain ``def`` tool runs in a worker thread).
 ``--processes N`` spreads the runs over N child processes as ``agentkit batch --processes N``
 does: each child is this driver again with ``--shard I/N`` and runs its share of the runs
-(``agentkit.batch.in_shard``, the batch's rule) in an event loop of its own: one interpreter runs
+(``agentkit.app.batch.in_shard``, the batch's rule) in an event loop of its own: one interpreter runs
 Python on one core at a time. Each child warms up, says it is ready, and starts on the parent's
 word; the clock runs from that word to the last child's result, as it runs from the first run's
 start to the last run's end in one process; ``peak_mb`` and ``cpu_s`` add up all processes.
@@ -36,7 +36,7 @@ from driver_common import driver_args, peak_rss_mb
 
 from agentkit.agent import Agent, Limits
 from agentkit.models.openai_compat import OpenAICompatible
-from agentkit.batch import in_shard, parse_shard
+from agentkit.app.batch import in_shard, parse_shard
 
 
 @tool(name="echo")
