@@ -112,7 +112,8 @@ def test_all_writes_json_report_and_chart(tmp_path: Path) -> None:
                "overhead": {"steps": 2, "frameworks": ["agentkit"], "rounds": 1},
                "concurrency": {"runs": 2, "calls": 2, "latency": 0.01, "frameworks": ["agentkit"]},
                "sandbox": {"n": 3, "starts": 1},
-               "extraction": {"per_kind": 1}}
+               "extraction": {"per_kind": 1},
+               "cache": {"steps": 8, "episodes": ("even",), "windows": (32_000,)}}
     done = run_all(tuple(options), options=options, out_dir=str(tmp_path))
     for name in options:
         data = json.loads((tmp_path / f"{name}.json").read_text())
