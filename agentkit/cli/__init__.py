@@ -13,7 +13,7 @@ from agentkit.errors import AgentkitError
 
 # Modules under agentkit.cli that add subcommands; a missing one is skipped so the CLI
 # keeps working while parts are optional.
-SUBCOMMAND_MODULES = ("chat", "models", "run", "render", "sandboxes", "batch", "demo", "index")
+SUBCOMMAND_MODULES = ("chat", "models", "run", "render", "sandboxes", "batch", "demo", "index", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
