@@ -1,15 +1,27 @@
 """Errors a user can act on: each carries a one-line message that says what to do.
 
 The CLI prints ``str(error)`` and exits with ``exit_code``; library users catch the type.
+``Agent.run()``/``run_sync()`` raise the error that ended a run (status ``error``) with the
+run's ``RunResult`` on ``.result`` and its trajectory file on ``.trajectory_path``.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a type only: errors are the lowest layer
+    from agentkit.agent.record import RunResult
+
 
 class AgentkitError(Exception):
-    """Base of every error agentkit raises on purpose. ``str()`` is one actionable line."""
+    """Base of every error agentkit raises on purpose. ``str()`` is one actionable line.
+
+    ``result`` and ``trajectory_path`` are set when the error ended an agent run (``None``
+    otherwise): the run's ``RunResult`` (steps, usage, messages so far) and its JSONL file."""
 
     exit_code: int = 1
+    result: RunResult | None = None
+    trajectory_path: str | None = None
 
     def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)

@@ -69,7 +69,9 @@ class TrajectoryWriter:
     """Writes records to a JSONL file, one flushed line each (fsynced too with ``fsync=True``).
 
     ``append=True`` (the default, used by resume) continues an existing file; ``append=False``
-    starts a new one.
+    starts a new one. A file has one writer at a time: the writer holds an exclusive ``flock``
+    on it until ``close()``, and a second writer (in this process or another) is refused with a
+    ``ConfigError`` before it changes the file.
     """
 
     def __init__(self, path: str | os.PathLike[str], fsync: bool = False,
@@ -78,9 +80,21 @@ class TrajectoryWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self._secrets = [s for s in secrets if s and len(s) >= 4]
+        self._fh = open(self.path, "a", encoding="utf-8")  # "a": nothing changes before the lock is held
+        try:
+            import fcntl
+
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - no flock on this platform: one writer is the caller's job
+            pass
+        except OSError:
+            self._fh.close()
+            raise ConfigError(f"trajectory {self.path} is being written by another run; give each run its "
+                              "own file (trajectory=... per run)") from None
         if append:
             self._repair_cut_tail()
-        self._fh = open(self.path, "a" if append else "w", encoding="utf-8")
+        else:
+            self._fh.truncate(0)
 
     def _repair_cut_tail(self) -> None:
         """A killed writer may have left half a line: cut it so appends start on a fresh line."""

@@ -132,6 +132,7 @@ def common_prefix(a: list[str], b: list[str]) -> int:
 async def _run_agent(turns: list[dict[str, Any]], outputs: list[str], window: int, policy: Any,
                      folder: Path) -> dict[str, Any]:
     from agentkit.agent import Agent, Limits
+    from agentkit.errors import AgentkitError
     from agentkit.models.replay import Replay
     from agentkit.tools.base import tool
     from agentkit.trajectory import Trajectory
@@ -149,7 +150,11 @@ async def _run_agent(turns: list[dict[str, Any]], outputs: list[str], window: in
     path = folder / f"run-{window}-{id(policy)}.jsonl"
     agent = Agent(model, [read], system=SYSTEM, window=window, context_policy=policy, trajectory=path,
                   limits=Limits(max_steps=len(turns) + 5))
-    result = await agent.run(TASK)
+    try:
+        result = await agent.run(TASK)
+    except AgentkitError as e:  # a failed run raises, with its result on the error
+        assert e.result is not None
+        result = e.result
     traj = Trajectory.load(path)
     calls = [(c["messages"], c["tools"]) for c in model.calls]
     rebuilt = [m for m, _ in calls] == traj.model_calls()

@@ -9,6 +9,7 @@ import pytest
 from agentkit import events as ev
 from agentkit.agent import Agent, Limits
 from agentkit.agent.compactor import ContextPolicy
+from agentkit.errors import ModelError
 from agentkit.messages import AssistantMessage, ToolMessage, UserMessage
 from agentkit.models.base import ModelSettings
 from agentkit.models.replay import Replay
@@ -78,7 +79,10 @@ async def test_every_bad_output_becomes_an_error_observation(tmp_path, agent_too
 async def test_consecutive_format_errors_end_with_error(tmp_path, agent_tools) -> None:
     turns = [turn(None, ("nope", {}))] * 2 + [turn(None, ("echo", "not json"))] + [turn("never reached")]
     agent, model = _agent(turns, agent_tools, tmp_path, limits=Limits(max_format_errors=3))
-    result = await agent.run("t")
+    with pytest.raises(ModelError) as failed:  # a failed run raises, with its result
+        await agent.run("t")
+    result = failed.value.result
+    assert result is not None and failed.value.trajectory_path == result.trajectory_path
     assert result.status == "error" and "3 malformed model turns in a row" in result.error
     assert model.remaining == 1
     assert Trajectory.load(result.trajectory_path).status == "error"
@@ -97,7 +101,9 @@ async def test_model_warnings_are_shown_to_the_model(tmp_path, agent_tools) -> N
 async def test_repeated_action_warns_then_ends(tmp_path, agent_tools) -> None:
     same = turn(None, ("echo", {"text": "again"}))
     agent, model = _agent([same] * 6, agent_tools, tmp_path, limits=Limits(max_repeats=3))
-    result = await agent.run("t")
+    with pytest.raises(ModelError) as failed:
+        await agent.run("t")
+    result = failed.value.result
     assert result.status == "error" and "repeated the same action 4 times" in result.error
     assert result.steps == 4
     warned = [m for m in model.calls[3]["messages"] if isinstance(m, UserMessage) and "same call 3 times" in m.text]
@@ -220,7 +226,9 @@ async def test_sources_reach_the_result_and_trajectory(tmp_path, agent_tools) ->
 
 async def test_replay_running_out_is_a_clear_error(tmp_path, agent_tools) -> None:
     agent, _ = _agent([turn(None, ("echo", {"text": "a"}))], agent_tools, tmp_path)
-    result = await agent.run("t")
+    with pytest.raises(ModelError) as failed:
+        await agent.run("t")
+    result = failed.value.result
     assert result.status == "error" and "replay script ran out after 1 turns" in result.error
     assert Trajectory.load(result.trajectory_path).end["error"] == result.error
 

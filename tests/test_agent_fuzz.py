@@ -42,7 +42,15 @@ def test_any_model_output_ends_cleanly(turns, require_submit) -> None:
         path = Path(tmp) / "t.jsonl"
         agent = Agent(Replay(turns), make_tools(Probe())[:6], trajectory=path, require_submit=require_submit,
                       limits=Limits(max_steps=6, max_format_errors=3, max_repeats=2))
-        result = asyncio.run(agent.run("fuzz"))
+        run = agent.iter("fuzz")  # iter() does not raise for a failed run: the result says so
+
+        async def drain() -> None:
+            async for _ in run:
+                pass
+
+        asyncio.run(drain())
+        result = run.result
+        assert result is not None
         assert result.status in ("done", "limit", "error")
         t = Trajectory.load(path)
         assert t.status == result.status and t.steps == result.steps <= 6 and t.answer == result.answer

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agentkit.agent import Agent, Limits
+from agentkit.errors import ContextWindowExceeded
 from agentkit.messages import messages_to_openai
 from agentkit.models.openai_compat import OpenAICompatible
 from agentkit.models.retry import Backoff
@@ -148,5 +151,7 @@ async def test_context_window_error_twice_ends_the_run(fake_server, tmp_path, ag
     too_long = Fault(status=400, body={"error": {"message": "maximum context length is 100 tokens", "code": 400}})
     srv = await fake_server([too_long, too_long, Reply(content="unused")])
     agent = Agent(_model(srv), agent_tools, trajectory=tmp_path / "t.jsonl")
-    result = await agent.run("t")
-    assert result.status == "error" and "window" in result.error and len(srv.requests) == 2
+    with pytest.raises(ContextWindowExceeded) as failed:
+        await agent.run("t")
+    result = failed.value.result
+    assert result is not None and result.status == "error" and "window" in result.error and len(srv.requests) == 2

@@ -5,6 +5,7 @@ the run record (``record.py``: state, trajectory, run header, resume), which use
 from agentkit.agent.budget import Budget, Limits
 from agentkit.agent.calls import SUBMIT
 from agentkit.agent.loop import DEFAULT_SYSTEM, Agent
+from agentkit.agent.runs import AgentRun
 from agentkit.agent.record import INTERRUPTED, RunRecord, RunResult, Status
 
-__all__ = ["Agent", "Limits", "RunResult", "DEFAULT_SYSTEM", "INTERRUPTED", "SUBMIT", "Budget", "RunRecord", "Status"]
+__all__ = ["Agent", "AgentRun", "Limits", "RunResult", "DEFAULT_SYSTEM", "INTERRUPTED", "SUBMIT", "Budget", "RunRecord", "Status"]

@@ -8,17 +8,34 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from agentkit import events as ev
 from agentkit.agent.budget import Budget
 from agentkit.agent.record import RunRecord
-from agentkit.errors import ToolError
+from agentkit.errors import ConfigError, ToolError
 from agentkit.messages import ToolCall
 from agentkit.tools.base import Observation, Tool, ToolContext, call_tool, validate_arguments
 
 SUBMIT = "submit"
 Checked = tuple[Tool | None, dict[str, Any] | None, Observation | None]  # the tool, its arguments, or the error
+
+
+def check_tools(tools: Iterable[Tool]) -> dict[str, Tool]:
+    """The tools by name; a plain function or a repeated name fails here, naming the fix."""
+    by_name: dict[str, Tool] = {}
+    for t in tools:
+        if not (hasattr(t, "name") and hasattr(t, "parameters") and callable(t)):
+            what = getattr(t, "__name__", type(t).__name__)
+            hint = (f"decorate it with @tool (from agentkit import tool) so {what}'s type hints become its "
+                    "schema" if callable(t) else "a tool needs name, description, parameters and an async "
+                    "__call__(args, ctx)")
+            raise ConfigError(f"{what!r} is not a tool: {hint}")
+        if t.name in by_name:
+            raise ConfigError(f"two tools are named {t.name!r}; the model calls tools by name, so give one "
+                              "another name (@tool(name=...))")
+        by_name[t.name] = t
+    return by_name
 
 
 async def run_calls(rec: RunRecord, tools: dict[str, Tool], calls: list[ToolCall], budget: Budget,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
 
 from agentkit import events as ev
 from agentkit.agent.budget import Budget, Limits
-from agentkit.agent.calls import SUBMIT, run_calls
+from agentkit.agent.calls import SUBMIT, check_tools, run_calls
 from agentkit.agent.record import End, RunRecord, RunResult, open_writer, run_header, tool_context
 from agentkit.agent.compactor import ContextManager, ContextPolicy
+from agentkit.agent.runs import AgentRun, EventCallback, run_sync
 from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError
 from agentkit.messages import AssistantMessage, Message
 from agentkit.models.base import Model, ModelSettings
@@ -33,12 +34,17 @@ DEFAULT_SYSTEM = "You are a helpful agent. Use the tools to complete the task, t
 class Agent:
     """Runs a model with tools until it answers, a limit is reached, or the run is cancelled.
 
-    ``run(task)``/``run_sync(task)`` return a ``RunResult``; ``iter(task)`` yields typed events
-    (``agentkit.events``); ``resume(path)`` continues a trajectory from its last complete step.
+    ``run(task)``/``run_sync(task)`` return a ``RunResult`` for a run that ends ``done``, ``limit``
+    or ``cancelled`` and raise the typed error (``AuthError``, ``ModelError``, …; see
+    ``agentkit.errors``) for one that ends ``error``, with ``.result`` and ``.trajectory_path``
+    on it. ``iter(task)`` returns an ``AgentRun`` that yields typed events (``agentkit.events``)
+    and never raises for a failed run. ``resume(path)`` continues a trajectory.
+
     ``thinking`` sets ``settings.thinking``, the one switch for reasoning (off when neither says).
-    ``trajectory`` names the JSONL log of a new run (overwritten); ``run_info`` adds fields to
-    its run header and to ``ToolContext.settings``; ``window``/``prices`` (USD per million
-    input/output tokens) override the catalog.
+    ``trajectory`` is the default JSONL log of each run (``trajectory=`` per call wins; a file is
+    overwritten, and refused while another run writes it); ``run_info`` adds fields to the run
+    header and to ``ToolContext.settings``; ``window``/``prices`` (USD per million input/output
+    tokens) override the catalog. Each run keeps its own state, so runs may overlap.
     """
 
     def __init__(self, model: Model, tools: Iterable[Tool] = (), sandbox: Sandbox | None = None,
@@ -48,7 +54,7 @@ class Agent:
                  run_info: dict[str, Any] | None = None, fsync: bool = False, window: int | None = None,
                  prices: tuple[float, float] | None = None) -> None:
         self.model, self.sandbox, self.system = model, sandbox, system
-        self.tools: dict[str, Tool] = {t.name: t for t in tools}
+        self.tools: dict[str, Tool] = check_tools(tools)
         self.limits = limits or Limits()
         settings = settings or ModelSettings()
         if thinking is not None or settings.thinking is None:
@@ -57,72 +63,89 @@ class Agent:
         self.trajectory = Path(trajectory) if trajectory else None
         self.require_submit, self.stream, self.fsync = require_submit, stream, fsync
         self.run_info = dict(run_info or {})
-        self.budget = Budget(self.limits, lookup(model.name), settings.max_tokens, window, prices)
-        self.compactor = ContextManager(context_policy or ContextPolicy(), model.name, self.budget.window,
-                                        reserve=settings.max_tokens or self.budget.max_output)
-        self.result: RunResult | None = None
-        self._cancel = False
+        self._window, self._prices, self._policy = window, prices, context_policy or ContextPolicy()
+        self.budget = self._new_budget()  # the settings each run's own budget and compactor start from
+        self.compactor = self._new_compactor(self.budget)
+        self.result: RunResult | None = None  # the last run that ended (prefer ``AgentRun.result``)
+        self._runs: set[AgentRun] = set()
 
     # --- public API ----------------------------------------------------------------------
     def tool_schemas(self) -> list[dict[str, Any]]:
+        """The OpenAI ``tools`` entries the model is sent."""
         return [tool_schema(t) for t in self.tools.values()]
 
-    def iter(self, task: str) -> AsyncIterator[ev.Event]:
-        return self._drive(task=task)
+    def iter(self, task: str, *, history: Sequence[Message] | None = None,
+             trajectory: str | Path | None = None) -> AgentRun:
+        """Start a run and watch it: ``async for event in agent.iter(task)``; it ends with ``RunEnded``.
 
-    def iter_resume(self, path: str | Path) -> AsyncIterator[ev.Event]:
-        return self._drive(resume=Path(path))
+        A failed run does not raise here: its last event has ``status="error"``, and the returned
+        ``AgentRun`` holds ``result`` and ``error``. ``history``: the messages of an earlier run
+        (``RunResult.messages``) to continue; ``trajectory``: this run's JSONL file."""
+        return AgentRun(lambda run: self._drive(run, task=task, history=history, trajectory=trajectory))
 
-    async def run(self, task: str) -> RunResult:
-        return await self._last(self.iter(task))
+    def iter_resume(self, path: str | Path) -> AgentRun:
+        """Continue the run recorded in ``path`` (appending to it), as ``iter`` does."""
+        return AgentRun(lambda run: self._drive(run, resume=Path(path)))
 
-    async def resume(self, path: str | Path) -> RunResult:
-        return await self._last(self.iter_resume(path))
+    async def run(self, task: str, *, history: Sequence[Message] | None = None,
+                  trajectory: str | Path | None = None, on_event: EventCallback | None = None) -> RunResult:
+        """Run ``task`` to its end: the ``RunResult`` (``done``, ``limit`` or ``cancelled``).
 
-    async def _last(self, events: AsyncIterator[ev.Event]) -> RunResult:
-        async for _ in events:
-            pass
-        assert self.result is not None
-        return self.result
+        Raises the typed ``AgentkitError`` that ended a failed run (``.result`` holds its
+        ``RunResult``). ``history`` continues a conversation (``previous.messages``);
+        ``trajectory`` writes this run's JSONL file; ``on_event`` gets each event of ``iter``."""
+        return await self.iter(task, history=history, trajectory=trajectory).finish(on_event)
 
-    def run_sync(self, task: str) -> RunResult:
-        return self._sync(self.run(task))
+    async def resume(self, path: str | Path, *, on_event: EventCallback | None = None) -> RunResult:
+        """Continue the trajectory at ``path`` from its last complete step; raises as ``run`` does."""
+        return await self.iter_resume(path).finish(on_event)
 
-    def resume_sync(self, path: str | Path) -> RunResult:
-        return self._sync(self.resume(path))
+    def run_sync(self, task: str, *, history: Sequence[Message] | None = None,
+                 trajectory: str | Path | None = None, on_event: EventCallback | None = None) -> RunResult:
+        """``run`` for synchronous code; works inside a running event loop too (Jupyter), where
+        the run goes on a private loop in a worker thread. ``on_event`` is called in the run's thread."""
+        return run_sync(self.iter(task, history=history, trajectory=trajectory), on_event)
+
+    def resume_sync(self, path: str | Path, *, on_event: EventCallback | None = None) -> RunResult:
+        """``resume`` for synchronous code."""
+        return run_sync(self.iter_resume(path), on_event)
 
     def cancel(self) -> None:
-        """Ask the run to stop before its next step (status ``cancelled``)."""
-        self._cancel = True
+        """Ask every run of this agent in progress to stop before its next step (status ``cancelled``)."""
+        for run in list(self._runs):
+            run.cancel()
 
-    def _sync(self, coro: Any) -> RunResult:
-        try:
-            return asyncio.run(coro)
-        except KeyboardInterrupt:  # asyncio.run cancelled the run, which logged its end
-            if self.result is None:
-                raise
-            return self.result
+    def _new_budget(self) -> Budget:
+        return Budget(self.limits, lookup(self.model.name), self.settings.max_tokens, self._window, self._prices)
+
+    def _new_compactor(self, budget: Budget) -> ContextManager:
+        return ContextManager(self._policy, self.model.name, budget.window,
+                              reserve=self.settings.max_tokens or budget.max_output)
 
     # --- the loop ------------------------------------------------------------------------
-    async def _drive(self, task: str | None = None, resume: Path | None = None) -> AsyncIterator[ev.Event]:
-        rec = self._resume(resume) if resume else self._start(task or "")
-        self._cancel, self.result = False, None
-        cut = self.compactor.cut_observation
+    async def _drive(self, run: AgentRun, task: str | None = None, resume: Path | None = None,
+                     history: Sequence[Message] | None = None,
+                     trajectory: str | Path | None = None) -> AsyncIterator[ev.Event]:
+        run.budget = budget = self._new_budget()  # per run: runs of one agent may overlap
+        run.compactor = compactor = self._new_compactor(budget)
+        rec = self._resume(resume) if resume else self._start(task or "", history, trajectory)
+        self._runs.add(run)
+        cut = compactor.cut_observation
         try:
             if resume and rec.end is None:
                 for e in rec.interrupt_open_calls(cut):
                     yield e
             while rec.end is None:
-                if self._cancel:
+                if run.cancelled:
                     rec.end = ("cancelled", None, "the run was cancelled")
                     break
-                limit = self.budget.exceeded(rec.steps, rec.usage)
+                limit = budget.exceeded(rec.steps, rec.usage)
                 if limit is None:
-                    messages = await self._compact(rec, rec.shrink)
+                    messages = await self._compact(rec, compactor, rec.shrink)
                     for e in rec.flush():
                         yield e
-                    prompt_tokens = self.compactor.last_tokens  # counted by the compaction check
-                    max_tokens, limit = self.budget.cap(rec.steps, rec.usage, prompt_tokens)
+                    prompt_tokens = compactor.last_tokens  # counted by the compaction check
+                    max_tokens, limit = budget.cap(rec.steps, rec.usage, prompt_tokens)
                 if limit is not None:
                     rec.limit(limit)
                     yield limit
@@ -139,20 +162,22 @@ class Agent:
                     rec.event("error", error=str(exc), recovery="compaction")
                     continue
                 rec.shrink = None
-                async for e in self._handle_turn(rec):
+                async for e in self._handle_turn(rec, budget, cut):
                     yield e
         except (asyncio.CancelledError, GeneratorExit):
             rec.close_open_calls(cut)
-            self._finish(rec, ("cancelled", None, "the run was cancelled"))
+            self._finish(run, rec, ("cancelled", None, "the run was cancelled"))
             raise
         except AgentkitError as exc:  # model failures (retries exhausted, auth, context) end the run
             rec.end, rec.exc = ("error", None, str(exc)), exc
         except Exception as exc:  # a bug: still leave a complete trajectory, then let it surface
-            self._finish(rec, ("error", None, f"internal error: {type(exc).__name__}: {exc}"))
+            self._finish(run, rec, ("error", None, f"internal error: {type(exc).__name__}: {exc}"))
             raise
+        finally:
+            self._runs.discard(run)
         for e in rec.flush():
             yield e
-        yield self._finish(rec, rec.end or ("error", None, "ended without a status"))
+        yield self._finish(run, rec, rec.end or ("error", None, "ended without a status"))
 
     async def _call_model(self, rec: RunRecord, messages: list[Message],
                           max_tokens: int | None) -> AsyncIterator[ev.Event]:
@@ -179,7 +204,7 @@ class Agent:
                                    content=c.message.text or None, reasoning=c.message.reasoning,
                                    tool_calls=len(c.message.tool_calls))
 
-    async def _handle_turn(self, rec: RunRecord) -> AsyncIterator[ev.Event]:
+    async def _handle_turn(self, rec: RunRecord, budget: Budget, cut_text: Callable[[str], str]) -> AsyncIterator[ev.Event]:
         """Act on the turn just received: run its tools, or take it as the answer."""
         assert rec.completion is not None
         msg, warnings = rec.completion.message, list(rec.completion.warnings)
@@ -188,7 +213,7 @@ class Agent:
         if msg.tool_calls:
             if cut:
                 warnings.append("your reply reached the output token limit and was cut off; keep calls shorter")
-            async for e in run_calls(rec, self.tools, msg.tool_calls, self.budget, self.compactor.cut_observation):
+            async for e in run_calls(rec, self.tools, msg.tool_calls, budget, cut_text):
                 yield e
             problems = rec.problems
         elif cut:  # a cut-off text is not an answer
@@ -214,7 +239,7 @@ class Agent:
         for e in rec.flush():
             yield e
 
-    async def _compact(self, rec: RunRecord, target: int | None = None) -> list[Message]:
+    async def _compact(self, rec: RunRecord, compactor: ContextManager, target: int | None = None) -> list[Message]:
         async def summarize(request: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
             # the run's own tools: the request repeats the last prompt, so it is a cache hit
             c = await self.model.complete(request, self.tool_schemas() or None, self.settings,
@@ -222,7 +247,7 @@ class Agent:
             rec.add_usage(c.usage)
             return c.message, c.usage.model_dump()
 
-        new, done = await self.compactor.compact(rec.messages, self.tool_schemas(), summarize, target=target)
+        new, done = await compactor.compact(rec.messages, self.tool_schemas(), summarize, target=target)
         rec.compacted(new, done)
         return list(new)
 
@@ -231,23 +256,23 @@ class Agent:
         return tool_context(self.sandbox, {**self.settings.model_dump(exclude_none=True), **self.run_info},
                             run_id, sources)
 
-    def _start(self, task: str) -> RunRecord:
-        self.budget.start()
+    def _start(self, task: str, history: Sequence[Message] | None, trajectory: str | Path | None) -> RunRecord:
         header = run_header(self.model, self.settings, self.sandbox, self.limits, self.require_submit, self.system)
-        writer = open_writer(self.trajectory, self.model, self.fsync) if self.trajectory else None
+        path = Path(trajectory) if trajectory else self.trajectory
+        writer = open_writer(path, self.model, self.fsync) if path else None
         return RunRecord.new(task, self.system, self._tool_ctx(RunRecord.new_id()), writer, header, self.run_info,
-                             self.tool_schemas())
+                             self.tool_schemas(), history=history)
 
     def _resume(self, path: Path) -> RunRecord:
-        self.budget.start()
         rec = RunRecord.resume(path, self._tool_ctx, lambda p: open_writer(p, self.model, self.fsync, append=True))
         if hasattr(self.model, "skip"):
             self.model.skip(rec.model_turns)  # a replay continues after the turns already played
         return rec
 
-    def _finish(self, rec: RunRecord, end: End) -> ev.RunEnded:
+    def _finish(self, run: AgentRun, rec: RunRecord, end: End) -> ev.RunEnded:
         event, self.result = rec.finish(end)
+        run.ended(self.result, rec.exc)
         return event
 
 
-__all__ = ["Agent", "DEFAULT_SYSTEM"]
+__all__ = ["Agent", "AgentRun", "DEFAULT_SYSTEM"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -36,9 +36,17 @@ _CORE_KEYS = {"type", "v", "t", "id", "agentkit_version", "created", "task", "to
 
 
 class RunResult(BaseModel):
+    """The outcome of one run: the one place to read a finished run from Python.
+
+    ``status``: ``done`` (``answer`` is the final answer), ``limit`` (a ``Limits`` budget was
+    reached), ``cancelled``, or ``error`` (then ``error`` says why; ``Agent.run`` raises instead
+    of returning, with this result on the exception). ``messages`` is the whole conversation
+    (pass it as ``history=`` to continue it); ``usage``/``cost_usd`` are totals over the run's
+    calls; ``sources`` the numbered sources the answer's ``[citation:N]`` refer to."""
+
     status: Status
     answer: str | None = None
-    steps: int = 0
+    steps: int = 0  # model calls
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = 0.0
     trajectory_path: str | None = None
@@ -46,6 +54,7 @@ class RunResult(BaseModel):
     error: str | None = None
     error_type: str | None = None  # the agentkit error that ended the run, e.g. "AuthError"
     error_status: int | None = None  # its HTTP status, for model errors
+    messages: list[Message] = Field(default_factory=list)  # the conversation, system prompt first
 
 
 def tool_context(sandbox: Sandbox | None, settings: dict[str, Any], run_id: str,
@@ -100,9 +109,14 @@ class RunRecord:
     # --- starting and resuming -----------------------------------------------------------
     @classmethod
     def new(cls, task: str, system: str | None, tool_ctx: ToolContext, writer: TrajectoryWriter | None,
-            header: dict[str, Any], run_info: dict[str, Any], tools: list[dict[str, Any]]) -> "RunRecord":
-        """A fresh run; with a writer, the run header (``run_info`` adds to it) and the first messages."""
-        messages: list[Message] = [SystemMessage(content=system)] if system else []
+            header: dict[str, Any], run_info: dict[str, Any], tools: list[dict[str, Any]],
+            history: Sequence[Message] | None = None) -> "RunRecord":
+        """A fresh run; with a writer, the run header (``run_info`` adds to it) and the first messages.
+
+        ``history``: an earlier conversation to continue (its own system message, if any, stays)."""
+        messages = list(history or [])
+        if system and not (messages and isinstance(messages[0], SystemMessage)):
+            messages.insert(0, SystemMessage(content=system))
         messages.append(UserMessage(content=task))
         rec = cls(messages, tool_ctx, writer)
         if writer:
@@ -253,6 +267,7 @@ class RunRecord:
                            cost_usd=self.usage.cost_usd, sources=sources, error=error,
                            error_type=type(self.exc).__name__ if self.exc else None,
                            error_status=getattr(self.exc, "status", None),
-                           trajectory_path=str(self.writer.path) if self.writer else None)
+                           trajectory_path=str(self.writer.path) if self.writer else None,
+                           messages=list(self.messages))
         return ev.RunEnded(step=self.steps, status=status, answer=answer, error=error, usage=self.usage,
                            cost_usd=self.usage.cost_usd), result
