@@ -1,8 +1,11 @@
 """What every HTTP model backend shares: the client, headers, timeouts, retries, body checks.
 
-Plain-``http://`` endpoints (self-hosted servers, where many concurrent runs share one event
-loop) go over the lean ``wire`` client; TLS endpoints and proxied ones over httpx (HTTP/2, the
-CA bundle, proxy support). ``http_client="httpx"`` forces httpx everywhere.
+One client for every endpoint: httpx's API (timeouts, proxies from ``HTTP(S)_PROXY``/``NO_PROXY``,
+exceptions) over the ``httpx-aiohttp`` transport, which moves the bytes with aiohttp: httpx's own
+transport (httpcore, h11, anyio) costs several times more CPU per request, and hundreds of
+concurrent runs on one event loop made that the bottleneck (encode/httpx#3215). The transport
+speaks HTTP/1.1 only; it maps aiohttp's errors to httpx's, and ``TRANSPORT_ERRORS`` also catches
+the few it leaves unmapped. A caller's own ``transport=`` (a mock, or plain httpx) replaces it.
 
 Building an SSL context reads the CA bundle (about 0.1 s of CPU); doing that per client made
 hundreds of concurrent runs CPU-bound, so one context is built lazily and shared. Connection
@@ -16,11 +19,14 @@ import asyncio
 import functools
 import json
 import logging
+import select
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Callable, Literal, get_args
+from typing import Any, AsyncIterator, Awaitable, Callable
 
+import aiohttp
 import httpx
 import orjson
+from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
 
 from agentkit.errors import ModelError, RateLimited
 from agentkit.messages import Message
@@ -34,15 +40,14 @@ from agentkit.models.base import (
 from agentkit.models.catalog import lookup
 from agentkit.models.retry import Backoff, http_error, stream_error
 from agentkit.models.sse import iter_sse_data
-from agentkit.models.wire import WireClient, usable_for
 from agentkit.redact import mask_url, redact
-
-HttpClient = Literal["auto", "httpx", "wire"]
-HTTP_CLIENTS: tuple[str, ...] = get_args(HttpClient)
 
 log = logging.getLogger("agentkit.models")
 
 POOL = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30.0)
+# What a request can fail with below the HTTP status: httpx's errors (a corrupt compressed body
+# included), and aiohttp's that the transport passes through unmapped (a malformed response head).
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpx.DecodingError, aiohttp.ClientError)
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,19 +55,76 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connector, except that a pooled connection the server has already closed (the FIN
+    is in the socket, the event loop has not read it yet) is dropped instead of reused: a POST on it
+    fails, and aiohttp resends only idempotent methods. httpcore makes the same check."""
+
+    async def _get(self, *args: Any, **kwargs: Any) -> Any:  # the pool's "reuse a connection" step
+        while True:
+            conn = await super()._get(*args, **kwargs)
+            transport = conn.transport if conn is not None else None
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None or not _readable(sock.fileno()):
+                return conn
+            conn.close()  # EOF or stray bytes before a request was sent: not reusable
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _abandon(client: httpx.AsyncClient) -> None:
+    """Drop a client whose event loop ended without ``aclose`` (the model served an earlier
+    ``asyncio.run``). Nothing can be awaited on that loop any more; marking aiohttp's pool closed
+    (which on a closed loop touches no socket) keeps its finalizer from logging "Unclosed client
+    session"."""
+    session = getattr(getattr(client, "_transport", None), "client", None)
+    if isinstance(session, aiohttp.ClientSession) and session.connector is not None:
+        session.connector._close()  # close() would hand back a waiter that nothing can await
+
+
+class _Client(HttpxAiohttpClient):
+    """httpx-aiohttp's client with ``_Connector`` under its main transport; the transports httpx
+    mounts for proxies from the environment are the library's own."""
+
+    def _init_transport(self, verify: Any = True, *args: Any, limits: httpx.Limits = POOL,
+                        transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        if transport is not None:
+            return transport
+
+        def session() -> aiohttp.ClientSession:  # made on the first request, inside its event loop
+            return aiohttp.ClientSession(connector=_Connector(
+                limit=limits.max_connections or 0, keepalive_timeout=limits.keepalive_expiry, ssl=verify))
+
+        return _Transport(verify=verify, limits=limits, client=session)
+
+
+class _Transport(AiohttpTransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.userinfo:  # httpx made it the Authorization header; aiohttp refuses to get both
+            request.url = request.url.copy_with(userinfo=b"")
+        return await super().handle_async_request(request)
+
+
+@functools.lru_cache(maxsize=1)
+def _unverified_ssl_context() -> ssl.SSLContext:  # what httpx's verify=False builds, once
+    return httpx.create_ssl_context(verify=False)
+
+
 def make_client(base_url: str, *, timeout_s: float, connect_timeout_s: float,
-                transport: httpx.AsyncBaseTransport | None = None,
-                http_client: HttpClient = "auto") -> httpx.AsyncClient | WireClient:
-    """The client for one model: the lean wire client for plain http (unless told otherwise or
-    given an httpx transport), else an ``AsyncClient`` with HTTP/2 for https, the shared SSL
-    context and no redirects."""
-    timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
-    if http_client == "wire" or (http_client == "auto" and transport is None and usable_for(base_url)):
-        return WireClient(timeout=timeout, max_connections=POOL.max_connections or 512)
-    https = base_url.startswith("https://")
-    return httpx.AsyncClient(
-        http2=https, transport=transport, verify=shared_ssl_context() if https else False,
-        timeout=timeout, limits=POOL, follow_redirects=False)
+                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The client for one model: an ``AsyncClient`` over the aiohttp transport (or over
+    ``transport`` when given), the shared SSL context for https, proxies from the environment
+    (as httpx reads them, ``NO_PROXY`` included; not with a ``transport`` of the caller's), no
+    redirects. Timeouts reach aiohttp as: connect → ``sock_connect``, read → ``sock_read``, pool →
+    ``connect`` (waiting for a pooled connection and connecting); aiohttp has no write timeout,
+    so a stalled upload ends at the request deadline (``request_timeout``)."""
+    verify = shared_ssl_context() if base_url.startswith("https://") else _unverified_ssl_context()
+    return _Client(transport=transport, verify=verify, limits=POOL, follow_redirects=False,
+                   timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
 
 
 def encode_json(body: dict[str, Any]) -> bytes:
@@ -92,11 +154,7 @@ class HTTPModel:
     def _init_http(self, *, api_key: str | None, headers: dict[str, str] | None, timeout_s: float,
                    connect_timeout_s: float, max_retries: int,
                    backoff: Backoff | None, transport: httpx.AsyncBaseTransport | None,
-                   sleep: Callable[[float], Awaitable[None]], http_client: HttpClient = "auto") -> None:
-        if http_client not in HTTP_CLIENTS:
-            raise ValueError(f"unknown http_client {http_client!r}; use one of {', '.join(HTTP_CLIENTS)}")
-        if http_client == "wire" and (transport is not None or not self.base_url.startswith("http://")):
-            raise ValueError("http_client='wire' needs a plain http:// base_url and no httpx transport")
+                   sleep: Callable[[float], Awaitable[None]]) -> None:
         self._api_key = api_key
         self.extra_headers = dict(headers or {})
         self.timeout_s = timeout_s
@@ -104,9 +162,8 @@ class HTTPModel:
         self.max_retries = max_retries
         self.backoff = backoff or Backoff()
         self._transport = transport
-        self.http_client = http_client
         self._sleep = sleep
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient | WireClient] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._timeouts: dict[tuple[float | None, float | None], httpx.Timeout] = {}
         info = lookup(self.name)
         self.context_window = info.context_window if info else None  # named in context-length errors
@@ -116,14 +173,14 @@ class HTTPModel:
                 f"base_url={mask_url(self.base_url)!r})")
 
     # ------------------------------------------------------------------ client
-    def _client(self) -> httpx.AsyncClient | WireClient:
+    def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None or client.is_closed:
             for old in [lp for lp in self._clients if lp.is_closed()]:
-                self._clients.pop(old, None)
+                _abandon(self._clients.pop(old))
             client = make_client(self.base_url, timeout_s=self.timeout_s, connect_timeout_s=self.connect_timeout_s,
-                                 transport=self._transport, http_client=self.http_client)
+                                 transport=self._transport)
             self._clients[loop] = client
         return client
 
@@ -147,7 +204,7 @@ class HTTPModel:
         return {}
 
     async def _post(self, path: str, body: dict[str, Any], s: ModelSettings) -> Any:
-        """POST ``body`` as JSON and read the whole reply (an httpx or wire response)."""
+        """POST ``body`` as JSON and read the whole reply."""
         return await self._client().post(self.base_url + path, content=encode_json(body),
                                          headers=self._headers(s, False), timeout=self._timeout(s))
 
@@ -196,14 +253,25 @@ class HTTPModel:
                              f"{' '.join(text.split())[:120]!r}", status=resp.status_code, retryable=True) from None
 
     def _transport_error(self, e: Exception, partial: Completion | None = None) -> ModelError:
-        if isinstance(e, httpx.TimeoutException):
+        """One of ``TRANSPORT_ERRORS`` as a retryable error. httpx-aiohttp turns every aiohttp
+        connection error into ``ConnectTimeout`` (a dropped keep-alive connection too), so the
+        failure is named from aiohttp's own exception when there is one."""
+        low = e.__cause__ if isinstance(e.__cause__, aiohttp.ClientError) else e
+        if isinstance(low, aiohttp.ClientError):
+            timeout = isinstance(low, TimeoutError)
+            what = ("connecting" if isinstance(low, aiohttp.ConnectionTimeoutError) else
+                    "waiting for data" if isinstance(low, aiohttp.SocketTimeoutError) else "")
+            refused = isinstance(low, aiohttp.ClientConnectorError)
+        else:
+            timeout, refused = isinstance(e, httpx.TimeoutException), isinstance(e, httpx.ConnectError)
             what = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for data",
                     "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(e).__name__, "")
+        if timeout:
             msg = f"{self.provider} ({self.name}) timed out {what}".rstrip()
-        elif isinstance(e, httpx.ConnectError):
+        elif refused:
             msg = f"cannot connect to {mask_url(self.base_url)}: {e or type(e).__name__}"
         else:
-            msg = f"connection to {self.provider} ({self.name}) broke: {type(e).__name__} {e}".rstrip()
+            msg = f"connection to {self.provider} ({self.name}) broke: {type(low).__name__} {e}".rstrip()
         return ModelError(redact(msg, [self._api_key]), retryable=True, partial=partial)
 
     def _deadline_error(self, seconds: float | None) -> ModelError:

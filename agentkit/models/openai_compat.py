@@ -1,6 +1,6 @@
 """``OpenAICompatible``: the chat-completions client for every OpenAI-compatible provider.
 
-One shared ``httpx.AsyncClient`` per model (per event loop). Faults that retrying can fix are
+One shared ``httpx.AsyncClient`` per model (per event loop, over aiohttp: ``models/http.py``). Faults that retrying can fix are
 retried with exponential backoff and jitter, honouring ``Retry-After``; each retry is reported
 through ``on_event``. A stream that fails after it has already yielded output is retried as
 well, with a ``discarded`` retry event (the caller drops what it showed); when retries run out it
@@ -20,7 +20,7 @@ import httpx
 from agentkit.errors import ModelError
 from agentkit.messages import Message, SeenConversation, Usage, content_text
 from agentkit.models.assemble import StreamAssembler, completion_from_body
-from agentkit.models.http import HttpClient, HTTPModel
+from agentkit.models.http import TRANSPORT_ERRORS, HTTPModel
 from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnEvent
 from agentkit.models.catalog import lookup
 from agentkit.models.providers import get_provider, resolve_api_key, resolve_base_url
@@ -49,7 +49,7 @@ class OpenAICompatible(HTTPModel):
                  headers: dict[str, str] | None = None, timeout_s: float = 600.0, connect_timeout_s: float = 15.0,
                  max_retries: int = 4, backoff: Backoff | None = None,
                  stream_complete: bool = False, transport: httpx.AsyncBaseTransport | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, http_client: HttpClient = "auto") -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.name = model
         self.provider = provider
         self.preset = get_provider(provider)
@@ -58,7 +58,7 @@ class OpenAICompatible(HTTPModel):
         self._init_http(api_key=resolve_api_key(self.preset, self.base_url, api_key), headers=headers,
                         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, max_retries=max_retries,
                         backoff=backoff,
-                        transport=transport, sleep=sleep, http_client=http_client)
+                        transport=transport, sleep=sleep)
         self.settings = settings or ModelSettings()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
         self._last_dicts: tuple[SeenConversation, list[dict[str, Any]]] | None = None
@@ -128,7 +128,7 @@ class OpenAICompatible(HTTPModel):
         t0 = time.monotonic()
         try:
             resp = await self._post("/chat/completions", body, s)
-        except httpx.TransportError as e:
+        except TRANSPORT_ERRORS as e:
             raise self._transport_error(e) from e
         data = self._read_body(resp)
         estimate = self._estimate(messages, tools) if not data.get("usage") else None
@@ -196,7 +196,7 @@ class OpenAICompatible(HTTPModel):
                                            partial=asm.partial(time.monotonic() - t0))
                     if delta is not None:
                         yield delta
-        except httpx.TransportError as e:
+        except TRANSPORT_ERRORS as e:
             raise self._transport_error(e, asm.partial(time.monotonic() - t0)) from e
         if not done and asm.finish_reason is None:
             raise ModelError(f"{self.provider} ({self.name}) stream ended before the reply was finished",

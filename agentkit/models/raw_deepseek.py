@@ -26,7 +26,7 @@ from agentkit.deepseek.render import SearchAgentFormat, render_prompt
 from agentkit.deepseek.parse import ParsedCompletion, StreamParser, parse_completion
 from agentkit.deepseek.special import EOS, OUTPUT_BEGIN, USER
 from agentkit.messages import AssistantMessage, Message, Usage
-from agentkit.models.http import HttpClient, HTTPModel
+from agentkit.models.http import TRANSPORT_ERRORS, HTTPModel
 from agentkit.models.base import (
     Completion,
     CompletionDelta,
@@ -67,7 +67,7 @@ class RawDeepSeek(HTTPModel):
                  provider: str = "raw", headers: dict[str, str] | None = None, timeout_s: float = 600.0,
                  connect_timeout_s: float = 15.0, max_retries: int = 4, backoff: Backoff | None = None,
                  stop: tuple[str, ...] | list[str] = DEFAULT_STOP, transport: httpx.AsyncBaseTransport | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, http_client: HttpClient = "auto") -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if version not in ("v3.1", "v3-0324", "r1"):
             raise ValueError(f"unknown DeepSeek prompt version {version!r}; use v3.1, v3-0324 or r1")
         self.name = model
@@ -85,8 +85,7 @@ class RawDeepSeek(HTTPModel):
         self.key_env = KEY_ENV
         self._init_http(api_key=api_key if api_key is not None else os.environ.get(KEY_ENV), headers=headers,
                         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
-                        max_retries=max_retries, backoff=backoff, transport=transport, sleep=sleep,
-                        http_client=http_client)
+                        max_retries=max_retries, backoff=backoff, transport=transport, sleep=sleep)
         self.settings = settings or ModelSettings()
         self.stop = list(stop)
 
@@ -178,7 +177,7 @@ class RawDeepSeek(HTTPModel):
         t0 = time.monotonic()
         try:
             resp = await self._post("/completions", body, s)
-        except httpx.TransportError as e:
+        except TRANSPORT_ERRORS as e:
             raise self._transport_error(e) from e
         data = self._read_body(resp)
         choices = data["choices"]
@@ -245,7 +244,7 @@ class RawDeepSeek(HTTPModel):
                                     content=d.content or None, reasoning=d.reasoning or None,
                                     tool_calls=[ToolCallDelta(index=c.index, id=c.id, name=c.name,
                                                               arguments=c.arguments) for c in d.tool_calls])
-        except httpx.TransportError as e:
+        except TRANSPORT_ERRORS as e:
             raise self._transport_error(e, partial()) from e
         if not done and finish is None:
             raise ModelError(f"{self.provider} ({self.name}) stream ended before the reply was finished",

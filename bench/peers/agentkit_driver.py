@@ -4,8 +4,8 @@ The same scripted episode as the peers' drivers: ``Agent`` + ``OpenAICompatible`
 tool in a ``LocalSandbox`` (one persistent shell per run). Concurrent runs are asyncio tasks in
 one event loop, agentkit's own way. ``--client per-run`` (the default) gives each run its own
 model object, as ``agentkit batch`` does; ``--client shared`` shares one model (one connection
-pool) between all runs; ``--client per-run-httpx`` is per-run with httpx (what https endpoints
-use) instead of the lean client plain-http endpoints get, to show what that costs. With
+pool) between all runs; ``--client per-run-httpx`` is per-run with plain httpx (its own
+transport, httpcore) instead of the aiohttp transport agentkit uses, to show what that costs. With
 ``--tool echo`` an in-process ``@tool`` answers instead,
 so a concurrency run measures the framework alone; it is an ``async def`` tool, agentkit's way of
 writing a tool that does not block (a plain ``def`` tool runs in a worker thread).
@@ -30,12 +30,13 @@ import sys
 import tempfile
 import time
 
+import httpx
 from agentkit.tools.base import tool
 from agentkit.tools.shell import BashTool
 from driver_common import driver_args, peak_rss_mb
 
 from agentkit.agent import Agent, Limits
-from agentkit.errors import AgentkitError
+from agentkit.models.http import POOL
 from agentkit.models.openai_compat import OpenAICompatible
 from agentkit.app.batch import in_shard, parse_shard
 
@@ -53,25 +54,23 @@ async def echo(text: str) -> str:
 async def run_one(model: OpenAICompatible, steps: int, run_id: str, tool_kind: str, isolate: bool,
                   workdir: str) -> str:
     limits = Limits(max_steps=steps + 5, max_repeats=10**6)
-    try:
-        if tool_kind == "echo":
-            agent = Agent(model, [echo], limits=limits)
-            result = await agent.run(f"Run the commands. [[run:{run_id}]]")
-        else:
-            from agentkit.sandboxes import LocalSandbox
+    if tool_kind == "echo":
+        agent = Agent(model, [echo], limits=limits)
+        result = await agent.run(f"Run the commands. [[run:{run_id}]]")
+    else:
+        from agentkit.sandboxes import LocalSandbox
 
-            async with LocalSandbox(workdir, isolate=isolate) as sb:
-                agent = Agent(model, [BashTool()], sandbox=sb, limits=limits)
-                result = await agent.run(f"Run the commands. [[run:{run_id}]]")
-    except AgentkitError as e:  # a failed run raises
-        return f"error: {e}"
-    return result.status
+        async with LocalSandbox(workdir, isolate=isolate) as sb:
+            agent = Agent(model, [BashTool()], sandbox=sb, limits=limits)
+            result = await agent.run(f"Run the commands. [[run:{run_id}]]")
+    return result.status if result.status != "error" else f"error: {result.error}"
 
 
 def make_model(a: argparse.Namespace | dict) -> OpenAICompatible:
     a = argparse.Namespace(**a) if isinstance(a, dict) else a
+    transport = httpx.AsyncHTTPTransport(limits=POOL) if a.client == "per-run-httpx" else None
     return OpenAICompatible("deepseek-chat", base_url=f"{a.base}/text/{a.tool}/{a.steps}/v1", api_key="bench",
-                            max_retries=0, http_client="httpx" if a.client == "per-run-httpx" else "auto")
+                            max_retries=0, transport=transport)
 
 
 async def amain(a: argparse.Namespace) -> dict:
