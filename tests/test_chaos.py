@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from agentkit.agent import Agent, Limits
+from agentkit.errors import ModelError
 from agentkit.models.base import ModelSettings
 from agentkit.models.fallback import Fallback
 from agentkit.models.openai_compat import OpenAICompatible
@@ -85,6 +86,8 @@ async def _one_run(i: int, primary: FakeServer, backup: FakeServer, out: Path) -
                   trajectory=out / f"run-{i:03d}.jsonl")
     try:
         return await agent.run(f"Look things up and answer. [[run:{i}]]")
+    except ModelError as e:  # a run that failed raises, with its result on the error
+        return e.result
     finally:
         await model.aclose()
 

@@ -36,6 +36,7 @@ from agentkit.tools.shell import BashTool
 from driver_common import driver_args, peak_rss_mb
 
 from agentkit.agent import Agent, Limits
+from agentkit.errors import AgentkitError
 from agentkit.models.http import POOL
 from agentkit.models.openai_compat import OpenAICompatible
 from agentkit.app.batch import in_shard, parse_shard
@@ -54,16 +55,19 @@ async def echo(text: str) -> str:
 async def run_one(model: OpenAICompatible, steps: int, run_id: str, tool_kind: str, isolate: bool,
                   workdir: str) -> str:
     limits = Limits(max_steps=steps + 5, max_repeats=10**6)
-    if tool_kind == "echo":
-        agent = Agent(model, [echo], limits=limits)
-        result = await agent.run(f"Run the commands. [[run:{run_id}]]")
-    else:
-        from agentkit.sandboxes import LocalSandbox
-
-        async with LocalSandbox(workdir, isolate=isolate) as sb:
-            agent = Agent(model, [BashTool()], sandbox=sb, limits=limits)
+    try:
+        if tool_kind == "echo":
+            agent = Agent(model, [echo], limits=limits)
             result = await agent.run(f"Run the commands. [[run:{run_id}]]")
-    return result.status if result.status != "error" else f"error: {result.error}"
+        else:
+            from agentkit.sandboxes import LocalSandbox
+
+            async with LocalSandbox(workdir, isolate=isolate) as sb:
+                agent = Agent(model, [BashTool()], sandbox=sb, limits=limits)
+                result = await agent.run(f"Run the commands. [[run:{run_id}]]")
+    except AgentkitError as e:  # a failed run raises
+        return f"error: {e}"
+    return result.status
 
 
 def make_model(a: argparse.Namespace | dict) -> OpenAICompatible:
