@@ -266,7 +266,8 @@ HANDLERS: list[tuple[str, Callable[[str, Ctx], None]]] = [
     (r"^bash scripts/start-dockerd && bash sandboxes/build-offline-image\.sh$", _image),
     (r"^export [A-Z_]+=\S+$", _export),
     (r"^python examples/\S+\.py$", _python_example),
-    (r"^agentkit (?!.*--sandbox docker)(?!sandboxes )(?!index )(?!.*--search-backend local:)", _agentkit),
+    (r"^agentkit (?!.*--sandbox docker)(?!sandboxes )(?!index )(?!eval )(?!.*--search-backend local:)", _agentkit),
+    (r"^agentkit eval ", lambda cmd, ctx: _eval(cmd, ctx)),
     (r"^agentkit (index |research .*--search-backend local:)", lambda cmd, ctx: _local_documents(cmd, ctx)),
     (r"^agentkit (.*--sandbox docker|sandboxes )", lambda cmd, ctx: _docker_agentkit(cmd, ctx)),
 ]
@@ -288,6 +289,36 @@ def _local_documents(cmd: str, ctx: Ctx) -> None:
     else:
         answer = (out / "answer.md").read_text()
         assert "[citation:1]" in answer and f"1. [The Orrin Valley Observatory]({corpus}/observatory.md#p1)" in answer
+
+
+def _eval(cmd: str, ctx: Ctx) -> None:
+    """``agentkit eval swebench`` over the example instances (their images built offline by
+    tests/data/swebench/build-image.sh; --pull never) and ``agentkit eval qa`` over tests/data/corpus,
+    with the README's replayed models; the figures the README quotes are checked."""
+    args = shlex.split(cmd)[1:]
+    out = ctx.tmp / "out-eval"
+    if "--out" in args:
+        args[args.index("--out") + 1] = str(out)
+    else:
+        args += ["--out", str(out)]
+    if args[1] == "swebench":
+        from tests.fixtures_sandbox import require_docker
+
+        require_docker()
+        build = subprocess.run(["bash", str(ROOT / "tests/data/swebench/build-image.sh")], capture_output=True,
+                               text=True, timeout=240)
+        assert build.returncode == 0, build.stderr
+        assert "--pull" in args and args[args.index("--pull") + 1] == "never"  # no registry is ever asked
+    proc = run_cli(*args, cwd=ROOT, env={**ctx.env, "XDG_CACHE_HOME": str(ctx.tmp / "cache")})
+    report = json.loads((out / "report.json").read_text())
+    if args[1] == "swebench":
+        assert proc.returncode == 1 and "1/2 resolved" in proc.stdout, (proc.stdout, proc.stderr)
+        assert report["resolved"] == 1 and report["total"] == 2 and report["resolved_ids"] == ["demo__calc-1"]
+        assert len((out / "preds.jsonl").read_text().splitlines()) == 2
+    else:
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        assert (report["n"], report["exact_match"], round(report["f1"], 2), report["contains"],
+                report["judge_accuracy"]) == (2, 0.0, 0.14, 1.0, 1.0)
 
 
 def _docker_agentkit(cmd: str, ctx: Ctx) -> None:

@@ -389,7 +389,7 @@ async def evaluate_instance(inst: Instance, patch: str, image: str, folder: Path
                           "|| { echo TEST_PATCH_FAILED; exit 0; }")
         script.append(f"( {inst.test_cmd}\n) > {d}/test.log 2>&1; echo EXIT=$?")
         files["eval.sh"] = ("\n".join(script) + "\n").encode()
-        await asyncio.to_thread(sandbox.put_files, d, files)
+        await asyncio.to_thread(sandbox.put_files, "/tmp", {f"agentkit-eval/{k}": v for k, v in files.items()})
         res = await sandbox.run(f"bash {d}/eval.sh", timeout=timeout)
         log = await asyncio.to_thread(_read_or_empty, sandbox, f"{d}/test.log")
         apply_log = await asyncio.to_thread(_read_or_empty, sandbox, f"{d}/apply.log")
