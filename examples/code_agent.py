@@ -21,7 +21,7 @@ from agentkit.sandboxes import LocalSandbox
 async def main(repo: str, task: str, model_name: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="code-agent-")) / "repo"
     shutil.copytree(repo, work)  # never edit the original
-    async with LocalSandbox(work) as sandbox:
+    async with LocalSandbox(workspace=work) as sandbox:
         agent = CODE.build_agent(make_model(model_name), sandbox=sandbox, trajectory=work.parent / "trajectory.jsonl")
         result = await agent.run(task)
         tests = await sandbox.run("python3 -m unittest discover -s tests", timeout=300)

@@ -33,7 +33,7 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="self-hosted-"))
     for name in ("a.py", "b.py", "notes.txt"):
         (work / name).write_text("# example\n")
-    async with LocalSandbox(work) as sandbox:
+    async with LocalSandbox(workspace=work) as sandbox:
         agent = Agent(model, tools=[BashTool()], sandbox=sandbox, thinking=False,
                       system="You are a careful assistant with a shell. Check facts with commands.")
         result = await agent.run("How many Python files are in the current directory?")

@@ -456,8 +456,20 @@ class DockerSession(ShellSession):
         return f"/tmp/agentkit-output/{name}"
 
 
+def _looks_like_a_path(image: object) -> bool:
+    """A host path given where an image name belongs (``DockerSandbox(work)``)."""
+    if isinstance(image, os.PathLike):
+        return True
+    if not isinstance(image, str):
+        return False
+    return image.startswith(("/", "./", "../", "~", ".")) or os.path.isdir(image)
+
+
 class DockerSandbox:
-    """A container sandbox with a persistent shell.
+    """A container sandbox with a persistent shell: ``DockerSandbox(image=..., workspace=PATH)``.
+
+    Keyword arguments, like ``LocalSandbox(workspace=PATH)``; a host path passed as the image
+    fails at construction with a message that says so.
 
     ``workspace``: a host directory copied into ``workdir`` (or bind-mounted with ``mount=True``);
     None starts with an empty ``workdir``. ``container``: attach to an existing container (e.g. one
@@ -478,6 +490,9 @@ class DockerSandbox:
                  docker_host: str | None = None, labels: dict[str, str] | None = None) -> None:
         if not posixpath.isabs(workdir):
             raise SandboxError(f"workdir must be an absolute path inside the container, not {workdir!r}")
+        if _looks_like_a_path(image):
+            raise SandboxError(f"DockerSandbox's first argument is the image, and {os.fspath(image)!r} is a "
+                               "host path: pass DockerSandbox(image=..., workspace=PATH)")
         self.image = image
         self.host_workspace = os.path.realpath(os.fspath(workspace)) if workspace is not None else None
         if self.host_workspace is not None and not os.path.isdir(self.host_workspace):

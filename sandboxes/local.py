@@ -329,7 +329,10 @@ class LocalSandbox:
             workspace = tempfile.mkdtemp(prefix="agentkit-ws-")
         ws = os.path.realpath(os.fspath(workspace))
         if not os.path.isdir(ws):
-            raise SandboxError(f"workspace {ws} is not a directory; create it or pass another path")
+            given = os.fspath(workspace)
+            hint = (f"; LocalSandbox(workspace=PATH) takes a host folder: for the image {given!r} use "
+                    f"DockerSandbox(image={given!r}, workspace=PATH)" if "/" not in given and ":" in given else "")
+            raise SandboxError(f"workspace {ws} is not a directory; create it or pass another path{hint}")
         self.workspace: str = ws
         if isolate == "auto":
             self.isolated: bool = bwrap_available()

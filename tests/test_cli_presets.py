@@ -29,7 +29,13 @@ def test_presets() -> None:
 
 
 def test_build_agent_uses_the_preset(tmp_path: Path) -> None:
-    agent = CODE.build_agent(Replay([{"content": "hi"}]), trajectory=tmp_path / "t.jsonl", run_info={"x": 1})
+    from agentkit.sandboxes import LocalSandbox
+
+    with pytest.raises(ConfigError, match=r"the code preset runs commands in a sandbox: pass sandbox=LocalSandbox"):
+        CODE.build_agent(Replay([]))
+    sandbox = LocalSandbox(workspace=tmp_path)
+    agent = CODE.build_agent(Replay([{"content": "hi"}]), sandbox=sandbox, trajectory=tmp_path / "t.jsonl",
+                             run_info={"x": 1})
     assert list(agent.tools) == ["bash", "str_replace_editor", "submit"]
     assert agent.settings.thinking is False and agent.require_submit is True and agent.system == CODE.system
     assert agent.run_info == {"preset": "code", "x": 1}

@@ -13,7 +13,7 @@ import pytest
 
 from agentkit import events as ev
 from agentkit.agent import Agent, AgentRun, Limits
-from agentkit.errors import AuthError, ConfigError, ModelError
+from agentkit.errors import AuthError, ConfigError, ModelError, SandboxError
 from agentkit.messages import UserMessage
 from agentkit.models.openai_compat import OpenAICompatible
 from agentkit.models.replay import Replay
@@ -153,3 +153,18 @@ def test_run_sync_on_event_gets_the_typed_events() -> None:
     assert kinds[0] == "model_call_started" and kinds[-1] == "end"
     assert "tool_call_started" in kinds and "tool_call_finished" in kinds
     assert all(isinstance(e, ev.Event) for e in seen)
+
+
+def test_a_sandbox_preset_without_a_sandbox_and_a_path_as_an_image_fail_at_construction(tmp_path: Path) -> None:
+    from agentkit.presets import CODE
+    from agentkit.sandboxes import DockerSandbox, LocalSandbox
+
+    with pytest.raises(ConfigError, match="the code preset runs commands in a sandbox"):
+        CODE.build_agent(Replay([]))
+    with pytest.raises(SandboxError, match=r"first argument is the image.*DockerSandbox\(image=\.\.\., workspace=PATH\)"):
+        DockerSandbox(str(tmp_path))
+    with pytest.raises(SandboxError, match=r"DockerSandbox\(image=\.\.\., workspace=PATH\)"):
+        DockerSandbox(tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(SandboxError, match=r"DockerSandbox\(image='python:3.12'"):
+        LocalSandbox("python:3.12")
+    assert LocalSandbox(workspace=tmp_path).workspace == str(tmp_path.resolve())  # keywords for both

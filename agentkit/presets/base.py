@@ -45,8 +45,17 @@ class Preset(BaseModel):
                     extra_tools: list[Any] = (), options: ToolOptions | None = None,
                     limits: Any = None, trajectory: str | Path | None = None,
                     run_info: dict[str, Any] | None = None, **agent_kw: Any) -> Any:
-        """An ``agentkit.agent.Agent`` for this preset (``tools`` replaces the preset's tool set)."""
+        """An ``agentkit.agent.Agent`` for this preset (``tools`` replaces the preset's tool set).
+
+        A preset whose tools run commands (``needs_sandbox``: the code agent, research with
+        ``python``) needs ``sandbox=``; without one it fails here, not at the first command."""
         from agentkit.agent import Agent, Limits
+        from agentkit.errors import ConfigError
+
+        if self.needs_sandbox and sandbox is None and tools is None:
+            raise ConfigError(f"the {self.name} preset runs commands in a sandbox: pass "
+                              "sandbox=LocalSandbox(workspace=PATH) or DockerSandbox(image=..., workspace=PATH) "
+                              "(from agentkit.sandboxes), opened with `async with`")
 
         kw: dict[str, Any] = dict(
             tools=list(tools if tools is not None else self.build_tools(options)) + list(extra_tools),
