@@ -3,6 +3,8 @@ and the ``make_model`` factory."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from agentkit.errors import ConfigError
@@ -83,14 +85,79 @@ async def test_llamacpp_gets_empty_string_for_null_content_and_only_it(fake_serv
         assert srv.requests[0]["json"]["messages"][1]["content"] == expected, provider
 
 
-async def test_deepseek_echoes_reasoning_only_on_tool_call_turns(fake_server):
+async def test_deepseek_echoes_reasoning_only_on_tool_call_turns_of_newer_models(fake_server):
     srv = await fake_server([Reply("ok")])
-    m = OpenAICompatible("deepseek-chat", base_url=srv.base_url, provider="deepseek", api_key="k")
+    m = OpenAICompatible("deepseek-v4-flash", base_url=srv.base_url, provider="deepseek", api_key="k")
     await m.complete(HISTORY)
     await m.aclose()
     sent = srv.requests[0]["json"]["messages"]
     assert sent[1]["reasoning_content"] == "plan"
     assert "reasoning_content" not in sent[3]
+
+
+@pytest.mark.parametrize("model,thinking", [("deepseek-chat", True), ("deepseek-reasoner", None),
+                                            ("deepseek-chat", False)])
+async def test_deepseek_v31_era_aliases_never_get_reasoning_back(fake_server, model, thinking):
+    # the V3.1-era deepseek-reasoner answered 400 to reasoning_content in messages
+    srv = await fake_server([Reply("ok")])
+    m = OpenAICompatible(model, base_url=srv.base_url, provider="deepseek", api_key="k",
+                         settings=ModelSettings(thinking=thinking))
+    await m.complete(HISTORY)
+    await m.aclose()
+    assert not any("reasoning_content" in d for d in srv.requests[0]["json"]["messages"])
+
+
+@pytest.mark.parametrize("thinking", [True, False])
+@pytest.mark.parametrize("model", ["deepseek-v4-flash", "deepseek-v3.2", "some-new-model"])
+async def test_deepseek_other_models_get_thinking_type(fake_server, model, thinking):
+    body, _ = await sent_body(fake_server, "deepseek", model, thinking)
+    assert body["model"] == model
+    assert body["thinking"] == {"type": "enabled" if thinking else "disabled"}
+    assert "reasoning" not in body and "chat_template_kwargs" not in body
+
+
+@pytest.mark.parametrize("provider,expected", [
+    ("openrouter", "deepseek/deepseek-chat-v3.1"), ("deepseek", "deepseek-chat"),
+    ("atlascloud", "deepseek-ai/DeepSeek-V3.1")])
+async def test_default_model_per_provider_is_sent(fake_server, provider, expected):
+    srv = await fake_server([Reply("ok")])
+    m = make_model(None, provider=provider, base_url=srv.base_url, api_key="k")
+    assert m.name == expected
+    await m.complete(MSGS)
+    await m.aclose()
+    assert srv.requests[-1]["json"]["model"] == expected
+
+
+async def test_deepseek_default_with_thinking_is_the_reasoner(fake_server):
+    m = make_model(None, provider="deepseek", api_key="k", settings=ModelSettings(thinking=True))
+    assert m.name == "deepseek-reasoner"
+    await m.aclose()
+
+
+@pytest.mark.parametrize("provider", ["vllm", "sglang", "llamacpp", "openai-compatible", "raw", None])
+async def test_self_hosted_default_is_the_first_listed_model(fake_server, provider):
+    srv = await fake_server([Reply("ok", text="ok")])
+    srv.models = ["served/first", "served/second"]
+    m = await asyncio.to_thread(make_model, None, provider=provider, base_url=srv.base_url)
+    assert m.name == "served/first"
+    await m.aclose()
+    srv.models = []
+    with pytest.raises(ConfigError, match="--model"):
+        await asyncio.to_thread(make_model, None, provider=provider, base_url=srv.base_url)
+
+
+def test_chat_cli_with_provider_deepseek_sends_deepseek_chat(monkeypatch, capsys):
+    from agentkit.cli import main
+    from agentkit.testing.server import FakeServer
+
+    srv = FakeServer([Reply("hello")]).start_in_thread()
+    try:
+        monkeypatch.setenv("DEEPSEEK_API_KEY", "k")
+        assert main(["chat", "--provider", "deepseek", "--base-url", srv.base_url, "--no-stream", "hi"]) == 0
+    finally:
+        srv.stop()
+    assert srv.requests[0]["json"]["model"] == "deepseek-chat"
+    assert "hello" in capsys.readouterr().out
 
 
 def test_missing_keys_name_the_variable(monkeypatch):
@@ -161,8 +228,7 @@ def test_make_model_variants(tmp_path, monkeypatch):
     script.write_text('{"content": "hello from replay"}\n')
     replay = make_model(f"replay:{script}")
     assert replay.provider == "replay"
-    with pytest.raises(ConfigError):
-        make_model("")
+    assert make_model("").name == "deepseek/deepseek-chat-v3.1"  # no model: OpenRouter's default
     with pytest.raises(ConfigError):
         make_model("m", provider="raw")  # needs a base URL
 

@@ -94,8 +94,8 @@ def read_task(task: str) -> str:
 def build_model(opts: RunOptions) -> Any:
     from agentkit.models import make_model
 
-    model = opts.model or DEFAULT_MODEL
-    return make_model(model, provider=opts.provider, base_url=opts.base_url)
+    # no --model: the provider's default (providers.default_model)
+    return make_model(opts.model, provider=opts.provider, base_url=opts.base_url)
 
 
 def build_limits(opts: RunOptions) -> Any:

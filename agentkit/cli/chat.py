@@ -15,8 +15,6 @@ from typing import Any
 
 from agentkit.cli.common import add_model_flags, print_json
 
-DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="send one prompt to a model and print the answer",
@@ -56,7 +54,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     settings = ModelSettings(thinking=args.thinking, max_tokens=args.max_tokens, temperature=args.temperature)
     if args.request_timeout is not None:  # unset stays unset, so the model's own default applies
         settings.request_timeout = args.request_timeout
-    model = make_model(args.model or DEFAULT_MODEL, provider=args.provider, base_url=args.base_url,
+    model = make_model(args.model, provider=args.provider, base_url=args.base_url,
                        settings=settings, fallbacks=args.fallback)
     messages: list[Any] = []
     if args.system:

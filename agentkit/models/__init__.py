@@ -29,7 +29,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'agentkit.models' has no attribute {name!r}")
 
 
-def make_model(model: str, provider: str | None = None, base_url: str | None = None, api_key: str | None = None,
+def make_model(model: str | None, provider: str | None = None, base_url: str | None = None, api_key: str | None = None,
                settings: ModelSettings | None = None, fallbacks: list[str] | None = None,
                **client_kw: Any) -> Model:
     """Build a model from CLI-style strings.
@@ -38,7 +38,8 @@ def make_model(model: str, provider: str | None = None, base_url: str | None = N
     own DeepSeek renderer; otherwise an ``OpenAICompatible`` client for ``provider`` (guessed
     from the base URL or the model id when omitted). Each ``fallbacks`` entry is a model id,
     optionally prefixed ``PROVIDER:`` (e.g. ``"deepseek:deepseek-chat"``) or ``replay:PATH``;
-    without a prefix it uses the primary's provider (and base URL).
+    without a prefix it uses the primary's provider (and base URL). No ``model``: the provider's
+    default (``providers.default_model``; a self-hosted server's first listed model).
     """
     primary = _one(model, provider, base_url, api_key, settings, **client_kw)
     if not fallbacks:
@@ -61,10 +62,14 @@ def _split_spec(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
-def _one(model: str, provider: str | None, base_url: str | None, api_key: str | None,
+def _one(model: str | None, provider: str | None, base_url: str | None, api_key: str | None,
          settings: ModelSettings | None, **client_kw: Any) -> Model:
     if not model:
-        raise ConfigError("no model given: pass --model (see `agentkit models`)")
+        from agentkit.models.providers import default_model
+
+        if provider is None:
+            provider = infer_provider("", base_url) if base_url else "openrouter"
+        model = default_model(provider, base_url, api_key, thinking=settings.thinking if settings else None)
     if model.startswith("replay:"):
         from agentkit.models.replay import Replay
 

@@ -52,7 +52,7 @@ class OpenAICompatible(HTTPModel):
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.name = model
         self.provider = provider
-        self.preset = get_provider(provider)
+        self.preset = get_provider(provider).for_model(model)  # its rules for this model (providers.ModelRule)
         self.base_url = resolve_base_url(self.preset, base_url)
         self.key_env = self.preset.key_env
         self._init_http(api_key=resolve_api_key(self.preset, self.base_url, api_key), headers=headers,

@@ -139,6 +139,8 @@ class FakeServer:
         self.host = host
         self.port = port
         self.requests: list[dict[str, Any]] = []
+        # What GET /v1/models lists: ids, or whole entries (OpenRouter's carry context_length, pricing)
+        self.models: list[str | dict[str, Any]] = []
         self.injected: Counter[str] = Counter()
         self._rng = random.Random(chaos.seed if chaos else 0)
         self._server: asyncio.AbstractServer | None = None
@@ -278,7 +280,8 @@ class FakeServer:
             await asyncio.sleep(self.latency_s)
         path = req["path"].rstrip("/")
         if req["method"] == "GET" and path.endswith("/models"):
-            return await self._send_json(w, 200, {"object": "list", "data": []}, keep_alive=keep_alive)
+            data = [{"id": m, "object": "model"} if isinstance(m, str) else m for m in self.models]
+            return await self._send_json(w, 200, {"object": "list", "data": data}, keep_alive=keep_alive)
         kind = "chat" if path.endswith("/chat/completions") else "text" if path.endswith("/completions") else None
         if req["method"] != "POST" or kind is None:
             return await self._send_json(w, 404, _error_body(404, f"no route for {req['method']} {req['path']}"),
