@@ -85,7 +85,7 @@ class Tool(Protocol):
     async def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation: ...
 
 
-def tool_schema(tool: Tool) -> dict[str, Any]:
+def tool_schema(tool: AnyTool) -> dict[str, Any]:
     """The OpenAI ``tools`` entry for a tool."""
     return {"type": "function",
             "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters}}
@@ -99,8 +99,9 @@ import json  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
+import functools  # noqa: E402
 import typing  # noqa: E402
-from typing import Callable  # noqa: E402
+from typing import Callable, Generic, ParamSpec, TypeVar, overload  # noqa: E402
 
 from pydantic import ConfigDict, ValidationError, create_model  # noqa: E402
 
@@ -184,15 +185,26 @@ def _is_ctx(param: inspect.Parameter, hint: Any) -> bool:
     return hint is ToolContext or (param.name == "ctx" and hint is inspect.Parameter.empty)
 
 
-class FunctionTool:
-    """A Tool made from a typed function by ``@tool``; arguments are checked by ``args_model``."""
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class FunctionTool(Generic[P, R]):
+    """A Tool made from a typed function by ``@tool``; arguments are checked by ``args_model``.
+
+    It keeps the function's signature for type checkers and editors (``inspect.signature`` too),
+    and calling it like the function calls the function: ``add(1, 2)`` returns ``3`` for a plain
+    function and the coroutine for an ``async def`` one. The agent runs it through ``invoke(args,
+    ctx)``; ``tool(args_dict, ctx)`` with a ``ToolContext`` as the second argument is that same
+    Tool-protocol call (an awaitable ``Observation``). The function itself is ``fn``."""
 
     call_timeout: float | None  # set only when given: otherwise ``DEFAULT_TOOL_TIMEOUT`` applies
 
-    def __init__(self, fn: Callable[..., Any], name: str | None = None, description: str | None = None,
+    def __init__(self, fn: Callable[P, R], name: str | None = None, description: str | None = None,
                  parallel_safe: bool = True, localns: dict[str, Any] | None = None,
                  timeout: float | None | object = _UNSET) -> None:
-        self.fn = fn
+        self.fn: Callable[P, R] = fn
+        functools.update_wrapper(self, fn)  # __name__, __doc__, __wrapped__: the signature stays visible
         if timeout is not _UNSET:
             self.call_timeout = timeout  # type: ignore[assignment]
         self.name = name or fn.__name__
@@ -228,7 +240,14 @@ class FunctionTool:
         except ValidationError as exc:
             raise ToolError(format_validation_error(exc)) from None
 
-    async def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function (or, given ``(args_dict, ToolContext)``, run the tool: see the class)."""
+        if len(args) == 2 and not kwargs and isinstance(args[0], dict) and isinstance(args[1], ToolContext):
+            return self.invoke(args[0], args[1])  # type: ignore[return-value]
+        return self.fn(*args, **kwargs)
+
+    async def invoke(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
+        """The Tool-protocol call: validate ``args``, run the function, its result as an Observation."""
         model = self.validate(args)
         kwargs = {k: getattr(model, k) for k in type(model).model_fields}
         if self._ctx_param:
@@ -272,16 +291,30 @@ def format_validation_error(exc: ValidationError) -> str:
     return "invalid arguments: " + "; ".join(parts)
 
 
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None,
-         parallel_safe: bool = True, timeout: float | None | object = _UNSET) -> Any:
+@overload
+def tool(fn: Callable[P, R], /) -> FunctionTool[P, R]: ...
+
+
+@overload
+def tool(*, name: str | None = None, description: str | None = None, parallel_safe: bool = True,
+         timeout: float | None = ...) -> Callable[[Callable[P, R]], FunctionTool[P, R]]: ...
+
+
+def tool(fn: Callable[P, R] | None = None, *, name: str | None = None, description: str | None = None,
+         parallel_safe: bool = True, timeout: float | None | object = _UNSET
+         ) -> FunctionTool[P, R] | Callable[[Callable[P, R]], FunctionTool[P, R]]:
     """Turn a typed (sync or async) function into a Tool: ``@tool`` or ``@tool(name=..., parallel_safe=False)``.
 
     The JSON Schema comes from the type hints via pydantic; each argument's description from
     the docstring's ``Args:`` section. A parameter annotated ``ToolContext`` (or named ``ctx``)
     receives the run's context and is not part of the schema. ``timeout``: seconds a call may
     take (default ``DEFAULT_TOOL_TIMEOUT``; ``None``: no limit).
+
+    The result is a ``FunctionTool`` that type checkers see with the function's own signature;
+    calling it directly calls the function (``add(1, 2) == 3``; an ``async def`` gives its
+    coroutine), so a tool stays testable as plain code.
     """
-    def wrap(f: Callable[..., Any], depth: int = 1) -> FunctionTool:
+    def wrap(f: Callable[P, R], depth: int = 1) -> FunctionTool[P, R]:
         caller = sys._getframe(depth).f_locals  # resolves string annotations of locally defined tools
         return FunctionTool(f, name=name, description=description, parallel_safe=parallel_safe,
                             localns=dict(caller), timeout=timeout)
@@ -289,7 +322,10 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, descr
     return wrap(fn, 2) if fn is not None else wrap
 
 
-def validate_arguments(t: Tool, args: Any) -> dict[str, Any]:
+AnyTool = typing.Union[Tool, FunctionTool[..., Any]]  # what ``Agent(tools=...)`` takes
+
+
+def validate_arguments(t: AnyTool, args: Any) -> dict[str, Any]:
     """Check arguments against a tool before calling it; raises ``ToolError`` with the reason.
 
     ``@tool`` tools use their pydantic model; other tools are checked against their JSON Schema.
@@ -342,7 +378,7 @@ def tool_timeout(t: Any, args: dict[str, Any]) -> float | None:
     return DEFAULT_TOOL_TIMEOUT if own is None else max(DEFAULT_TOOL_TIMEOUT, own + TIMEOUT_MARGIN)
 
 
-async def call_tool(t: Tool, args: dict[str, Any], ctx: ToolContext) -> Observation:
+async def call_tool(t: AnyTool, args: dict[str, Any], ctx: ToolContext) -> Observation:
     """Run one tool call: never raises (but for cancellation), never outlives its deadline.
 
     A ``ToolError`` becomes its one-line message; any other exception the short error for the
@@ -352,7 +388,8 @@ async def call_tool(t: Tool, args: dict[str, Any], ctx: ToolContext) -> Observat
     limit = tool_timeout(t, args)
     try:
         async with asyncio.timeout(limit) as deadline:
-            return to_observation(await t(args, ctx))
+            run = t.invoke(args, ctx) if isinstance(t, FunctionTool) else t(args, ctx)
+            return to_observation(await run)
     except ToolError as exc:
         return Observation(text=f"Error: {exc}", is_error=True)
     except Exception as exc:  # a tool bug must not end the run: the model is told and can adapt

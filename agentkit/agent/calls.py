@@ -15,15 +15,15 @@ from agentkit.agent.budget import Budget
 from agentkit.agent.record import RunRecord
 from agentkit.errors import ConfigError, ToolError
 from agentkit.messages import ToolCall
-from agentkit.tools.base import Observation, Tool, ToolContext, call_tool, validate_arguments
+from agentkit.tools.base import AnyTool, Observation, ToolContext, call_tool, validate_arguments
 
 SUBMIT = "submit"
-Checked = tuple[Tool | None, dict[str, Any] | None, Observation | None]  # the tool, its arguments, or the error
+Checked = tuple[AnyTool | None, dict[str, Any] | None, Observation | None]  # the tool, its arguments, or the error
 
 
-def check_tools(tools: Iterable[Tool]) -> dict[str, Tool]:
+def check_tools(tools: Iterable[AnyTool]) -> dict[str, AnyTool]:
     """The tools by name; a plain function or a repeated name fails here, naming the fix."""
-    by_name: dict[str, Tool] = {}
+    by_name: dict[str, AnyTool] = {}
     for t in tools:
         if not (hasattr(t, "name") and hasattr(t, "parameters") and callable(t)):
             what = getattr(t, "__name__", type(t).__name__)
@@ -38,7 +38,7 @@ def check_tools(tools: Iterable[Tool]) -> dict[str, Tool]:
     return by_name
 
 
-async def run_calls(rec: RunRecord, tools: dict[str, Tool], calls: list[ToolCall], budget: Budget,
+async def run_calls(rec: RunRecord, tools: dict[str, AnyTool], calls: list[ToolCall], budget: Budget,
                     cut: Callable[[str], str]) -> AsyncIterator[ev.Event]:
     """Check and run one turn's calls; their results go to ``rec`` (``cut``: the text the model gets)."""
     if not calls:
@@ -63,7 +63,7 @@ async def run_calls(rec: RunRecord, tools: dict[str, Tool], calls: list[ToolCall
         rec.check_repeats(calls, budget.limits.max_repeats)
 
 
-def check_call(tools: dict[str, Tool], call: ToolCall) -> Checked:
+def check_call(tools: dict[str, AnyTool], call: ToolCall) -> Checked:
     """The tool and parsed arguments, or an error observation that tells the model what is wrong."""
     tool = tools.get(call.name)
     if tool is None and call.name == SUBMIT:
@@ -100,7 +100,7 @@ async def run_checked(checked: list[Checked], ctx: ToolContext, budget: Budget) 
     return {i: await invoke(t, a, ctx, budget) for i, t, a in jobs}
 
 
-async def invoke(tool: Tool | None, args: dict[str, Any], ctx: ToolContext, budget: Budget) -> tuple[Observation, float]:
+async def invoke(tool: AnyTool | None, args: dict[str, Any], ctx: ToolContext, budget: Budget) -> tuple[Observation, float]:
     """Run a checked call; its observation and how long it took."""
     start = time.monotonic()
     if tool is None:  # an unregistered ``submit``: nothing to run

@@ -23,7 +23,7 @@ from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError
 from agentkit.messages import AssistantMessage, Message
 from agentkit.models.base import Model, ModelSettings
 from agentkit.models.catalog import lookup
-from agentkit.tools.base import Tool, ToolContext, tool_schema
+from agentkit.tools.base import AnyTool, ToolContext, tool_schema
 
 if TYPE_CHECKING:
     from agentkit.sandboxes.base import Sandbox
@@ -47,14 +47,14 @@ class Agent:
     tokens) override the catalog. Each run keeps its own state, so runs may overlap.
     """
 
-    def __init__(self, model: Model, tools: Iterable[Tool] = (), sandbox: Sandbox | None = None,
+    def __init__(self, model: Model, tools: Iterable[AnyTool] = (), sandbox: Sandbox | None = None,
                  system: str | None = DEFAULT_SYSTEM, thinking: bool | None = None, limits: Limits | None = None,
                  settings: ModelSettings | None = None, trajectory: str | Path | None = None,
                  require_submit: bool = False, stream: bool = False, context_policy: ContextPolicy | None = None,
                  run_info: dict[str, Any] | None = None, fsync: bool = False, window: int | None = None,
                  prices: tuple[float, float] | None = None) -> None:
         self.model, self.sandbox, self.system = model, sandbox, system
-        self.tools: dict[str, Tool] = check_tools(tools)
+        self.tools: dict[str, AnyTool] = check_tools(tools)
         self.limits = limits or Limits()
         settings = settings or ModelSettings()
         if thinking is not None or settings.thinking is None:
