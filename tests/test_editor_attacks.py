@@ -290,7 +290,7 @@ def _near_miss(lines: list[str], at: int, width: int) -> str:
 
 
 def test_near_miss_hint_does_bounded_work_and_still_finds_the_spot() -> None:
-    from agentkit.tools.editor import HINT_BUDGET, near_matches
+    from agentkit.tools.near_match import HINT_BUDGET, near_matches
 
     lines = _module(1000)  # the case: 40 lines of old_str against a 1,000-line file
     text = "\n".join(lines) + "\n"

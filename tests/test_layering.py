@@ -17,7 +17,7 @@ PACKAGES = {"agent", "app", "cli", "deepseek", "demo", "models", "presets", "ren
 
 RANK = {
     "agentkit": 0,  # the root: __version__ (its public names load lazily, from above)
-    "agentkit.errors": 0, "agentkit.redact": 0,
+    "agentkit.errors": 0, "agentkit.redact": 0, "agentkit.config": 1,
     "agentkit.messages": 1,
     "agentkit.deepseek": 2, "agentkit.events": 2, "agentkit.trajectory": 2,
     "agentkit.models": 3, "agentkit.sandboxes": 3,
