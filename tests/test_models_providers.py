@@ -240,3 +240,26 @@ async def test_make_model_raw_provider_uses_the_completions_endpoint(fake_server
     await m.aclose()
     assert srv.requests[0]["path"] == "/v1/completions"
     assert "plain answer" in (comp.message.content or "")
+
+
+@pytest.mark.parametrize("provider,model,thinking,sent", [
+    ("deepseek", "deepseek-chat", True, {"model": "deepseek-reasoner"}),
+    ("deepseek", "deepseek-v4-flash", False, {"thinking": {"type": "disabled"}}),
+    ("openrouter", "deepseek/deepseek-chat-v3.1", True, {"reasoning": {"enabled": True}}),
+    ("vllm", "served", True, {"chat_template_kwargs": {"thinking": True}}),
+])
+async def test_trajectory_header_records_the_thinking_fields_sent(fake_server, tmp_path, provider, model, thinking,
+                                                                   sent):
+    import json
+
+    from agentkit.agent import Agent
+
+    srv = await fake_server([Reply("done")])
+    m = OpenAICompatible(model, base_url=srv.base_url, provider=provider, api_key="k")
+    path = tmp_path / "t.jsonl"
+    await Agent(m, [], trajectory=path, thinking=thinking, require_submit=False).run("hi")
+    await m.aclose()
+    header = json.loads(path.read_text().splitlines()[0])
+    assert header["thinking_sent"] == sent
+    body = srv.requests[0]["json"]
+    assert all(body[k] == v for k, v in sent.items())

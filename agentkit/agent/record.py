@@ -77,6 +77,8 @@ def run_header(model: Model, settings: ModelSettings, sandbox: Sandbox | None, l
     return {"model": model.name, "provider": getattr(model, "provider", None),
             "settings": settings.model_dump(exclude_none=True),
             "thinking": settings.thinking,  # for readers: the same switch as settings.thinking
+            # the request fields that carried it (providers.py), where the model says
+            **({"thinking_sent": model.thinking_sent(settings.thinking)} if hasattr(model, "thinking_sent") else {}),
             "sandbox": describe_sandbox(sandbox), "preset": None, "limits": limits.model_dump(),
             "require_submit": require_submit, "system": system}
 
@@ -207,8 +209,11 @@ class RunRecord:
             self.event("sources", sources=[s.model_dump() for s in self.tool_ctx.sources.all()])
 
     def model_event(self, m: ModelEvent) -> None:
-        """A retry or fallback inside a model call."""
-        self.event(m.kind, **m.model_dump(exclude={"kind"}))
+        """A retry, fallback or tool-mode switch inside a model call."""
+        if m.kind == "tool_mode":
+            self.event(m.kind, model=m.model, mode=m.mode, error=m.error, status=m.status)
+            return
+        self.event(m.kind, **m.model_dump(exclude={"kind", "mode"}))
         if m.kind == "retry":
             self._pending.append(ev.Retry(step=self.steps, model=m.model, attempt=m.attempt, error=m.error,
                                           status=m.status, wait_s=m.wait_s, discarded=m.discarded))

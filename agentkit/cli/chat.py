@@ -106,6 +106,9 @@ async def _chat(model: Any, messages: list[Any], *, stream: bool, as_json: bool)
     shown = _LiveReply(out) if stream and out.is_terminal else None
 
     def on_event(ev: ModelEvent) -> None:
+        if ev.kind == "tool_mode":
+            err.print(f"[tools now in the prompt ({ev.mode} mode)] {ev.error}", style="yellow", markup=False)
+            return
         what = f"falling back to {ev.to_model}" if ev.kind == "fallback" else f"retry {ev.attempt} in {ev.wait_s:.1f}s"
         if ev.discarded:
             what += ", reply so far dropped"

@@ -46,6 +46,9 @@ class ModelSettings(BaseModel):
     parallel_tool_calls: bool | None = None
     reasoning: dict[str, Any] | None = None  # OpenRouter's reasoning object, sent as given
     thinking: bool | None = None  # the single switch; mapped per provider
+    # native: the endpoint's tools; prompt: tools in the system prompt in the family's grammar, calls
+    # parsed from the text; auto (None): native, prompt once the endpoint refuses tools
+    tool_mode: Literal["native", "prompt", "auto"] | None = None
     provider: dict[str, Any] | None = None  # OpenRouter provider routing
     models: list[str] | None = None  # OpenRouter model fallback list
     user: str | None = None
@@ -103,7 +106,7 @@ class CompletionDelta(BaseModel):
 class ModelEvent(BaseModel):
     """Something the model layer did that belongs in the trajectory."""
 
-    kind: Literal["retry", "fallback"]
+    kind: Literal["retry", "fallback", "tool_mode"]
     model: str | None = None
     attempt: int = 0
     error: str = ""
@@ -113,6 +116,7 @@ class ModelEvent(BaseModel):
     # The failed attempt had already streamed output: whoever showed it should drop it, the
     # next attempt (or model) starts the reply over.
     discarded: bool = False
+    mode: str | None = None  # tool_mode: the mode the model switched to ("prompt"), the reason in error
 
 
 OnEvent = Callable[[ModelEvent], None]

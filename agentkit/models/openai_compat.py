@@ -21,8 +21,9 @@ from agentkit.errors import ModelError
 from agentkit.messages import Message, SeenConversation, Usage, content_text
 from agentkit.models.assemble import StreamAssembler, completion_from_body
 from agentkit.models.http import TRANSPORT_ERRORS, HTTPModel
-from agentkit.models.base import Completion, CompletionDelta, ModelSettings, OnEvent
+from agentkit.models.base import Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent
 from agentkit.models.catalog import lookup
+from agentkit.models.prompt_tools import grammar_version, parse_prompt_reply, refuses_tools, to_prompt_messages
 from agentkit.models.providers import get_provider, resolve_api_key, resolve_base_url
 from agentkit.models.retry import Backoff, stream_error
 
@@ -61,6 +62,7 @@ class OpenAICompatible(HTTPModel):
                         transport=transport, sleep=sleep)
         self.settings = settings or ModelSettings()
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
+        self._prompt_tools: bool | None = None  # auto tool mode: in prompt mode (None: not decided yet)
         self._last_dicts: tuple[SeenConversation, list[dict[str, Any]]] | None = None
         self._memo_key = ("openai", *self.preset.adapt_key)  # hashing the whole preset per message costs more
 
@@ -119,9 +121,59 @@ class OpenAICompatible(HTTPModel):
             assert final is not None
             return final
         s = self.settings.merged(settings)
+        if tools and not self._prompt_mode(s, on_event):
+            try:
+                return await self._complete_native(messages, tools, s, on_event)
+            except ModelError as e:
+                if not self._switch_to_prompt(e, s, on_event):
+                    raise
+        if not tools:
+            return await self._complete_native(messages, tools, s, on_event)
+        version = grammar_version(self.name)
+        comp = await self._complete_native(to_prompt_messages(messages, tools, version), None, s, on_event)
+        return parse_prompt_reply(comp, version)
+
+    async def _complete_native(self, messages: list[Message], tools: list[dict[str, Any]] | None,
+                               s: ModelSettings, on_event: OnEvent | None) -> Completion:
         body = self.build_body(messages, tools, s, stream=False)
         return await self._retrying(lambda: self._complete_once(body, s, messages, tools), on_event,
                                     s.request_timeout)
+
+    # ------------------------------------------------------------------ tool mode
+    def _prompt_mode(self, s: ModelSettings, on_event: OnEvent | None) -> bool:
+        """Whether tools go in the prompt: ``tool_mode="prompt"``, or ``auto`` after the endpoint
+        refused native tools (or for a catalog entry without native tool calling)."""
+        mode = s.tool_mode or "auto"
+        if mode != "auto":
+            return mode == "prompt"
+        if self._prompt_tools is None:
+            info = lookup(self.name)
+            self._prompt_tools = info is not None and not info.tools
+            if self._prompt_tools:
+                self._event(on_event, ModelEvent(kind="tool_mode", model=self.name, mode="prompt",
+                                                 error="the catalog lists no native tool calling for this model"))
+        return self._prompt_tools
+
+    def _switch_to_prompt(self, e: ModelError, s: ModelSettings, on_event: OnEvent | None) -> bool:
+        """``auto``: an error saying the endpoint takes no tools moves this model to prompt mode."""
+        if (s.tool_mode or "auto") != "auto" or not refuses_tools(e.status, str(e)):
+            return False
+        self._prompt_tools = True
+        self._event(on_event, ModelEvent(kind="tool_mode", model=self.name, mode="prompt", error=str(e),
+                                         status=e.status))
+        return True
+
+    def thinking_sent(self, thinking: bool | None) -> dict[str, Any]:
+        """The request fields that carry ``thinking`` to this provider and model (the run header
+        records them): e.g. ``{"model": "deepseek-reasoner"}`` or ``{"thinking": {"type": "enabled"}}``."""
+        body: dict[str, Any] = {"model": self.name}
+        self.preset.apply_thinking(body, thinking)
+        return {k: v for k, v in body.items() if k != "model" or v != self.name}
+
+    @staticmethod
+    def _event(on_event: OnEvent | None, event: ModelEvent) -> None:
+        if on_event is not None:
+            on_event(event)
 
     async def _complete_once(self, body: dict[str, Any], s: ModelSettings, messages: list[Message],
                              tools: list[dict[str, Any]] | None) -> Completion:
@@ -163,6 +215,30 @@ class OpenAICompatible(HTTPModel):
                       settings: ModelSettings | None, on_event: OnEvent | None,
                       retry_after_output: bool) -> AsyncIterator[CompletionDelta]:
         s = self.settings.merged(settings)
+        if tools and not self._prompt_mode(s, on_event):
+            started = False
+            try:
+                async for delta in self._stream_native(messages, tools, s, on_event, retry_after_output):
+                    started = True
+                    yield delta
+                return
+            except ModelError as e:
+                if started or not self._switch_to_prompt(e, s, on_event):
+                    raise
+        if not tools:
+            async for delta in self._stream_native(messages, tools, s, on_event, retry_after_output):
+                yield delta
+            return
+        version = grammar_version(self.name)
+        async for delta in self._stream_native(to_prompt_messages(messages, tools, version), None, s, on_event,
+                                               retry_after_output):
+            if delta.completion is not None:
+                delta = delta.model_copy(update={"completion": parse_prompt_reply(delta.completion, version)})
+            yield delta
+
+    async def _stream_native(self, messages: list[Message], tools: list[dict[str, Any]] | None,
+                             s: ModelSettings, on_event: OnEvent | None,
+                             retry_after_output: bool) -> AsyncIterator[CompletionDelta]:
         body = self.build_body(messages, tools, s, stream=True)
         # complete() via a stream shows nothing until the end, so any failure may retry
         async for delta in self._retrying_stream(lambda: self._stream_once(body, s, messages, tools), on_event,
