@@ -18,12 +18,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from agentkit.errors import SandboxError
 from agentkit.sandboxes.base import DirEntry, ExecResult
@@ -40,6 +41,7 @@ _warned_unisolated = False
 _bwrap_ok: bool | None = None
 _bwrap_userns = True  # whether bwrap may use a user namespace (see bwrap_available)
 _live: "weakref.WeakSet[LocalSandbox]" = weakref.WeakSet()
+_unclosed: "weakref.WeakSet[LocalSandbox]" = weakref.WeakSet()  # made and not closed yet
 
 
 _MOUNT_RACE_TRIES = 4
@@ -360,6 +362,10 @@ class LocalSandbox:
         self.session = LocalSession(self, self.limits)
         self._started = False
         self._closed = False
+        # folders made here go when the sandbox is closed, collected, or at exit, whichever comes first
+        owned = [self.tmp_dir, self.meta_dir] + ([ws] if self._own_workspace else [])
+        self._remove_dirs = weakref.finalize(self, _remove_dirs, owned)
+        _unclosed.add(self)
 
     # ----- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -384,12 +390,10 @@ class LocalSandbox:
         self._closed = True
         await self.session.close()
         _live.discard(self)
+        _unclosed.discard(self)
         if self.cgroup is not None:
             await asyncio.to_thread(self.cgroup.remove)
-        shutil.rmtree(self.tmp_dir, ignore_errors=True)
-        shutil.rmtree(self.meta_dir, ignore_errors=True)
-        if self._own_workspace:
-            shutil.rmtree(self.workspace, ignore_errors=True)
+        self._remove_dirs()
 
     async def __aenter__(self) -> "LocalSandbox":
         await self.start()
@@ -443,10 +447,45 @@ class LocalSandbox:
         return f"LocalSandbox(workspace={self.workspace!r}, isolation={self.isolation!r})"
 
 
+def _remove_dirs(paths: list[str]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _release_transport(proc: asyncio.subprocess.Process) -> None:
+    """The shell's pipes and process handle, released without their event loop (gone at exit):
+    closing them through asyncio would raise "Event loop is closed" and leave ResourceWarnings."""
+    transport: Any = getattr(proc, "_transport", None)
+    if transport is None:
+        return
+    try:
+        loop_closed = transport._loop.is_closed()
+        for pipe in list(getattr(transport, "_pipes", {}).values()):
+            pt = getattr(pipe, "pipe", None)
+            if pt is not None and getattr(pt, "_pipe", None) is not None and loop_closed:
+                pt._pipe.close()
+                pt._pipe, pt._closing = None, True
+        popen = transport._proc
+        if popen is not None and popen.returncode is None:
+            try:
+                popen.returncode = os.waitpid(popen.pid, 0)[1]
+            except ChildProcessError:
+                popen.returncode = -9
+        if loop_closed:
+            transport._closed = True
+    except (AttributeError, OSError):  # another Python's asyncio internals: leave them to it
+        pass
+
+
 @atexit.register
 def _kill_leftovers() -> None:
-    """Interpreter exit: kill shells of sandboxes that were never closed (bwrap dies with us anyway)."""
-    for sb in list(_live):
+    """Interpreter exit: kill shells of sandboxes that were never closed (bwrap dies with us anyway),
+    release their pipes, remove their folders, and say once how to close them."""
+    left = [sb for sb in list(_unclosed) if not sb._closed]
+    if any(sb.session.proc is not None for sb in left):
+        # asyncio's child watcher reports each killed shell as "Loop ... that handles pid ... is closed"
+        logging.getLogger("asyncio").setLevel(logging.ERROR)
+    for sb in left:
         proc = sb.session.proc
         if proc is not None and proc.returncode is None:
             try:
@@ -454,8 +493,13 @@ def _kill_leftovers() -> None:
             except (ProcessLookupError, PermissionError):
                 pass
             kill_session_members(proc.pid, set(), rounds=3)
+        if proc is not None:
+            _release_transport(proc)
         if sb.cgroup is not None:
             sb.cgroup.remove()
-        shutil.rmtree(sb.tmp_dir, ignore_errors=True)
-        shutil.rmtree(sb.meta_dir, ignore_errors=True)
+        sb._remove_dirs()
+    if any(sb._started for sb in left):
+        print("agentkit: warning: a LocalSandbox was not closed; use `async with LocalSandbox(...)` or "
+              "`await sandbox.close()`. Its shell was killed and its temporary folders removed at exit.",
+              file=sys.stderr)
 

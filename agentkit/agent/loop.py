@@ -40,19 +40,26 @@ class Agent:
     on it. ``iter(task)`` returns an ``AgentRun`` that yields typed events (``agentkit.events``)
     and never raises for a failed run. ``resume(path)`` continues a trajectory.
 
-    ``thinking`` sets ``settings.thinking``, the one switch for reasoning (off when neither says).
+    ``model``: a ``Model``, or a name for ``make_model`` (then the agent owns it, and
+    ``aclose()``/``close()``/``async with agent`` close it). ``thinking`` sets ``settings.thinking``, the one switch for reasoning (off when neither says).
     ``trajectory`` is the default JSONL log of each run (``trajectory=`` per call wins; a file is
     overwritten, and refused while another run writes it); ``run_info`` adds fields to the run
     header and to ``ToolContext.settings``; ``window``/``prices`` (USD per million input/output
     tokens) override the catalog. Each run keeps its own state, so runs may overlap.
     """
 
-    def __init__(self, model: Model, tools: Iterable[AnyTool] = (), sandbox: Sandbox | None = None,
+    def __init__(self, model: Model | str, tools: Iterable[AnyTool] = (), sandbox: Sandbox | None = None,
                  system: str | None = DEFAULT_SYSTEM, thinking: bool | None = None, limits: Limits | None = None,
                  settings: ModelSettings | None = None, trajectory: str | Path | None = None,
                  require_submit: bool = False, stream: bool = False, context_policy: ContextPolicy | None = None,
                  run_info: dict[str, Any] | None = None, fsync: bool = False, window: int | None = None,
                  prices: tuple[float, float] | None = None) -> None:
+        self._owned: list[Model] = []  # what this agent made, and so closes
+        if isinstance(model, str):
+            from agentkit.models import make_model
+
+            model = make_model(model)
+            self._owned.append(model)
         self.model, self.sandbox, self.system = model, sandbox, system
         self.tools: dict[str, AnyTool] = check_tools(tools)
         self.limits = limits or Limits()
@@ -103,17 +110,37 @@ class Agent:
     def run_sync(self, task: str, *, history: Sequence[Message] | None = None,
                  trajectory: str | Path | None = None, on_event: EventCallback | None = None) -> RunResult:
         """``run`` for synchronous code; works inside a running event loop too (Jupyter), where
-        the run goes on a private loop in a worker thread. ``on_event`` is called in the run's thread."""
-        return run_sync(self.iter(task, history=history, trajectory=trajectory), on_event)
+        the run goes on a private loop in a worker thread. ``on_event`` is called in the run's thread.
+        The model's connections opened on that private loop are closed when the run ends."""
+        return run_sync(self.iter(task, history=history, trajectory=trajectory), on_event, self.model.aclose)
 
     def resume_sync(self, path: str | Path, *, on_event: EventCallback | None = None) -> RunResult:
         """``resume`` for synchronous code."""
-        return run_sync(self.iter_resume(path), on_event)
+        return run_sync(self.iter_resume(path), on_event, self.model.aclose)
 
     def cancel(self) -> None:
         """Ask every run of this agent in progress to stop before its next step (status ``cancelled``)."""
         for run in list(self._runs):
             run.cancel()
+
+    async def aclose(self) -> None:
+        """Close what this agent created (a model it built from a name); the model and sandbox
+        you passed in stay yours to close."""
+        for model in self._owned:
+            await model.aclose()
+
+    def close(self) -> None:
+        """``aclose`` for synchronous code."""
+        for model in self._owned:
+            close = getattr(model, "close", None)
+            if callable(close):
+                close()
+
+    async def __aenter__(self) -> "Agent":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def _new_budget(self) -> Budget:
         return Budget(self.limits, lookup(self.model.name), self.settings.max_tokens, self._window, self._prices)

@@ -96,10 +96,21 @@ async def _await(make: Callable[[], Awaitable[T]]) -> T:
     return await make()
 
 
-def run_sync(run: AgentRun, on_event: EventCallback | None = None) -> RunResult:
-    """``run.finish()`` from synchronous code; Ctrl-C ends the run ``cancelled`` and returns its result."""
+def run_sync(run: AgentRun, on_event: EventCallback | None = None,
+             release: Callable[[], Awaitable[None]] | None = None) -> RunResult:
+    """``run.finish()`` from synchronous code; Ctrl-C ends the run ``cancelled`` and returns its result.
+
+    ``release`` runs last on the run's private event loop, before that loop closes: the model's
+    connections of that loop (``model.aclose()``), which would otherwise leak with it."""
+    async def go() -> RunResult:
+        try:
+            return await run.finish(on_event)
+        finally:
+            if release is not None:
+                await release()
+
     try:
-        return call_sync(lambda: run.finish(on_event))
+        return call_sync(go)
     except KeyboardInterrupt:  # asyncio.run cancelled the run, which logged its end
         if run.result is None:
             raise

@@ -64,5 +64,19 @@ class Fallback:
                 self._switch(on_event, i, err, discarded=shown)
 
     async def aclose(self) -> None:
+        """Close each model's connections of this event loop."""
         for model in self.models:
             await model.aclose()
+
+    def close(self) -> None:
+        """Close each model's connections, from synchronous code (models without ``close`` are skipped)."""
+        for model in self.models:
+            close = getattr(model, "close", None)
+            if callable(close):
+                close()
+
+    async def __aenter__(self) -> "Fallback":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

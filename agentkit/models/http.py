@@ -21,7 +21,7 @@ import json
 import logging
 import select
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Self
 
 import aiohttp
 import httpx
@@ -83,6 +83,13 @@ def _abandon(client: httpx.AsyncClient) -> None:
     session"."""
     session = getattr(getattr(client, "_transport", None), "client", None)
     if isinstance(session, aiohttp.ClientSession) and session.connector is not None:
+        for conns in list(getattr(session.connector, "_conns", {}).values()):
+            for proto, *_ in conns:  # their sockets, closed directly: the loop can no longer do it
+                transport = getattr(proto, "transport", None)
+                sock = getattr(transport, "_sock", None)
+                if sock is not None:
+                    sock.close()
+                    transport._sock = None  # type: ignore[union-attr]
         session.connector._close()  # close() would hand back a waiter that nothing can await
 
 
@@ -185,9 +192,34 @@ class HTTPModel:
         return client
 
     async def aclose(self) -> None:
+        """Close this event loop's connections (the model stays usable: a later call reconnects)."""
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+    def close(self) -> None:
+        """Close the connections of every event loop, from synchronous code (a loop that already
+        ended has its pool dropped; a running one closes it on its next turn)."""
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, client in list(self._clients.items()):
+            del self._clients[loop]
+            if loop.is_closed():
+                _abandon(client)
+            elif loop is current:
+                loop.create_task(client.aclose())
+            elif loop.is_running():  # another thread's loop
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+            else:
+                loop.run_until_complete(client.aclose())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def _headers(self, s: ModelSettings, stream: bool) -> dict[str, str]:
         from agentkit import __version__

@@ -130,7 +130,18 @@ class Replay:
         yield CompletionDelta(completion=completion)
 
     async def aclose(self) -> None:
+        """Nothing to close (the Model protocol's method)."""
         return None
+
+    def close(self) -> None:
+        """Nothing to close."""
+        return None
+
+    async def __aenter__(self) -> "Replay":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 __all__ = ["Replay"]
