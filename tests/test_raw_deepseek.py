@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agentkit.errors import BadRequest
+from agentkit.deepseek.special import BOS
 from agentkit.deepseek.render import (
     SearchAgentFormat,
     render_prompt,
@@ -52,8 +53,9 @@ async def test_prompt_on_the_wire_is_the_rendered_template(fake_server) -> None:
         await model.aclose()
     body = srv.requests[0]["json"]
     assert srv.requests[0]["path"].endswith("/v1/completions")
-    assert body["prompt"] == render_prompt(MSGS, TOOLS)
-    assert body["prompt"].startswith("<｜begin▁of▁sentence｜>You are a coding agent.\n\n" + render_tools_block(TOOLS))
+    # one BOS: the server adds it when it tokenizes, so the rendered prompt goes without its own
+    assert BOS + body["prompt"] == render_prompt(MSGS, TOOLS)
+    assert body["prompt"].startswith("You are a coding agent.\n\n" + render_tools_block(TOOLS))
     assert body["prompt"].endswith("<｜User｜>List the files, ünïcode ok?<｜Assistant｜></think>")
     assert "<｜end▁of▁sentence｜>" in body["stop"]
     assert (body["max_tokens"], body["temperature"], body["top_k"]) == (100, 0.2, 5)
@@ -113,7 +115,7 @@ async def test_search_format_keeps_current_turn_reasoning(fake_server) -> None:
         await model.aclose()
     p1, p2 = (r["json"]["prompt"] for r in srv.requests)
     assert p1.endswith("<｜User｜>When was V3.1 released?<｜Assistant｜><think>")
-    assert p2 == SearchAgentFormat().render(msgs, SEARCH_TOOLS)
+    assert BOS + p2 == SearchAgentFormat().render(msgs, SEARCH_TOOLS)
     assert p2.startswith(p1)  # the prompt only grows within a turn: the reasoning is kept
     assert p2.endswith("<think>I should search.</think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>search<｜tool▁sep｜>"
                        '{"questions": "deepseek v3.1||release"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>'
@@ -145,8 +147,8 @@ async def test_thinking_tool_loop_keeps_reasoning_by_default(fake_server) -> Non
         finally:
             await model.aclose()
     auto, official = (r["json"]["prompt"] for r in srv.requests[1::2])
-    assert "<think>Need ls.</think>" in auto and auto == SearchAgentFormat().render(msgs, TOOLS)
-    assert "Need ls." not in official and official == render_prompt(msgs, TOOLS, thinking=True)
+    assert "<think>Need ls.</think>" in auto and BOS + auto == SearchAgentFormat().render(msgs, TOOLS)
+    assert "Need ls." not in official and BOS + official == render_prompt(msgs, TOOLS, thinking=True)
     assert results[None].message.reasoning == "Saw a.txt." and results[None].message.content == "One file."
 
 
@@ -316,3 +318,49 @@ async def test_real_completions_server_stream_and_non_stream(llama_completions_u
     assert text(streamed) == text(one)  # same seed, same text, parsed the same way
     assert "".join((d.content or "") + (d.reasoning or "") for d in deltas) in (text(one), text(one).rstrip())
     assert "e" not in (stopped.message.content or "")  # our extra stop sequence reached the server
+
+
+@pytest.mark.parametrize("model,template,sent_version", [
+    ("deepseek-ai/DeepSeek-V3.1", None, "v3.1"), ("deepseek-ai/DeepSeek-R1", None, "r1"),
+    ("deepseek-ai/DeepSeek-V3-0324", None, "v3-0324"), ("deepseek-ai/DeepSeek-V3.1-Terminus", None, "v3.1"),
+    ("served", None, "v3.1"), ("served", "r1", "r1"), ("deepseek-ai/DeepSeek-R1", "v3.1", "v3.1"),
+])
+def test_template_is_chosen_or_inferred_from_the_model(model, template, sent_version):
+    m = RawDeepSeek(model, "http://127.0.0.1:9/v1", version=template)
+    assert m.version == sent_version
+
+
+async def test_r1_served_raw_keeps_thinking_on_and_max_tokens_defaults(fake_server):
+    srv = await fake_server([Reply(text="<think>\nhm</think>ok")])
+    model = RawDeepSeek("deepseek-ai/DeepSeek-R1", srv.base_url)
+    try:
+        await model.complete([UserMessage(content="hi")])
+    finally:
+        await model.aclose()
+    body = srv.requests[0]["json"]
+    assert not body["prompt"].startswith(BOS) and BOS not in body["prompt"]  # exactly one BOS: the server's
+    assert body["prompt"].endswith("<｜Assistant｜><think>\n") and "</think>" not in body["prompt"]
+    assert isinstance(body["max_tokens"], int) and body["max_tokens"] > 16
+
+
+async def test_default_max_tokens_is_the_smaller_of_max_output_and_window_left(fake_server):
+    from agentkit.models.catalog import lookup
+
+    srv = await fake_server([Reply(text="ok"), Reply(text="ok")])
+    info = lookup("deepseek-ai/DeepSeek-V3.1")
+    model = RawDeepSeek("deepseek-ai/DeepSeek-V3.1", srv.base_url)
+    try:
+        await model.complete([UserMessage(content="hi")])
+        big = "word " * 100_000
+        await model.complete([UserMessage(content=big)])
+    finally:
+        await model.aclose()
+    first, second = (r["json"]["max_tokens"] for r in srv.requests)
+    assert first == min(info.max_output, info.context_window - model_prompt_tokens(srv.requests[0]))
+    assert second < first and second == info.context_window - model_prompt_tokens(srv.requests[1])
+
+
+def model_prompt_tokens(req):
+    from agentkit.deepseek.tokens import count_text
+
+    return count_text(BOS + req["json"]["prompt"])

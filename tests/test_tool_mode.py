@@ -150,3 +150,33 @@ async def test_agent_run_in_auto_mode_logs_the_switch(fake_server, tmp_path, age
     assert len(ev) == 1 and ev[0]["mode"] == "prompt" and "support tool use" in ev[0]["error"]
     t = Trajectory.load(path)  # the trajectory keeps the calls as calls: resume and the viewer work alike
     assert any(isinstance(m, AssistantMessage) and m.tool_calls for m in t.context_messages())
+
+
+def test_tool_mode_and_template_flags_reach_the_model(tmp_path):
+    from agentkit.app.runner import RunOptions, build_model
+    from agentkit.cli import build_parser
+    from agentkit.cli.run import _options
+
+    args = build_parser().parse_args(["code", "--repo", str(tmp_path), "--model", "m", "--base-url",
+                                      "http://127.0.0.1:9/v1", "--tool-mode", "prompt", "--sandbox", "local", "fix it"])
+    opts = _options(args, "code", "fix it")
+    assert opts.tool_mode == "prompt"
+    assert build_model(opts).settings.tool_mode == "prompt"
+    raw = build_model(RunOptions(model="deepseek-ai/DeepSeek-V3.1", provider="raw", base_url="http://127.0.0.1:9/v1",
+                                 template="r1"))
+    assert raw.version == "r1"
+
+
+def test_chat_cli_raw_template_flag(monkeypatch, capsys):
+    from agentkit.cli import main
+    from agentkit.testing.server import FakeServer
+
+    srv = FakeServer([Reply(text="hm</think>hello")]).start_in_thread()
+    try:
+        assert main(["chat", "--provider", "raw", "--base-url", srv.base_url, "--model", "served",
+                     "--template", "r1", "--no-stream", "hi"]) == 0
+    finally:
+        srv.stop()
+    body = srv.requests[0]["json"]
+    assert body["prompt"].endswith("<｜Assistant｜><think>\n") and "max_tokens" in body
+    assert "hello" in capsys.readouterr().out

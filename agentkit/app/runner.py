@@ -49,6 +49,8 @@ class RunOptions(BaseModel):
     provider: str | None = None
     base_url: str | None = None
     thinking: bool | None = None  # None: the preset's mode
+    tool_mode: Literal["native", "prompt", "auto"] | None = None  # None: auto
+    template: str | None = None  # raw prompt format; None: from the model id
     request_timeout: float | None = None  # seconds per model call; None: ModelSettings' default
     sandbox: Literal["local", "docker"] = "local"
     image: str | None = None
@@ -94,8 +96,12 @@ def read_task(task: str) -> str:
 def build_model(opts: RunOptions) -> Any:
     from agentkit.models import make_model
 
+    from agentkit.models import ModelSettings
+
     # no --model: the provider's default (providers.default_model)
-    return make_model(opts.model, provider=opts.provider, base_url=opts.base_url)
+    settings = ModelSettings(tool_mode=opts.tool_mode) if opts.tool_mode else None
+    return make_model(opts.model, provider=opts.provider, base_url=opts.base_url, settings=settings,
+                      template=opts.template)
 
 
 def build_limits(opts: RunOptions) -> Any:

@@ -51,11 +51,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from agentkit.messages import SystemMessage, UserMessage
     from agentkit.models import ModelSettings, make_model
 
-    settings = ModelSettings(thinking=args.thinking, max_tokens=args.max_tokens, temperature=args.temperature)
+    settings = ModelSettings(thinking=args.thinking, max_tokens=args.max_tokens, temperature=args.temperature,
+                             tool_mode=args.tool_mode)
     if args.request_timeout is not None:  # unset stays unset, so the model's own default applies
         settings.request_timeout = args.request_timeout
     model = make_model(args.model, provider=args.provider, base_url=args.base_url,
-                       settings=settings, fallbacks=args.fallback)
+                       settings=settings, fallbacks=args.fallback, template=args.template)
     messages: list[Any] = []
     if args.system:
         messages.append(SystemMessage(content=args.system))

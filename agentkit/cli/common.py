@@ -16,12 +16,19 @@ def add_model_flags(parser: argparse.ArgumentParser, thinking_default: str = "th
     g = parser.add_argument_group("model")
     g.add_argument("--provider", help="openrouter | deepseek | atlascloud | vllm | sglang | llamacpp | "
                                       "openai-compatible | raw (default: from the model name and the keys set)")
-    g.add_argument("--model", help="model name, or replay:FILE.jsonl to replay a script "
-                                   "(default: deepseek/deepseek-chat-v3.1)")
+    g.add_argument("--model", help="model name, or replay:FILE.jsonl to replay a script (default: the "
+                                   "provider's: openrouter deepseek/deepseek-chat-v3.1, deepseek deepseek-chat, "
+                                   "atlascloud deepseek-ai/DeepSeek-V3.1, self-hosted the server's first listed)")
     g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     g.add_argument("--thinking", dest="thinking", action="store_true", default=None,
                    help=f"reasoning on (default: {thinking_default})")
     g.add_argument("--no-thinking", dest="thinking", action="store_false", help="reasoning off")
+    g.add_argument("--tool-mode", choices=["native", "prompt", "auto"], default=None,
+                   help="native: the endpoint's tools; prompt: tools described in the system prompt in the model "
+                        "family's grammar, calls parsed from the text; auto (default): native, switching to "
+                        "prompt when the endpoint refuses tools")
+    g.add_argument("--template", choices=["v3.1", "v3.1-terminus", "v3-0324", "r1"], default=None,
+                   help="prompt format for --provider raw (default: from the model id, else v3.1)")
     add_request_timeout_flag(g)
 
 

@@ -66,7 +66,8 @@ def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> 
     return RunOptions(preset=preset, task=task, model=args.model, provider=args.provider, base_url=args.base_url,
                       thinking=args.thinking, request_timeout=args.request_timeout, sandbox=args.sandbox,
                       image=args.image, network=bool(args.network), max_steps=args.max_steps,
-                      max_cost=args.max_cost, out=args.out, progress=progress_mode(args), **extra)
+                      max_cost=args.max_cost, out=args.out, progress=progress_mode(args),
+                      tool_mode=getattr(args, "tool_mode", None), template=getattr(args, "template", None), **extra)
 
 
 def _with_out(args: argparse.Namespace, opts: Any) -> Any:

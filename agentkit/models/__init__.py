@@ -31,16 +31,19 @@ def __getattr__(name: str) -> Any:
 
 def make_model(model: str | None, provider: str | None = None, base_url: str | None = None, api_key: str | None = None,
                settings: ModelSettings | None = None, fallbacks: list[str] | None = None,
-               **client_kw: Any) -> Model:
+               template: str | None = None, **client_kw: Any) -> Model:
     """Build a model from CLI-style strings.
 
     ``model="replay:PATH"`` plays a script; ``provider="raw"`` uses ``/v1/completions`` with our
     own DeepSeek renderer; otherwise an ``OpenAICompatible`` client for ``provider`` (guessed
     from the base URL or the model id when omitted). Each ``fallbacks`` entry is a model id,
     optionally prefixed ``PROVIDER:`` (e.g. ``"deepseek:deepseek-chat"``) or ``replay:PATH``;
-    without a prefix it uses the primary's provider (and base URL). No ``model``: the provider's
+    without a prefix it uses the primary's provider (and base URL). ``template``: the raw prompt
+    format (``v3.1``, ``v3.1-terminus``, ``v3-0324``, ``r1``; default from the model id). No ``model``: the provider's
     default (``providers.default_model``; a self-hosted server's first listed model).
     """
+    if template is not None:
+        client_kw["template"] = template
     primary = _one(model, provider, base_url, api_key, settings, **client_kw)
     if not fallbacks:
         return primary
@@ -82,10 +85,11 @@ def _one(model: str | None, provider: str | None, base_url: str | None, api_key:
             raise ConfigError("provider 'raw' needs --base-url of a /v1/completions server")
         from agentkit.models.raw_deepseek import RawDeepSeek
 
-        kw: dict[str, Any] = {"api_key": api_key}
+        kw: dict[str, Any] = {"api_key": api_key, "version": client_kw.get("template")}
         if settings is not None:
             kw["settings"] = settings
         return RawDeepSeek(model, base_url, **kw)
+    client_kw.pop("template", None)  # chat endpoints apply their own template
     if provider is None or provider == "replay":
         provider = infer_provider(model, base_url)
     return OpenAICompatible(model, base_url=base_url, api_key=api_key, provider=provider, settings=settings,

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 
 from agentkit.errors import ModelError
-from agentkit.deepseek.render import SearchAgentFormat, render_prompt
+from agentkit.deepseek.render import SearchAgentFormat, render_prompt, template_for_model
 from agentkit.deepseek.parse import ParsedCompletion, StreamParser, parse_completion
-from agentkit.deepseek.special import EOS, OUTPUT_BEGIN, USER
+from agentkit.deepseek.special import BOS, EOS, OUTPUT_BEGIN, USER
 from agentkit.messages import AssistantMessage, Message, Usage
 from agentkit.models.http import TRANSPORT_ERRORS, HTTPModel
 from agentkit.models.base import (
@@ -44,6 +44,8 @@ DEFAULT_STOP = (EOS, USER, OUTPUT_BEGIN)
 _PASSTHROUGH = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "frequency_penalty",
                 "presence_penalty", "seed", "logit_bias", "response_format", "structured_outputs", "user")
 KEY_ENV = "AGENTKIT_API_KEY"
+TEMPLATES = ("v3.1", "v3.1-terminus", "v3-0324", "r1")  # --template
+DEFAULT_WINDOW = 131_072  # V3.1's 128K, for a model the catalog does not know
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -62,17 +64,19 @@ class RawDeepSeek(HTTPModel):
     ``settings.stop``.
     """
 
-    def __init__(self, model: str, base_url: str, api_key: str | None = None, version: str = "v3.1",
+    def __init__(self, model: str, base_url: str, api_key: str | None = None, version: str | None = None,
                  search_format: bool | SearchAgentFormat | None = None, settings: ModelSettings | None = None,
                  provider: str = "raw", headers: dict[str, str] | None = None, timeout_s: float = 600.0,
                  connect_timeout_s: float = 15.0, max_retries: int = 4, backoff: Backoff | None = None,
                  stop: tuple[str, ...] | list[str] = DEFAULT_STOP, transport: httpx.AsyncBaseTransport | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        if version not in ("v3.1", "v3-0324", "r1"):
-            raise ValueError(f"unknown DeepSeek prompt version {version!r}; use v3.1, v3-0324 or r1")
+        version = version or template_for_model(model)  # the --template; default from the model id
+        if version not in TEMPLATES:
+            raise ValueError(f"unknown DeepSeek prompt template {version!r}; use {', '.join(TEMPLATES)}")
         self.name = model
         self.provider = provider
-        self.version = version
+        self.template = version
+        self.version = "v3.1" if version == "v3.1-terminus" else version  # Terminus uses V3.1's template
         # None = automatic: thinking turns (V3.1) use the search-agent format, which equals the official
         # template for a fresh turn and also keeps the turn's reasoning across its tool calls, something
         # the official template cannot express. False = always the official template.
@@ -113,11 +117,18 @@ class RawDeepSeek(HTTPModel):
         return prompt, self.version == "v3.1" and thinking and prompt.endswith("<think>")
 
     def build_body(self, prompt: str, s: ModelSettings, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.name, "prompt": prompt}
+        """The request. The rendered prompt starts with BOS, and vLLM, SGLang and llama.cpp each
+        add one when they tokenize a /v1/completions prompt (the tokenizer's add_bos setting):
+        the prompt goes without its own, so the server's token stream has exactly one. Without
+        ``max_tokens`` servers stop early (vLLM and SGLang after 16 tokens): the default is the
+        smaller of the model's max output and what is left of its window."""
+        body: dict[str, Any] = {"model": self.name, "prompt": prompt[len(BOS):] if prompt.startswith(BOS) else prompt}
         for field in _PASSTHROUGH:
             value = getattr(s, field)
             if value is not None:
                 body[field] = value
+        if body.get("max_tokens") is None:
+            body["max_tokens"] = self.default_max_tokens(prompt)
         extra = [s.stop] if isinstance(s.stop, str) else list(s.stop or [])
         body["stop"] = self.stop + [x for x in extra if x not in self.stop]
         if stream:
@@ -126,6 +137,20 @@ class RawDeepSeek(HTTPModel):
         if s.extra_body:
             body = _deep_merge(body, s.extra_body)
         return body
+
+    def default_max_tokens(self, prompt: str) -> int:
+        from agentkit.models.catalog import lookup
+
+        info = lookup(self.name)
+        window = info.context_window if info else DEFAULT_WINDOW
+        max_output = info.max_output if info else window
+        try:
+            from agentkit.deepseek.tokens import count_text
+
+            used = count_text(prompt)
+        except ImportError:  # no offline tokenizer: a rough count, on the safe side
+            used = len(prompt.encode("utf-8")) // 2
+        return max(1, min(max_output, window - used))
 
     # ------------------------------------------------------------------ plumbing
     def _usage(self, raw: Any, prompt: str, text: str, model: str) -> Usage:
