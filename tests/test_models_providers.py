@@ -263,3 +263,34 @@ async def test_trajectory_header_records_the_thinking_fields_sent(fake_server, t
     assert header["thinking_sent"] == sent
     body = srv.requests[0]["json"]
     assert all(body[k] == v for k, v in sent.items())
+
+
+def test_readme_provider_table_matches_the_code():
+    import re
+    from pathlib import Path
+
+    from agentkit.models.raw_deepseek import TEMPLATES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and "default model" not in cells[2]:
+            for name in re.findall(r"`([a-z-]+)`", cells[0]):
+                rows[name] = cells
+    assert set(rows) == {*PROVIDERS, "raw"}
+    style_text = {"openrouter": "reasoning: {enabled}", "thinking_type": "thinking: {type}",
+                  "chat_template_kwargs": "chat_template_kwargs: {thinking}", "model_name": "model name"}
+    for name, p in PROVIDERS.items():
+        _, key, default, thinking, _raw = rows[name]
+        assert f"`{p.key_env}`" in key, name
+        if p.default_model:
+            assert default.startswith(f"`{p.default_model}`"), name
+            if p.thinking_model:
+                assert f"thinking: `{p.thinking_model}`" in default
+        else:
+            assert "GET {base_url}/models" in default, name
+        assert style_text[p.thinking_style] in thinking, name
+        for rule in p.model_rules:
+            assert f"`{rule.match}`" in thinking and style_text[rule.thinking_style] in thinking
+    assert all(f"`{t}`" in rows["raw"][4] for t in TEMPLATES)
