@@ -25,3 +25,16 @@ def _no_network_beyond_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
+def _own_settings_and_runs(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The user's agentkit config, AGENTKIT_* defaults and runs folder stay out of the tests (and the
+    tests' runs out of the user's folder); subprocesses inherit this environment."""
+    from agentkit.config import SETTINGS, env_var
+
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    for key in SETTINGS:
+        monkeypatch.delenv(env_var(key), raising=False)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from agentkit import demo
-from tests.fixtures_cli import run_cli, write_jsonl
+from tests.fixtures_cli import cli_env, run_cli, write_jsonl
 
 FIX_OLD = "    middle = len(ordered) // 2\n    return ordered[middle]\n"
 FIX_NEW = ("    middle = len(ordered) // 2\n    if len(ordered) % 2 == 0:\n"
@@ -49,9 +49,9 @@ def test_code_with_replay_model_writes_all_outputs(tmp_path: Path, demo_repo: Pa
     assert result["tokens"]["total"] > 0 and result["cost_usd"] == 0.0
     assert "bash: python3 -m unittest" in proc.stderr
     assert "return (ordered[middle - 1] + ordered[middle]) / 2" in (out / "patch.diff").read_text()
-    # the user's repo is untouched: the agent worked on out/workspace
+    # the user's repo is untouched: the agent worked on out/workspace, removed once the run ended done
     assert "return ordered[middle]\n" in (demo_repo / "textstats" / "stats.py").read_text()
-    assert "ordered[middle - 1]" in (out / "workspace" / "textstats" / "stats.py").read_text()
+    assert not (out / "workspace").exists() and not (out / ".baseline.git").exists()
     run = _records(out)[0]
     assert run["task"].startswith("median() is wrong")  # @file was read
     assert run["thinking"] is False and run["require_submit"] is True
@@ -98,7 +98,7 @@ def test_confirm_asks_before_each_shell_command(tmp_path: Path, demo_repo: Path)
     script = write_jsonl(tmp_path / "script.jsonl", turns)
     out = tmp_path / "out"
     proc = run_cli("code", "make markers", "--repo", str(demo_repo), "--model", f"replay:{script}",
-                   "--confirm", "--out", str(out), "--quiet", input="n\ny\n")
+                   "--confirm", "--keep-workspace", "--out", str(out), "--quiet", input="n\ny\n")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("Run it?") == 2 and "$ touch refused-marker" in proc.stderr
     assert not (out / "workspace" / "refused-marker").exists()
@@ -206,15 +206,17 @@ def test_thinking_flag_overrides_the_preset(tmp_path: Path, demo_repo: Path, fak
 
 
 def test_default_repo_and_out_inside_it(tmp_path: Path, demo_repo: Path) -> None:
-    """`agentkit code TASK` in the repo itself: --repo defaults to ".", the run folder (runs/...) lies
-    inside the repo, and neither the copy nor the patch may include it."""
+    """`agentkit code TASK` in the repo itself: --repo defaults to ".", the run folder goes to the
+    per-user data folder (never inside the repo, printed at start); with --out inside the repo neither
+    the copy nor the patch may include it."""
     script = write_jsonl(tmp_path / "script.jsonl", _turns())
-    proc = run_cli("code", "fix median", "--model", f"replay:{script}", "--quiet", cwd=demo_repo)
+    env = cli_env(XDG_DATA_HOME=str(tmp_path / "data"))
+    proc = run_cli("code", "fix median", "--model", f"replay:{script}", "--quiet", cwd=demo_repo, env=env)
     assert proc.returncode == 0, proc.stderr
-    (run,) = (demo_repo / "runs").iterdir()
-    assert run.name.endswith("-fix-median")
-    assert not (run / "workspace" / "runs" / run.name).exists()
-    assert "runs/" not in (run / "patch.diff").read_text()
+    assert not (demo_repo / "runs").exists()
+    (run,) = (tmp_path / "data" / "agentkit" / "runs").iterdir()
+    assert run.name.endswith("-fix-median") and f"run folder: {run}" in proc.stdout
+    assert "ordered[middle - 1]" in (run / "patch.diff").read_text()
 
     # in place, the run folder is inside the edited tree: it must not show up in the patch
     out = demo_repo / "runs" / "in-place"

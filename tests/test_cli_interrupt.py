@@ -84,13 +84,15 @@ def test_ctrl_c_on_a_code_run_names_the_trajectory_to_resume(tmp_path: Path, dem
         {"content": "", "tool_calls": [{"name": "bash", "arguments": json.dumps({"command": "sleep 120"})}]}])
     cwd = tmp_path / "cwd"
     cwd.mkdir()
+    runs = tmp_path / "data" / "agentkit" / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "agentkit", "code", "wait", "--repo", str(demo_repo),
-                             "--model", f"replay:{script}", "--quiet"], cwd=cwd, env=cli_env(PYTHONPATH=os.getcwd()),
+                             "--model", f"replay:{script}", "--quiet"], cwd=cwd,
+                            env=cli_env(PYTHONPATH=os.getcwd(), XDG_DATA_HOME=str(tmp_path / "data")),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any("sleep 120" in t.read_text()
-                                                      for t in cwd.glob("runs/*/trajectory.jsonl")):
+                                                      for t in runs.glob("*/trajectory.jsonl")):
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
@@ -98,7 +100,7 @@ def test_ctrl_c_on_a_code_run_names_the_trajectory_to_resume(tmp_path: Path, dem
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    (traj,) = cwd.glob("runs/*/trajectory.jsonl")
+    (traj,) = runs.glob("*/trajectory.jsonl")  # the default runs folder, outside the repo and the cwd
     assert proc.returncode == 130
     assert stderr.strip().splitlines() == [f"agentkit: interrupted; continue with: agentkit resume "
-                                           f"{traj.relative_to(cwd)}"]
+                                           f"{traj}"]

@@ -2,7 +2,10 @@
 
 The output folder holds everything a run produced: ``trajectory.jsonl``, ``result.json``, the HTML
 view, and ``patch.diff`` (code) or ``answer.md`` (research). For code runs the working copy lives in
-``workspace/`` inside it, which is what makes ``agentkit resume`` possible.
+``workspace/`` inside it, which is what makes ``agentkit resume`` possible; it is removed when the run
+ends ``done`` (unless ``keep_workspace``), and kept otherwise so the run can be resumed.
+
+By default run folders go under a per-user data folder (``runs_root()``), never inside the repo.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
+import os
 import re
 import shlex
 import shutil
@@ -21,7 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.app.progress import Progress
-from agentkit.app.workspace import Baseline, check_repo, copy_repo, sync_tree
+from agentkit.app.workspace import (DEFAULT_MAX_COPY_BYTES, Baseline, check_repo, copy_repo, remove_workspace,
+                                    sync_tree)
 from agentkit.errors import ConfigError, SandboxError
 from agentkit.presets import get_preset
 from agentkit.presets.base import Preset, ToolOptions
@@ -41,6 +46,8 @@ class RunOptions(BaseModel):
     task: str = ""
     repo: str | None = None
     in_place: bool = False
+    keep_workspace: bool = False  # keep workspace/ after a run that ended done (kept anyway otherwise)
+    max_copy_bytes: int | None = DEFAULT_MAX_COPY_BYTES  # plain copies of non-git folders; None: no limit
     test_cmd: str | None = None
     test_timeout: float = 900.0
     out: str | None = None
@@ -71,7 +78,15 @@ def slug(text: str, n: int = 40) -> str:
     return (words[:n].rstrip("-") or "run")
 
 
-def default_out(task: str, root: str | Path = "runs") -> Path:
+def runs_root() -> Path:
+    """Where run folders go by default: ``$XDG_DATA_HOME/agentkit/runs`` (``~/.local/share/agentkit/runs``)."""
+    data = os.environ.get("XDG_DATA_HOME") or ""
+    base = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
+    return base / "agentkit" / "runs"
+
+
+def default_out(task: str, root: str | Path | None = None) -> Path:
+    root = runs_root() if root is None else root
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{stamp}-{slug(task)}"
     path, i = base, 1
@@ -149,7 +164,7 @@ class _Prepared(BaseModel):
     test_cmd_given: bool = True  # False: it came from a trajectory file, which may be someone else's
 
 
-def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
+def _prepare(opts: RunOptions, resume: bool = False, note: Any = None) -> _Prepared:
     preset = get_preset(opts.preset, python=opts.python)
     if opts.thinking is not None and opts.thinking != preset.thinking:
         preset = preset.model_copy(update={"thinking": opts.thinking})
@@ -162,10 +177,15 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
         raise ConfigError("the task is empty; pass the task text or @FILE")
     if opts.image and opts.sandbox != "docker":
         raise ConfigError("--image is for the Docker sandbox: add --sandbox docker or drop --image")
-    out = Path(opts.out) if opts.out else default_out(opts.task)
+    out = Path(opts.out).expanduser() if opts.out else default_out(opts.task)
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
+    if opts.repo:  # recorded absolute, so the run resumes from any directory
+        repo_path = Path(opts.repo).expanduser()
+        opts = opts.model_copy(update={"repo": str(repo_path.resolve()) if repo_path.is_dir() else opts.repo})
+    opts = opts.model_copy(update={"out": str(out)})
     workdir = baseline = None
+    seed = None
     if preset.name == "code":
         if resume:
             _check_run_folder(out)
@@ -179,8 +199,9 @@ def _prepare(opts: RunOptions, resume: bool = False) -> _Prepared:
             repo = check_repo(opts.repo)
             for stale in (out / WORKSPACE, out / BASELINE):
                 shutil.rmtree(stale, ignore_errors=True)
-            workdir = copy_repo(repo, out / WORKSPACE, skip=out)
-        baseline = Baseline.take(workdir, out / BASELINE, skip=out)
+            workdir = copy_repo(repo, out / WORKSPACE, skip=out, max_bytes=opts.max_copy_bytes, note=note)
+            seed = workdir / ".git" if (workdir / ".git").is_dir() else None
+        baseline = Baseline.take(workdir, out / BASELINE, skip=out, seed=seed)
     elif preset.needs_sandbox:
         workdir = out / WORKSPACE
         workdir.mkdir(exist_ok=True)
@@ -216,8 +237,9 @@ async def run_task(opts: RunOptions, progress: Progress | None = None) -> dict[s
     """Run one task to the end; returns the ``result.json`` content (also written to the folder)."""
     opts = opts.model_copy(update={"task": read_task(opts.task)})
     model = build_model(opts)  # first: a missing key should fail before any file is written
+    progress = progress or Progress(opts.progress)
     try:
-        prep = _prepare(opts)
+        prep = _prepare(opts, note=progress.note)
     except BaseException:
         await model.aclose()
         raise
@@ -345,7 +367,7 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
             progress.close()
         _raise_user_error(agent.result, opts)
         test = await _run_tests(opts, sandbox, progress) if _may_test(prep, sandbox) else None
-        if sandbox is not None and hasattr(sandbox, "copy_out") and prep.workdir is not None:
+        if _works_on_own_copy(opts, sandbox) and prep.workdir is not None:
             await _bring_back(sandbox, prep)
     except (asyncio.CancelledError, KeyboardInterrupt) as e:  # Ctrl-C: the agent logged "cancelled"
         interrupted = e
@@ -358,6 +380,12 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
             _write_outputs(prep, end, test, time.monotonic() - started)
         raise interrupted
     return _write_outputs(prep, end, test, time.monotonic() - started)
+
+
+def _works_on_own_copy(opts: RunOptions, sandbox: Any) -> bool:
+    """Only a container works on its own copy of the workspace; a local sandbox edits it directly,
+    so there is nothing to bring back (copying it would only cost time on big repositories)."""
+    return sandbox is not None and opts.sandbox == "docker" and hasattr(sandbox, "copy_out")
 
 
 async def _bring_back(sandbox: Any, prep: _Prepared) -> None:
@@ -450,6 +478,9 @@ def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elaps
             (out / HTML).write_text(html, encoding="utf-8")
             result["files"]["html"] = HTML
     (out / RESULT).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if (prep.baseline is not None and result["status"] == "done" and not opts.in_place and not opts.keep_workspace
+            and prep.workdir == out / WORKSPACE):  # the patch holds the work; an unfinished run keeps it to resume
+        remove_workspace(out, (WORKSPACE, BASELINE))
     result["out"] = str(out)
     return result
 

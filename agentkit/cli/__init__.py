@@ -13,7 +13,7 @@ from agentkit.errors import AgentkitError
 
 # Modules under agentkit.cli that add subcommands; a missing one is skipped so the CLI
 # keeps working while parts are optional.
-SUBCOMMAND_MODULES = ("chat", "models", "run", "render", "sandboxes", "batch", "demo", "index", "eval")
+SUBCOMMAND_MODULES = ("chat", "models", "run", "render", "sandboxes", "batch", "demo", "index", "eval", "config", "runs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
+        from agentkit.cli.common import apply_settings
+
+        apply_settings(args)  # defaults from AGENTKIT_* and agentkit.toml for the flags not given
         return int(args.func(args) or 0)
     except AgentkitError as e:
         print(f"agentkit: error: {e}", file=sys.stderr)

@@ -41,8 +41,8 @@ def add_request_timeout_flag(parser: Any) -> None:
 
 def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sandbox")
-    g.add_argument("--sandbox", choices=["local", "docker"], default="local",
-                   help="where commands run (default: local)")
+    g.add_argument("--sandbox", choices=["local", "docker"], default=None,
+                   help="where commands run (default: local, or sandbox in agentkit.toml / AGENTKIT_SANDBOX)")
     g.add_argument("--image", help="Docker image for --sandbox docker (default: agentkit-sandbox:latest)")
     g.add_argument("--network", action="store_true", default=None,
                    help="let commands in the sandbox reach the network (default: off, in both sandboxes; "
@@ -55,7 +55,8 @@ def add_limit_flags(parser: argparse.ArgumentParser, cost_help: str = "stop the 
     g.add_argument("--max-cost", type=_positive_float, help=cost_help)
 
 
-def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output folder (default: runs/<timestamp>-<slug>/)") -> None:
+def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output folder (default: "
+                     "$XDG_DATA_HOME/agentkit/runs/<timestamp>-<slug>/, i.e. ~/.local/share/agentkit/runs/...)") -> None:
     g = parser.add_argument_group("output")
     g.add_argument("--out", help=out_help)
     g.add_argument("--quiet", action="store_true", help="no progress display")
@@ -80,6 +81,31 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
+
+
+# Commands whose flag defaults come from agentkit.toml, the user's config and AGENTKIT_* variables
+# (agentkit.config); not resume, which continues with the run's own settings.
+SETTING_COMMANDS = ("code", "research", "chat", "batch")
+
+
+def apply_settings(args: argparse.Namespace) -> None:
+    """Fill the flags the user did not give from the settings (flags > env > repo config > user config)."""
+    from pathlib import Path
+
+    from agentkit.config import SETTINGS, load_settings
+
+    if getattr(args, "command", None) not in SETTING_COMMANDS:
+        return
+    keys = [k for k in SETTINGS if hasattr(args, k)]
+    repo = getattr(args, "repo", None)
+    repo = repo if isinstance(repo, str) and Path(repo).expanduser().is_dir() else None
+    settings = load_settings(repo, {k: getattr(args, k) for k in keys})
+    for key in keys:
+        s = settings[key]
+        if s.source != "built-in" or (getattr(args, key) is None and s.value is not None and key != "model"):
+            setattr(args, key, s.value)
+        if s.note:
+            print(f"agentkit: note: {s.note}", file=sys.stderr)
 
 
 def progress_mode(args: argparse.Namespace) -> str:

@@ -13,9 +13,15 @@ from agentkit.cli.common import (add_limit_flags, add_model_flags, add_output_fl
 def register(sub: argparse._SubParsersAction) -> None:
     code = sub.add_parser("code", help="fix or change code in a repository (non-thinking, shell + editor)",
                           description="Run the code agent on a copy of a repository and write a patch.")
-    code.add_argument("task", metavar="TASK", help="what to do, as text or @FILE (e.g. an issue body)")
+    code.add_argument("task", metavar="TASK", help="what to do, as text, @FILE or a GitHub issue URL "
+                                                   "(https://github.com/OWNER/REPO/issues/N; GITHUB_TOKEN, GITHUB_API_URL)")
     code.add_argument("--repo", default=".", help="the repository to work on (default: current directory)")
     code.add_argument("--in-place", action="store_true", help="edit the repository itself instead of a copy")
+    code.add_argument("--keep-workspace", action="store_true",
+                      help="keep the run's working copy after it ends done (default: removed; the patch stays)")
+    code.add_argument("--max-copy-size", type=_size, default="2G", metavar="SIZE",
+                      help="largest non-git folder copied as the workspace, e.g. 10G, or none "
+                           "(default: 2G, and one file per 10 kB of it: 200,000; git repos are cloned, not copied)")
     code.add_argument("--test-cmd", help="command run in the sandbox at the end; its result goes in result.json")
     code.add_argument("--confirm", action="store_true", help="ask before each shell command")
     add_model_flags(code, "off")
@@ -60,6 +66,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.set_defaults(func=cmd_resume)
 
 
+def _size(text: str) -> int | None:
+    from agentkit.app.workspace import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> Any:
     from agentkit.app.runner import RunOptions
 
@@ -76,8 +91,9 @@ def _with_out(args: argparse.Namespace, opts: Any) -> Any:
 
     from agentkit.app.runner import TRAJECTORY, default_out, read_task
 
-    if not opts.out:
+    if not opts.out:  # the per-user runs folder: say where, before anything else happens
         opts = opts.model_copy(update={"out": str(default_out(read_task(opts.task)))})
+        print(f"agentkit: run folder: {opts.out}", file=progress_stream(args), flush=True)
     args.resume_hint = f"continue with: agentkit resume {Path(opts.out) / TRAJECTORY}"
     return opts
 
@@ -123,10 +139,12 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def cmd_code(args: argparse.Namespace) -> int:
+    from agentkit.app.github import read_issue_task
     from agentkit.app.runner import run_task
 
-    opts = _options(args, "code", args.task, repo=args.repo, in_place=args.in_place, test_cmd=args.test_cmd,
-                    confirm=args.confirm)
+    opts = _options(args, "code", read_issue_task(args.task), repo=args.repo, in_place=args.in_place,
+                    test_cmd=args.test_cmd, confirm=args.confirm, keep_workspace=args.keep_workspace,
+                    max_copy_bytes=args.max_copy_size)
     opts = _with_out(args, opts)
     return _finish(args, asyncio.run(run_task(opts, _progress(args))))
 
