@@ -27,6 +27,8 @@ async def fake_server() -> AsyncIterator[Callable[..., Awaitable[FakeServer]]]:
     yield make
     for srv in servers:
         await srv.aclose()
+    for srv in servers:
+        srv.check()  # a scripting error fails the test that made it
 
 
 @pytest.fixture
@@ -41,3 +43,5 @@ def fake_server_thread() -> Iterator[Callable[..., FakeServer]]:
     yield make
     for srv in servers:
         srv.stop()
+    for srv in servers:
+        srv.check()

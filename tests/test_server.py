@@ -375,3 +375,64 @@ async def test_chaos_max_per_request_caps_faults_on_retries_of_one_body(fake_ser
                 statuses.append(r.status_code)
             assert len(statuses) == 3 and statuses[-1] == 200
     assert sum(srv.injected.values()) == 6
+
+
+# --- scripting: both tool-call shapes, and mistakes that fail loudly (issue 15, part 6) ---------
+async def test_scripted_tool_calls_take_both_shapes(fake_server) -> None:
+    from agentkit.agent import Agent
+    from agentkit.models.openai_compat import OpenAICompatible
+    from agentkit.tools.base import tool
+
+    seen: list[str] = []
+
+    @tool
+    def note(text: str) -> str:
+        """Take a note."""
+        seen.append(text)
+        return "noted"
+
+    srv = await fake_server([
+        Reply(tool_calls=[{"name": "note", "arguments": {"text": "ours"}}]),
+        Reply(tool_calls=[{"id": "call_1", "type": "function",
+                           "function": {"name": "note", "arguments": '{"text": "openai"}'}}]),
+        Reply(content="done"),
+    ])
+    model = OpenAICompatible("m", base_url=srv.base_url, api_key="k")
+    try:
+        result = await Agent(model, [note]).run("t")
+    finally:
+        await model.aclose()
+    assert result.answer == "done" and seen == ["ours", "openai"]
+    sent = srv.requests[2]["json"]["messages"]
+    assert [c["id"] for m in sent if m["role"] == "assistant" for c in m.get("tool_calls", [])][1] == "call_1"
+
+
+def test_a_malformed_scripted_call_fails_when_it_is_made() -> None:
+    from agentkit.testing.server import FakeServer, ScriptError
+
+    with pytest.raises(ScriptError, match=r"tool call 0 has no name.*\{\"name\": \.\.\., \"arguments\": \.\.\.\}"):
+        Reply(tool_calls=[{"tool": "note"}])
+
+
+async def test_a_scripting_error_answers_500_every_time_and_fails_the_test() -> None:
+    from agentkit.testing.server import FakeServer, ScriptError
+
+    def responder(request: dict) -> Reply:
+        raise KeyError("name")
+
+    srv = FakeServer([], responder=responder)
+    await srv.start()
+    async with httpx.AsyncClient() as client:
+        r1 = await client.post(f"{srv.base_url}/chat/completions", json={"messages": []})
+        srv.script.append(Reply(content="would hide the error"))
+        r2 = await client.post(f"{srv.base_url}/chat/completions", json={"messages": []})
+    await srv.aclose()
+    assert r1.status_code == r2.status_code == 500  # a retry does not skip to the next reply
+    assert "script error at request 1: KeyError" in r1.json()["error"]["message"]
+    assert len(srv.errors) == 1
+    with pytest.raises(ScriptError, match="KeyError"):
+        srv.check()
+    with pytest.raises(ScriptError):
+        async with FakeServer([], responder=responder) as srv2:
+            async with httpx.AsyncClient() as client:
+                await client.post(f"{srv2.base_url}/chat/completions", json={"messages": []})

@@ -16,6 +16,13 @@ Command line (for subprocess tests and manual poking)::
 
 Each JSONL line is a reply (``{"content": ...}``, optionally wrapped as ``{"reply": {...}}``)
 or a fault (``{"fault": {"status": 429, ...}}``). The base URL is printed on the first line.
+
+A tool call in a reply takes either shape: ``{"name", "arguments"}`` (``arguments`` a JSON string
+or an object; ``id`` optional) or OpenAI's ``{"id", "type": "function", "function": {"name",
+"arguments"}}``. Scripting mistakes fail loudly: a malformed ``Reply`` raises ``ScriptError`` when
+it is made; anything that goes wrong while answering (a responder that raises or returns something
+else) answers that request, and every later one, 500 with the reason, and is kept in ``errors``:
+``check()`` raises it, and so does leaving ``async with``/``with`` (pytest fixtures call ``check``).
 """
 
 from __future__ import annotations
@@ -44,15 +51,47 @@ _REASON = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Req
            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
+class ScriptError(Exception):
+    """A mistake in a fake server's script (a malformed reply, a responder that failed)."""
+
+
+def _tool_call(c: Any, i: int) -> dict[str, Any]:
+    """One scripted tool call in our shape, from ``{"name", "arguments"}`` or OpenAI's shape."""
+    shapes = ('{"name": ..., "arguments": ...} or {"id": ..., "type": "function", '
+              '"function": {"name": ..., "arguments": ...}}')
+    if not isinstance(c, dict):
+        raise ScriptError(f"tool call {i} is a {type(c).__name__}, not an object: use {shapes}")
+    fn = c.get("function")
+    if isinstance(fn, dict):
+        name, args = fn.get("name"), fn.get("arguments", "{}")
+    elif fn is not None:
+        raise ScriptError(f"tool call {i}: 'function' must be an object: use {shapes}")
+    else:
+        name, args = c.get("name"), c.get("arguments", "{}")
+    if not isinstance(name, str) or not name:
+        raise ScriptError(f"tool call {i} has no name ({json.dumps(c, default=str)[:200]}): use {shapes}")
+    if not isinstance(args, str):
+        try:
+            args = json.dumps(args, ensure_ascii=False)
+        except (TypeError, ValueError) as e:
+            raise ScriptError(f"tool call {i} ({name}): arguments are not JSON-serializable: {e}") from None
+    out = {"name": name, "arguments": args}
+    if c.get("id") is not None:
+        out["id"] = str(c["id"])
+    return out
+
+
 @dataclass
 class Reply:
     """One successful answer. ``content``/``reasoning``/``tool_calls`` feed chat completions,
-    ``text`` (or ``content`` when ``text`` is None) feeds ``/v1/completions``."""
+    ``text`` (or ``content`` when ``text`` is None) feeds ``/v1/completions``. ``tool_calls``
+    take ``{"name", "arguments"}`` or OpenAI's ``{"id", "type", "function": {...}}`` shape; a
+    malformed one raises ``ScriptError`` here."""
 
     content: str | None = ""
     reasoning: str | None = None
     reasoning_field: str = "reasoning_content"  # or "reasoning" / "reasoning_details"
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "arguments": "<json>", "id"?}]
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "arguments", "id"?}] or OpenAI's
     text: str | None = None
     finish_reason: str | None = None  # auto: "tool_calls" if tool_calls else "stop"
     usage: dict[str, Any] | None = None  # merged over an estimate; may add "cost", cache fields ...
@@ -62,6 +101,11 @@ class Reply:
     chunk_delay_s: float = 0.0  # pause between streamed chunks
     usage_in_separate_chunk: bool = False  # OpenAI style (choices: []) instead of on the finish chunk
     send_usage: bool = True  # False: no usage at all, like servers that never report it
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tool_calls, list):
+            raise ScriptError(f"Reply.tool_calls must be a list, not {type(self.tool_calls).__name__}")
+        self.tool_calls = [_tool_call(c, i) for i, c in enumerate(self.tool_calls)]
 
 
 @dataclass
@@ -139,6 +183,7 @@ class FakeServer:
         self.host = host
         self.port = port
         self.requests: list[dict[str, Any]] = []
+        self.errors: list[str] = []  # scripting errors: each answered 500; ``check()`` raises the first
         # What GET /v1/models lists: ids, or whole entries (OpenRouter's carry context_length, pricing)
         self.models: list[str | dict[str, Any]] = []
         self.injected: Counter[str] = Counter()
@@ -178,6 +223,8 @@ class FakeServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+        if exc[0] is None:
+            self.check()
 
     def start_in_thread(self) -> "FakeServer":
         """Serve from a background thread (for sync code and subprocess clients)."""
@@ -217,6 +264,14 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if exc[0] is None:
+            self.check()
+
+    def check(self) -> None:
+        """Raise ``ScriptError`` if the script went wrong while serving (a test should fail)."""
+        if self.errors:
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            raise ScriptError(self.errors[0] + more)
 
     # ------------------------------------------------------------------ connection handling
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -291,11 +346,20 @@ class FakeServer:
                                          keep_alive=keep_alive)
         body = req["json"]
         stream = bool(body.get("stream"))
+        if self.errors:  # a broken script stays broken: a retry must not skip to the next reply
+            return await self._send_json(w, 500, _error_body(500, self.errors[0]), keep_alive=keep_alive)
 
         entry = self._chaos_fault(req["raw"])
         chaos_hit = entry is not None
         if entry is None:
-            entry = await self._next_entry(record)
+            try:
+                entry = await self._next_entry(record)
+                if entry is not None and not isinstance(entry, (Reply, Fault)):
+                    raise ScriptError(f"got a {type(entry).__name__}, expected a Reply or a Fault")
+            except Exception as e:  # noqa: BLE001 - a scripting error: answered 500 and recorded
+                where = f"request {len(self.requests)}"
+                self.errors.append(f"FakeServer script error at {where}: {type(e).__name__}: {e}")
+                return await self._send_json(w, 500, _error_body(500, self.errors[-1]), keep_alive=keep_alive)
         if entry is None:
             return await self._send_json(w, 500, _error_body(
                 500, f"FakeServer script exhausted after {len(self.requests) - 1} request(s) and no responder set"),
@@ -392,11 +456,9 @@ class FakeServer:
     def _calls(reply: Reply) -> list[dict[str, Any]]:
         out = []
         for i, c in enumerate(reply.tool_calls):
-            args = c.get("arguments", "{}")
-            if not isinstance(args, str):
-                args = json.dumps(args, ensure_ascii=False)
+            c = _tool_call(c, i)  # a Reply changed after it was made
             out.append({"id": c.get("id") or f"call_{uuid.uuid4().hex[:24]}", "name": c["name"],
-                        "arguments": args, "index": i})
+                        "arguments": c["arguments"], "index": i})
         return out
 
     @staticmethod
