@@ -229,7 +229,9 @@ def _install(cmd: str, ctx: Ctx) -> None:
     # 2-3. `pip install -e .` needs PyPI; check what it installs: the `agentkit` command and the demo data
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert meta["project"]["scripts"]["agentkit"] == "agentkit.cli:main"
-    assert "demo/**/*" in meta["tool"]["setuptools"]["package-data"]["agentkit"]
+    data = meta["tool"]["setuptools"]["package-data"]
+    assert "agentkit.demo.repo.textstats" in meta["tool"]["setuptools"]["packages"] and "*.html" in \
+        data["agentkit.demo.research.pages"]
     # 4. the installed command, as that install leaves it (this checkout's .venv was made the same way)
     exe = Path(sys.executable).parent / "agentkit"
     proc = subprocess.run([str(exe), "demo", "--out", str(ctx.tmp / "install-demo")], cwd=ctx.tmp, env=cli_env(),
