@@ -143,7 +143,10 @@ class Agent:
         await self.aclose()
 
     def _new_budget(self) -> Budget:
-        return Budget(self.limits, lookup(self.model.name), self.settings.max_tokens, self._window, self._prices)
+        info = lookup(self.model.name)
+        if info is not None:  # a run pinned to one OpenRouter provider gets that provider's window and prices
+            info = info.routed(self.settings.provider or getattr(getattr(self.model, "settings", None), "provider", None))
+        return Budget(self.limits, info, self.settings.max_tokens, self._window, self._prices)
 
     def _new_compactor(self, budget: Budget) -> ContextManager:
         return ContextManager(self._policy, self.model.name, budget.window,

@@ -58,6 +58,7 @@ class RunOptions(BaseModel):
     thinking: bool | None = None  # None: the preset's mode
     tool_mode: Literal["native", "prompt", "auto"] | None = None  # None: auto
     template: str | None = None  # raw prompt format; None: from the model id
+    price: tuple[float, float] | None = None  # --price IN,OUT: USD per million tokens for an unpriced model
     request_timeout: float | None = None  # seconds per model call; None: ModelSettings' default
     sandbox: Literal["local", "docker"] = "local"
     image: str | None = None
@@ -115,8 +116,22 @@ def build_model(opts: RunOptions) -> Any:
 
     # no --model: the provider's default (providers.default_model)
     settings = ModelSettings(tool_mode=opts.tool_mode) if opts.tool_mode else None
-    return make_model(opts.model, provider=opts.provider, base_url=opts.base_url, settings=settings,
-                      template=opts.template)
+    model = make_model(opts.model, provider=opts.provider, base_url=opts.base_url, settings=settings,
+                       template=opts.template)
+    check_price(opts, model.name)
+    return model
+
+
+def check_price(opts: RunOptions, model: str) -> None:
+    """``--price`` prices the model for this process; ``--max-cost`` on a model with no known price
+    is refused rather than silently not enforced."""
+    from agentkit.models.catalog import lookup, set_price
+
+    if opts.price is not None:
+        set_price(model, *opts.price)
+    if opts.max_cost is not None and not model.startswith("replay:") and lookup(model) is None:
+        raise ConfigError(f"--max-cost needs a price, and {model!r} has none in the catalog: give one with "
+                          "--price IN,OUT (USD per million tokens), run `agentkit models --refresh`, or drop --max-cost")
 
 
 def build_limits(opts: RunOptions) -> Any:

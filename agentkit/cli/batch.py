@@ -82,7 +82,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     base = RunOptions(model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
                       request_timeout=args.request_timeout, sandbox=args.sandbox, image=args.image,
                       network=bool(args.network), tool_mode=getattr(args, "tool_mode", None),
-                      template=getattr(args, "template", None),
+                      template=getattr(args, "template", None), price=getattr(args, "price", None),
                       max_steps=args.max_steps,
                       search_backend=args.search_backend, max_searches=args.max_searches,
                       fetch_allow=args.fetch_allow, progress="quiet")

@@ -53,6 +53,9 @@ def add_limit_flags(parser: argparse.ArgumentParser, cost_help: str = "stop the 
     g = parser.add_argument_group("limits")
     g.add_argument("--max-steps", type=_positive_int, help="stop after this many model calls")
     g.add_argument("--max-cost", type=_positive_float, help=cost_help)
+    g.add_argument("--price", type=_price, metavar="IN,OUT",
+                   help="USD per million input,output tokens for a model the catalog does not price "
+                        "(costs and --max-cost use it; a provider-reported cost still wins)")
 
 
 def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output folder (default: "
@@ -71,6 +74,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _price(text: str) -> tuple[float, float]:
+    from agentkit.models.catalog import parse_price
+
+    try:
+        return parse_price(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive_float(text: str) -> float:

@@ -11,6 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the known models, their prices and the providers",
                        description="The model catalog (context window, prices per million tokens) and providers.")
     p.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    p.add_argument("--refresh", action="store_true",
+                   help="read OpenRouter's public model list (context, prices) into the user cache "
+                        "($XDG_CACHE_HOME/agentkit/openrouter-models.json), which overrides the built-in table")
+    p.add_argument("--api-base", default=None, help="where --refresh reads GET /models (default: OpenRouter's API)")
     p.set_defaults(func=cmd_models)
 
 
@@ -18,9 +22,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from agentkit.models.catalog import all_models
+    from agentkit.models.catalog import OPENROUTER_API, all_models, refresh
     from agentkit.models.providers import PROVIDERS
 
+    if args.refresh:
+        import httpx
+
+        from agentkit.errors import ConfigError
+
+        try:
+            path, n = refresh(args.api_base or OPENROUTER_API)
+        except (httpx.HTTPError, ValueError) as e:
+            raise ConfigError(f"agentkit models --refresh: could not read the model list: {e}") from None
+        print(f"{n} models from {(args.api_base or OPENROUTER_API).rstrip('/')}/models cached in {path}")
+        return 0
     models = all_models()
     if args.json:
         print_json({"models": [m.model_dump(mode="json") for m in models],

@@ -82,7 +82,8 @@ def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> 
                       thinking=args.thinking, request_timeout=args.request_timeout, sandbox=args.sandbox,
                       image=args.image, network=bool(args.network), max_steps=args.max_steps,
                       max_cost=args.max_cost, out=args.out, progress=progress_mode(args),
-                      tool_mode=getattr(args, "tool_mode", None), template=getattr(args, "template", None), **extra)
+                      tool_mode=getattr(args, "tool_mode", None), template=getattr(args, "template", None),
+                      price=getattr(args, "price", None), **extra)
 
 
 def _with_out(args: argparse.Namespace, opts: Any) -> Any:
