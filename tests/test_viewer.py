@@ -154,3 +154,52 @@ async def test_traceback_of_a_raising_tool_is_shown_folded_and_escaped(agent_too
     assert "Traceback (most recent call last):" in block and "raise RuntimeError(reason)" in block
     assert "RuntimeError: &lt;b&gt;disk&lt;/b&gt; &amp; fire" in block
     assert "<b>disk</b>" not in page
+
+
+def _run_folder(tmp_path, name: str = "run"):
+    import json
+
+    evil = '"><script>alert(1)</script>'
+    edit = {"command": "str_replace", "path": "pkg/a.py", "old_str": "x = 1\n", "new_str": f"x = 2  # {evil}\n"}
+    create = {"command": "create", "path": "new.py", "file_text": "print('hi')\n"}
+    calls = [{"id": "c1", "type": "function", "function": {"name": "str_replace_editor", "arguments": json.dumps(edit)}},
+             {"id": "c2", "type": "function", "function": {"name": "str_replace_editor", "arguments": json.dumps(create)}},
+             {"id": "c3", "type": "function", "function": {"name": "str_replace_editor",
+                                                           "arguments": json.dumps({"command": "view", "path": "."})}}]
+    recs = [{"v": 1, "type": "run", "id": "r", "model": "m", "provider": "p", "tools": [], "task": "t"},
+            {"v": 1, "type": "message", "step": 1, "message": {"role": "assistant", "content": "", "tool_calls": calls}},
+            {"v": 1, "type": "end", "status": "done", "answer": "ok"}]
+    run = tmp_path / name
+    run.mkdir(parents=True)
+    (run / "trajectory.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (run / "patch.diff").write_text(f"diff --git a/pkg/a.py b/pkg/a.py\n--- a/pkg/a.py\n+++ b/pkg/a.py\n@@ -1 +1 @@\n"
+                                    f"-x = 1\n+x = 2  # {evil}\n")
+    (run / "result.json").write_text(json.dumps({"status": "done", "files": {"patch": "patch.diff"}, "test": {
+        "cmd": "pytest -q", "exit_code": 1, "passed": False, "timed_out": False, "output": f"1 failed {evil}"}}))
+    return run
+
+
+def test_the_outcome_and_edits_as_diffs(tmp_path) -> None:
+    """The final patch and the test result (result.json beside the trajectory) above the steps; an
+    editor call as a coloured diff, its JSON folded; all of it escaped."""
+    run = _run_folder(tmp_path)
+    page = render_html(run / "trajectory.jsonl")
+    doc = parse(page)
+    assert page.count("<script>") == 1  # only the viewer's own
+    assert len(doc.classes("outcome")) == 1 and len(doc.classes("fail")) == 1
+    assert "Tests FAILED</b> (exit 1): <code>pytest -q</code>" in page
+    assert "Final patch · 1 file(s): pkg/a.py" in page
+    diffs = doc.classes("diff")
+    assert len(diffs) == 3  # the patch, the str_replace and the create; the view stays JSON
+    assert '<span class="d-del">-x = 1</span><span class="d-add">+x = 2  # &quot;&gt;&lt;script&gt;' in page
+    assert '<span class="d-meta">--- /dev/null</span>' in page and "+print(&#x27;hi&#x27;)" in page
+    assert len(doc.classes("args")) == 2 and len(doc.classes("json")) == 3
+    assert "batch index" not in page
+    given = render_html(run / "trajectory.jsonl", result={"test": {"cmd": "make test", "exit_code": 0, "passed": True}})
+    assert "Tests passed</b> (exit 0)" in given  # the caller's result wins over a stale file
+
+
+def test_a_batch_task_links_to_the_batch_index(tmp_path) -> None:
+    run = _run_folder(tmp_path / "batch", "task-1")
+    (tmp_path / "batch" / "index.html").write_text("<html></html>")
+    assert '<a href="../index.html">' in render_html(run / "trajectory.jsonl")

@@ -488,7 +488,7 @@ def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elaps
         result["files"]["answer"] = ANSWER
         result["sources"] = traj.sources
     if opts.html:
-        html = _html(out / TRAJECTORY)
+        html = _html(out / TRAJECTORY, result)  # the viewer shows the test result and the patch
         if html is not None:
             (out / HTML).write_text(html, encoding="utf-8")
             result["files"]["html"] = HTML
@@ -500,12 +500,12 @@ def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elaps
     return result
 
 
-def _html(path: Path) -> str | None:
+def _html(path: Path, result: dict[str, Any] | None = None) -> str | None:
     try:
         from agentkit.render.html import render_html
     except ImportError:
         return None
-    return render_html(path)
+    return render_html(path, result)
 
 
 def answer_markdown(answer: str, sources: list[dict[str, Any]]) -> str:

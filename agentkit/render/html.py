@@ -3,18 +3,24 @@ a CSP that forbids loading anything, works offline).
 
 The page is rendered here, not by script, so it opens fast even for long runs: one card per
 record with role colours, reasoning and long outputs in native ``<details>`` (folding needs no
-script), tool calls as pretty JSON, per-step tokens/latency/cost, totals, the sources table of
-search runs, and the DeepSeek prompt of the last step with special tokens highlighted. The small
-script only adds expand/collapse-all and filters.
+script), tool calls as pretty JSON (``str_replace_editor`` edits as diffs), per-step
+tokens/latency/cost, totals, the run's outcome (the test result from ``result.json`` and the final
+``patch.diff`` next to the trajectory, when present; a link to the batch index when the run is part
+of one), the sources table of search runs, and the DeepSeek prompt of the last step with special
+tokens highlighted. The small script only adds expand/collapse-all and filters. Every text from the
+run is escaped.
 """
 
 from __future__ import annotations
 
+import difflib
 import html
+import json
 import os
 import re
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from agentkit.deepseek.render import render_assistant_turn
@@ -102,6 +108,80 @@ def _folded(text: str, cls: str) -> str:
             f'<pre class="{cls}">{highlight(text)}</pre></details>')
 
 
+def _diff_html(diff: str) -> str:
+    """A unified diff, escaped, one span per line coloured by its kind."""
+    lines = []
+    for line in diff.splitlines():
+        cls = ("meta" if line.startswith(("diff --git", "index ", "+++", "---", "new file", "deleted file",
+                                           "similarity", "rename ", "old mode", "new mode", "Binary files"))
+               else "hunk" if line.startswith("@@") else "add" if line.startswith("+")
+               else "del" if line.startswith("-") else "ctx")
+        lines.append(f'<span class="d-{cls}">{esc(line)}</span>')
+    return f'<pre class="diff">{"".join(lines)}</pre>'  # each line a block of its own
+
+
+def edit_as_diff(arguments: str) -> str | None:
+    """The unified diff a ``str_replace_editor`` call asks for (None for views, undo or bad JSON)."""
+    try:
+        args = json.loads(arguments)
+    except ValueError:
+        return None
+    if not isinstance(args, dict):
+        return None
+    path, command = str(args.get("path") or "?"), args.get("command")
+    if command == "str_replace":
+        old, new = str(args.get("old_str") or ""), str(args.get("new_str") or "")
+        before, after = f"a/{path}", f"b/{path}"
+    elif command == "create":
+        old, new, before, after = "", str(args.get("file_text") or ""), "/dev/null", f"b/{path}"
+    elif command == "insert":
+        old, new = "", str(args.get("new_str") or "")
+        before, after = f"a/{path}", f"b/{path} (after line {args.get('insert_line', '?')})"
+    else:
+        return None
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), before, after, lineterm="", n=3)
+    return "\n".join(lines) or f"--- {before}\n+++ {after}\n(no change)"
+
+
+def _outcome(result: dict[str, Any] | None, patch: str | None, batch_index: bool) -> str:
+    """The run's test result and final patch, above the steps."""
+    parts = []
+    test = (result or {}).get("test")
+    if isinstance(test, dict):
+        ok = bool(test.get("passed"))
+        verdict = "passed" if ok else ("timed out" if test.get("timed_out") else "FAILED")
+        parts.append(f'<div class="test {"pass" if ok else "fail"}"><b>Tests {esc(verdict)}</b> '
+                     f'(exit {esc(test.get("exit_code"))}): <code>{esc(test.get("cmd"))}</code></div>')
+        if test.get("output"):
+            parts.append(f'<details class="test-output"><summary>Test output</summary>'
+                         f'<pre class="obs">{esc(test["output"])}</pre></details>')
+    if patch is not None:
+        files = re.findall(r"^diff --git a/(\S+)", patch, flags=re.M)
+        if patch.strip():
+            parts.append(f'<details class="patch" open><summary>Final patch · {len(files)} file(s): '
+                         f'{esc(", ".join(files[:8]))}{" …" if len(files) > 8 else ""}</summary>'
+                         f"{_diff_html(patch)}</details>")
+        else:
+            parts.append('<div class="patch">Final patch: no changes</div>')
+    if batch_index:
+        parts.append('<div class="batch"><a href="../index.html">← the batch index</a></div>')
+    return f'<section class="outcome">{"".join(parts)}</section>' if parts else ""
+
+
+def _read_outcome(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    result = patch = None
+    try:
+        loaded = json.loads((path.parent / "result.json").read_text(encoding="utf-8"))
+        result = loaded if isinstance(loaded, dict) else None
+    except (OSError, ValueError):
+        pass
+    name = ((result or {}).get("files") or {}).get("patch") or "patch.diff"
+    patch_path = path.parent / str(name)
+    if patch_path.parent == path.parent and patch_path.is_file():
+        patch = patch_path.read_text(encoding="utf-8", errors="replace")
+    return result, patch
+
+
 class _Page:
     def __init__(self, traj: Any) -> None:
         self.traj = traj
@@ -140,9 +220,12 @@ class _Page:
         for call in m.get("tool_calls") or []:
             fn = call.get("function") or {}
             args, ok = pretty_json(str(fn.get("arguments", "")))
+            diff = edit_as_diff(str(fn.get("arguments", ""))) if fn.get("name") == "str_replace_editor" else None
+            body = (f'{_diff_html(diff)}<details class="args"><summary>Arguments</summary>'
+                    f'<pre class="json">{esc(args)}</pre></details>') if diff is not None else \
+                f'<pre class="json{"" if ok else " invalid"}">{esc(args)}</pre>'
             parts.append(f'<div class="call"><div class="call-head">{esc(fn.get("name"))} '
-                         f'<code>{esc(call.get("id", ""))}</code>{"" if ok else " · invalid JSON"}</div>'
-                         f'<pre class="json{"" if ok else " invalid"}">{esc(args)}</pre></div>')
+                         f'<code>{esc(call.get("id", ""))}</code>{"" if ok else " · invalid JSON"}</div>{body}</div>')
         parts.append(f'<details class="raw"><summary>As DeepSeek text</summary>'
                      f'<pre class="raw">{highlight(render_assistant_turn(m))}</pre></details>')
         self.card("assistant", f'<span class="step">step {esc(step)}</span>{_stats(r)}', "".join(parts),
@@ -204,9 +287,13 @@ def _token_note(text: str) -> str:
         return ""
 
 
-def render_html(path: str | os.PathLike[str]) -> str:
-    """The viewer page for the trajectory at ``path``."""
+def render_html(path: str | os.PathLike[str], result: dict[str, Any] | None = None) -> str:
+    """The viewer page for the trajectory at ``path``. The run's outcome comes from ``result`` (the
+    ``result.json`` content) or else the ``result.json`` beside the trajectory, and ``patch.diff``."""
     traj = load(path)
+    saved, patch = _read_outcome(Path(path))
+    outcome = _outcome(result if result is not None else saved, patch,
+                       (Path(path).parent.parent / "index.html").is_file())
     run = traj.run
     page = _Page(traj)
     for r in traj.records:
@@ -262,5 +349,5 @@ def render_html(path: str | os.PathLike[str]) -> str:
             f"<title>{esc(title)} · agentkit</title><style>{_asset('viewer.css')}</style></head>"
             f'<body class="status-{esc(status)}"><header class="run"><h1>{esc(title)}</h1>'
             f'<div class="meta">{meta}</div><div class="totals">{totals}</div>{toolbar}</header>'
-            f'<main id="steps">{"".join(page.cards)}{sources}{prompt_html}</main>'
+            f'<main id="steps">{outcome}{"".join(page.cards)}{sources}{prompt_html}</main>'
             f"<script>{_asset('viewer.js')}</script></body></html>\n")
