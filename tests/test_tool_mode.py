@@ -46,7 +46,7 @@ def _model(srv, model="deepseek/deepseek-chat-v3.1", **settings):
 @pytest.mark.parametrize("stream", [False, True])
 async def test_prompt_mode_request_and_parsed_calls(fake_server, stream):
     srv = await fake_server([Reply(V31_CALL)])
-    m = _model(srv, tool_mode="prompt")
+    m = _model(srv, tool_mode="prompt", tool_choice="auto", parallel_tool_calls=True)
     if stream:
         comp = None
         async for d in m.stream(HISTORY, TOOLS):
@@ -55,7 +55,7 @@ async def test_prompt_mode_request_and_parsed_calls(fake_server, stream):
         comp = await m.complete(HISTORY, TOOLS)
     await m.aclose()
     body = srv.requests[0]["json"]
-    assert "tools" not in body and "tool_choice" not in body
+    assert "tools" not in body and "tool_choice" not in body and "parallel_tool_calls" not in body
     msgs = body["messages"]
     assert [x["role"] for x in msgs] == ["system", "user", "assistant", "user"]  # no role: tool
     assert msgs[0]["content"] == render_tools_block(TOOLS)  # the model card's ToolCall block
