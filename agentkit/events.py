@@ -15,12 +15,20 @@ from agentkit.messages import Usage
 
 
 class Event(BaseModel):
+    """Base of every event ``Agent.iter`` yields: ``kind`` names the type, ``step`` the model call it belongs
+    to, ``t`` the wall-clock time.
+    """
+
     kind: str
     step: int = 0
     t: float = Field(default_factory=time.time)
 
 
 class ModelCallStarted(Event):
+    """A model call is about to be sent: ``prompt_tokens`` (our estimate, tools included), ``max_tokens`` (the
+    cap sent), ``messages`` (how many).
+    """
+
     kind: Literal["model_call_started"] = "model_call_started"
     prompt_tokens: int = 0  # our estimate of the prompt, tools included
     max_tokens: int | None = None  # the cap sent with this call
@@ -28,6 +36,10 @@ class ModelCallStarted(Event):
 
 
 class ModelCallFinished(Event):
+    """A model call returned: its ``usage``, ``latency_s``, ``finish_reason``, the text and reasoning, and how
+    many tool calls it made.
+    """
+
     kind: Literal["model_call_finished"] = "model_call_finished"
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
@@ -38,16 +50,22 @@ class ModelCallFinished(Event):
 
 
 class ReasoningDelta(Event):
+    """A piece of streamed reasoning (``Agent(stream=True)``)."""
+
     kind: Literal["reasoning_delta"] = "reasoning_delta"
     text: str
 
 
 class ContentDelta(Event):
+    """A piece of the streamed reply text (``Agent(stream=True)``)."""
+
     kind: Literal["content_delta"] = "content_delta"
     text: str
 
 
 class ToolCallStarted(Event):
+    """A tool call is about to run: its id, tool name and JSON ``arguments`` as the model sent them."""
+
     kind: Literal["tool_call_started"] = "tool_call_started"
     call_id: str
     name: str
@@ -55,6 +73,8 @@ class ToolCallStarted(Event):
 
 
 class ToolCallFinished(Event):
+    """A tool call ended: ``text`` is what the model is shown, ``is_error`` whether it failed."""
+
     kind: Literal["tool_call_finished"] = "tool_call_finished"
     call_id: str
     name: str
@@ -77,6 +97,8 @@ class Retry(Event):
 
 
 class FallbackUsed(Event):
+    """The model failed after its retries and ``Fallback`` moved on to ``to_model``."""
+
     kind: Literal["fallback"] = "fallback"
     model: str | None = None
     to_model: str | None = None
@@ -85,6 +107,8 @@ class FallbackUsed(Event):
 
 
 class CompactionDone(Event):
+    """The conversation was compacted to fit the context window: messages ``start``..``end`` by ``strategy``."""
+
     kind: Literal["compaction"] = "compaction"
     strategy: str
     start: int
@@ -94,6 +118,8 @@ class CompactionDone(Event):
 
 
 class LimitReached(Event):
+    """A ``Limits`` budget was reached (``limit``: steps, cost, tokens or wall_time); the run ends ``limit``."""
+
     kind: Literal["limit"] = "limit"
     limit: str  # steps | cost | tokens | wall_time
     value: float
@@ -101,11 +127,17 @@ class LimitReached(Event):
 
 
 class Warning(Event):  # noqa: A001 - the agent's own warnings (repeats, format errors, model warnings)
+    """A note from the agent runtime to the model (a repeated action, an unreadable reply)."""
+
     kind: Literal["warning"] = "warning"
     text: str
 
 
 class RunEnded(Event):
+    """The last event of a run: its ``status`` (done, limit, error, cancelled), ``answer`` or ``error``, and
+    totals.
+    """
+
     kind: Literal["end"] = "end"
     status: str
     answer: str | None = None

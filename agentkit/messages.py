@@ -19,10 +19,13 @@ _REASONING_KEYS = ("reasoning_content", "reasoning")
 
 
 def new_tool_call_id() -> str:
+    """A fresh tool-call id in OpenAI's style (``call_`` + 24 hex digits)."""
     return "call_" + uuid.uuid4().hex[:24]
 
 
 class ToolCall(BaseModel):
+    """One tool call of an assistant turn: ``id``, tool ``name`` and ``arguments`` as a JSON string."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(default_factory=new_tool_call_id)
@@ -41,6 +44,7 @@ class ToolCall(BaseModel):
         return json.loads(self.arguments) if self.arguments.strip() else {}
 
     def to_openai(self) -> dict[str, Any]:
+        """This call in OpenAI's ``{id, type, function: {name, arguments}}`` form."""
         out: dict[str, Any] = {"id": self.id, "type": "function",
                                "function": {"name": self.name, "arguments": self.arguments}}
         out.update(self.extra)
@@ -48,6 +52,7 @@ class ToolCall(BaseModel):
 
     @classmethod
     def from_openai(cls, data: dict[str, Any]) -> "ToolCall":
+        """A call from OpenAI's form (object arguments are serialized to a JSON string)."""
         fn = data.get("function") or {}
         args = fn.get("arguments")
         if args is None:
@@ -72,6 +77,7 @@ class Usage(BaseModel):
 
     @property
     def total(self) -> int:
+        """Prompt plus completion tokens."""
         return self.prompt + self.completion
 
     def __add__(self, other: "Usage") -> "Usage":
@@ -181,16 +187,22 @@ Content = Union[str, list[dict[str, Any]]]
 
 
 class SystemMessage(_Base):
+    """The system prompt."""
+
     role: Literal["system"] = "system"
     content: Content = ""
 
 
 class UserMessage(_Base):
+    """A user turn (also the agent runtime's notes to the model)."""
+
     role: Literal["user"] = "user"
     content: Content = ""
 
 
 class AssistantMessage(_Base):
+    """A model turn: ``content``, optional ``reasoning``, and its ``tool_calls``."""
+
     role: Literal["assistant"] = "assistant"
     content: Content | None = None
     reasoning: str | None = None
@@ -215,6 +227,8 @@ class AssistantMessage(_Base):
 
 
 class ToolMessage(_Base):
+    """A tool's result, answering the call ``tool_call_id``."""
+
     role: Literal["tool"] = "tool"
     tool_call_id: str
     content: Content = ""
@@ -232,6 +246,7 @@ _TYPED_KEYS = {"role", "content", "name", "tool_call_id", "tool_calls", "prefix"
 
 
 def content_text(content: Content | None) -> str:
+    """The text of a message content (a string, or the text parts of a list of parts)."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -281,12 +296,15 @@ def message_from_openai(data: dict[str, Any]) -> Message:
 
 
 def to_openai(message: Message) -> dict[str, Any]:
+    """One message in the OpenAI chat format."""
     return message.to_openai()
 
 
 def messages_to_openai(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """Messages in the OpenAI chat format."""
     return [to_openai(m) for m in messages]
 
 
 def messages_from_openai(items: Iterable[dict[str, Any]]) -> list[Message]:
+    """Messages from the OpenAI chat format."""
     return [message_from_openai(d) for d in items]

@@ -44,6 +44,7 @@ _MESSAGE = TypeAdapter(Message)
 
 
 def is_secret_key(key: str) -> bool:
+    """Whether a settings key names a secret (its value is redacted in trajectories)."""
     return bool(_SECRET_KEY.search(key))
 
 
@@ -112,10 +113,12 @@ class TrajectoryWriter:
                 fh.truncate(start)
 
     def add_secret(self, secret: str | None) -> None:
+        """Redact this value from every line written from now on."""
         if secret and len(secret) >= 4:
             self._secrets.append(secret)
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Write one record (scrubbed, secrets redacted) as a flushed JSONL line; returns it."""
         record = scrub({"v": SCHEMA_VERSION, **record, "t": round(time.time(), 3)})
         line = json.dumps(record, ensure_ascii=False, default=_json_default)
         for s in self._secrets:
@@ -129,17 +132,21 @@ class TrajectoryWriter:
 
     # Convenience writers, so the loop and other users produce the same shapes.
     def run(self, **fields: Any) -> dict[str, Any]:
+        """Write the run header (the first line)."""
         return self.write({"type": "run", **fields})
 
     def message(self, step: int, message: Message, usage: Usage | None = None,
                 latency_s: float | None = None, cost_usd: float | None = None,
                 **fields: Any) -> dict[str, Any]:
+        """Write a message record of step ``step`` (with the call's usage, latency and cost for a model turn).
+        """
         return self.write({"type": "message", "step": step, "message": message.to_openai(),
                            "usage": usage.model_dump() if usage else None,
                            "latency_s": latency_s, "cost_usd": cost_usd, **fields})
 
     def tool_result(self, step: int, message: Message, observation: dict[str, Any],
                     duration_s: float, **fields: Any) -> dict[str, Any]:
+        """Write a tool result: the message the model got and the full observation."""
         return self.write({"type": "tool_result", "step": step,
                            "tool_call_id": getattr(message, "tool_call_id", ""),
                            "name": message.name, "observation": observation,
@@ -147,19 +154,23 @@ class TrajectoryWriter:
                            **fields})
 
     def event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Write an event record (retry, fallback, compaction, limit, error, ...)."""
         return self.write({"type": "event", "kind": kind, **fields})
 
     def end(self, status: str, answer: str | None, usage_total: Usage, cost_total_usd: float | None,
             **fields: Any) -> dict[str, Any]:
+        """Write the end record: status, answer and totals (the last line)."""
         return self.write({"type": "end", "status": status, "answer": answer,
                            "usage_total": usage_total.model_dump(), "cost_total_usd": cost_total_usd,
                            **fields})
 
     @property
     def closed(self) -> bool:
+        """Whether the file is closed."""
         return self._fh.closed
 
     def close(self) -> None:
+        """Close the file and release its lock."""
         if not self._fh.closed:
             self._fh.close()
 
@@ -298,18 +309,22 @@ class Trajectory:
 
     @property
     def tools(self) -> list[dict[str, Any]]:
+        """The tool schemas the run offered the model."""
         return list(self.run.get("tools") or [])
 
     @property
     def task(self) -> str | None:
+        """The task the run was given."""
         return self.run.get("task")
 
     @property
     def events(self) -> list[dict[str, Any]]:
+        """The event records (retries, fallbacks, compactions, limits, errors)."""
         return [r for r in self.records if r.get("type") == "event"]
 
     @property
     def tool_results(self) -> list[dict[str, Any]]:
+        """The tool result records, in order."""
         return [r for r in self.records if r.get("type") == "tool_result"]
 
     @property
@@ -330,6 +345,7 @@ class Trajectory:
 
     @property
     def answer(self) -> str | None:
+        """The final answer, if the run ended with one."""
         end = self.end
         return end.get("answer") if end else None
 
@@ -348,6 +364,7 @@ class Trajectory:
 
     @property
     def usage(self) -> Usage:
+        """Token usage summed over every model call of the run (summaries included)."""
         total = Usage()
         for r in self.records:
             # model calls: assistant messages, and events that called the model (a summary)
@@ -357,6 +374,7 @@ class Trajectory:
 
     @property
     def cost_usd(self) -> float | None:
+        """The run's cost in USD, when the provider reported prices."""
         return self.usage.cost_usd
 
     @property

@@ -8,6 +8,11 @@ from pydantic import BaseModel
 
 
 class ExecResult(BaseModel):
+    """What a command produced: ``exit_code`` (None when it was killed), the capped ``output``, ``timed_out``,
+    ``truncated`` (then ``full_output_path`` names the whole output, saved inside the sandbox) and
+    ``restarted`` (the session died and was restarted).
+    """
+
     exit_code: int | None  # None when the command was killed (timeout) or the session died
     output: str  # stdout+stderr interleaved, ANSI stripped, capped (head + marker + tail)
     timed_out: bool = False
@@ -19,6 +24,8 @@ class ExecResult(BaseModel):
 
 
 class DirEntry(BaseModel):
+    """One entry of ``list_dir``: its ``name``, ``kind`` (file, dir, symlink, other) and ``size``."""
+
     name: str
     kind: Literal["file", "dir", "symlink", "other"]
     size: int = 0
@@ -26,21 +33,31 @@ class DirEntry(BaseModel):
 
 @runtime_checkable
 class Sandbox(Protocol):
+    """A persistent shell plus a file API (see the design's Sandbox contract); ``LocalSandbox`` and
+    ``DockerSandbox`` implement it, and tools are written against it.
+    """
+
     workspace: str  # the workspace root as seen by commands inside the sandbox
     isolated: bool  # whether commands are actually contained (bwrap/docker) or run on the host
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Start the shell (``async with`` does this)."""
 
     async def run(self, command: str, timeout: float | None = None,
-                  idle_timeout: float | None = None) -> ExecResult: ...
+                  idle_timeout: float | None = None) -> ExecResult:
+        """Run ``command`` in the persistent shell; a timeout kills its process group and keeps its output."""
 
-    async def read_file(self, path: str) -> bytes: ...
+    async def read_file(self, path: str) -> bytes:
+        """The bytes of a file in the workspace."""
 
-    async def write_file(self, path: str, data: bytes | str) -> None: ...
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        """Write a file in the workspace."""
 
-    async def list_dir(self, path: str = ".") -> list[DirEntry]: ...
+    async def list_dir(self, path: str = ".") -> list[DirEntry]:
+        """The entries of a folder in the workspace."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Stop the shell and release what the sandbox holds."""
 
     async def __aenter__(self) -> "Sandbox": ...
 

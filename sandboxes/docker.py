@@ -527,6 +527,7 @@ class DockerSandbox:
 
     # ----- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
+        """Start the shell (``async with`` does this); commands start it on first use too."""
         if self._started:
             return
         t0 = time.monotonic()
@@ -625,6 +626,7 @@ class DockerSandbox:
         self.api.put_archive(self.container_id, parent, buf.getvalue())
 
     async def close(self) -> None:
+        """Stop the shell and release what the sandbox holds (``async with`` does this)."""
         if self._closed:
             return
         self._closed = True
@@ -740,6 +742,9 @@ class DockerSandbox:
     # ----- commands --------------------------------------------------------------------
     async def run(self, command: str, timeout: float | None = None,
                   idle_timeout: float | None = None) -> ExecResult:
+        """Run ``command`` in the persistent shell (cwd and exports persist); a timeout (total, or no output
+        for ``idle_timeout``) kills the command's process group and keeps its output so far.
+        """
         if not self._started:
             await self.start()
         r = await self.session.run(command, timeout=timeout, idle_timeout=idle_timeout)
@@ -782,6 +787,7 @@ class DockerSandbox:
         return real, kind, mode
 
     async def read_file(self, path: str) -> bytes:
+        """The bytes of a file in the workspace (a path relative to it, or absolute inside it)."""
         real, kind, _ = await self._resolve(path)
         if kind == "":
             raise FileNotFoundError(2, "No such file or directory", path)
@@ -811,6 +817,7 @@ class DockerSandbox:
         raise FileNotFoundError(2, "No such file or directory", shown)
 
     async def write_file(self, path: str, data: bytes | str) -> None:
+        """Write a file in the workspace, creating its folders."""
         real, kind, mode = await self._resolve(path)
         if kind == "dir":
             raise IsADirectoryError(21, "Is a directory", path)
@@ -821,6 +828,7 @@ class DockerSandbox:
         await asyncio.to_thread(self.put_files, parent, {name: payload}, file_mode)
 
     async def list_dir(self, path: str = ".") -> list[DirEntry]:
+        """The entries of a folder in the workspace."""
         real, kind, _ = await self._resolve(path)
         if kind == "":
             raise FileNotFoundError(2, "No such file or directory", path)

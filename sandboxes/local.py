@@ -369,6 +369,7 @@ class LocalSandbox:
 
     # ----- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
+        """Start the shell (``async with`` does this); commands start it on first use too."""
         if self._started:
             return
         global _warned_unisolated
@@ -385,6 +386,7 @@ class LocalSandbox:
         _live.add(self)
 
     async def close(self) -> None:
+        """Stop the shell and release what the sandbox holds (``async with`` does this)."""
         if self._closed:
             return
         self._closed = True
@@ -405,6 +407,9 @@ class LocalSandbox:
     # ----- commands --------------------------------------------------------------------
     async def run(self, command: str, timeout: float | None = None,
                   idle_timeout: float | None = None) -> ExecResult:
+        """Run ``command`` in the persistent shell (cwd and exports persist); a timeout (total, or no output
+        for ``idle_timeout``) kills the command's process group and keeps its output so far.
+        """
         if not self._started:
             await self.start()
         return await self.session.run(command, timeout=timeout, idle_timeout=idle_timeout)
@@ -426,10 +431,12 @@ class LocalSandbox:
         return await asyncio.to_thread(safefs.read_lines, self.workspace, path, first, last, max_bytes)
 
     async def write_file(self, path: str, data: bytes | str) -> None:
+        """Write a file in the workspace, creating its folders."""
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         await asyncio.to_thread(safefs.write_file, self.workspace, path, payload)
 
     async def list_dir(self, path: str = ".") -> list[DirEntry]:
+        """The entries of a folder in the workspace."""
         return await asyncio.to_thread(safefs.list_dir, self.workspace, path)
 
     async def copy_out(self, dest: str | os.PathLike[str]) -> str:

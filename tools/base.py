@@ -26,6 +26,8 @@ class Observation(BaseModel):
 
 
 class Source(BaseModel):
+    """A numbered source of a run: the ``[citation:N]`` number, its URL and title."""
+
     n: int
     url: str
     title: str = ""
@@ -43,6 +45,7 @@ class SourceTable:
             self._by_url[s.url] = s
 
     def add(self, url: str, title: str = "") -> int:
+        """The number of ``url``, adding it (with ``title``) when it is new."""
         src = self._by_url.get(url)
         if src is None:
             src = Source(n=len(self._by_url) + 1, url=url, title=title)
@@ -52,9 +55,11 @@ class SourceTable:
         return src.n
 
     def get(self, n: int) -> Source | None:
+        """The source numbered ``n``, if any."""
         return next((s for s in self._by_url.values() if s.n == n), None)
 
     def all(self) -> list[Source]:
+        """Every source, by number."""
         return sorted(self._by_url.values(), key=lambda s: s.n)
 
     def __len__(self) -> int:
@@ -281,6 +286,7 @@ def to_observation(result: Any) -> Observation:
 
 
 def format_validation_error(exc: ValidationError) -> str:
+    """A pydantic validation error as one line the model can act on, naming each bad argument."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err.get("loc", ())) or "(arguments)"

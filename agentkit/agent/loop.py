@@ -109,13 +109,15 @@ class Agent:
 
     def run_sync(self, task: str, *, history: Sequence[Message] | None = None,
                  trajectory: str | Path | None = None, on_event: EventCallback | None = None) -> RunResult:
-        """``run`` for synchronous code; works inside a running event loop too (Jupyter), where
+        """``run`` for synchronous code: the ``RunResult``, or the typed error of a failed run raised.
+
+        Works inside a running event loop too (Jupyter), where
         the run goes on a private loop in a worker thread. ``on_event`` is called in the run's thread.
         The model's connections opened on that private loop are closed when the run ends."""
         return run_sync(self.iter(task, history=history, trajectory=trajectory), on_event, self.model.aclose)
 
     def resume_sync(self, path: str | Path, *, on_event: EventCallback | None = None) -> RunResult:
-        """``resume`` for synchronous code."""
+        """``resume`` for synchronous code: the ``RunResult``, or the error of a failed run raised."""
         return run_sync(self.iter_resume(path), on_event, self.model.aclose)
 
     def cancel(self) -> None:

@@ -131,6 +131,7 @@ class RunRecord:
 
     @staticmethod
     def new_id() -> str:
+        """A fresh run id."""
         return uuid.uuid4().hex[:16]
 
     @classmethod
@@ -195,6 +196,7 @@ class RunRecord:
         self.usage = self.usage + usage
 
     def compacted(self, messages: list[Message], done: list[Compaction]) -> None:
+        """Take the compacted conversation, and log each compaction."""
         for comp in done:
             self.event("compaction", **comp.model_dump(exclude_none=True))
             self._pending.append(ev.CompactionDone(step=self.steps, strategy=comp.strategy, start=comp.start,
@@ -222,10 +224,12 @@ class RunRecord:
                                                  error=m.error, discarded=m.discarded))
 
     def limit(self, lim: ev.LimitReached) -> None:
+        """End the run at a reached limit (logged as an event)."""
         self.event("limit", limit=lim.limit, value=lim.value, maximum=lim.maximum)
         self.end = ("limit", None, f"{lim.limit} limit reached ({lim.value:g} of {lim.maximum:g})")
 
     def event(self, kind: str, **fields: Any) -> None:
+        """Log an event to the trajectory."""
         if self.writer:
             self.writer.event(kind, step=self.steps, **fields)
 
@@ -255,6 +259,7 @@ class RunRecord:
         return out
 
     def close_open_calls(self, cut: Callable[[str], str]) -> None:
+        """Answer the calls a cancelled turn left open, so the conversation stays valid."""
         text = "Error: cancelled before it finished"
         for call in self.open_calls():
             self.add_result(call, Observation(text=text, is_error=True), 0.0, cut(text))

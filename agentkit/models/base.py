@@ -88,6 +88,10 @@ class Completion(BaseModel):
 
 
 class ToolCallDelta(BaseModel):
+    """A piece of a streamed tool call: its ``index`` in the turn, then its id and name, then pieces of its
+    arguments.
+    """
+
     index: int
     id: str | None = None
     name: str | None = None
@@ -131,10 +135,14 @@ class Model(Protocol):
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                        settings: ModelSettings | None = None, *,
-                       on_event: OnEvent | None = None) -> Completion: ...
+                       on_event: OnEvent | None = None) -> Completion:
+        """One model call: the assistant turn for ``messages`` (``tools``: OpenAI tool schemas);
+        retries and fallbacks are reported to ``on_event``. Raises a ``ModelError`` when it cannot answer."""
 
     def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                settings: ModelSettings | None = None, *,
-               on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]: ...
+               on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]:
+        """As ``complete``, streamed: content and reasoning deltas, the last one carrying the whole ``Completion``."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Close this event loop's connections (the model stays usable)."""

@@ -22,6 +22,10 @@ def _final(err: ModelError) -> bool:
 
 
 class Fallback:
+    """Models tried in order: when one fails after its own retries, the next one answers, unless the request
+    itself is malformed (a 400/422 no other model can fix). Each switch is reported as a ``fallback`` event.
+    """
+
     def __init__(self, models: list[Model]) -> None:
         if not models:
             raise ConfigError("Fallback needs at least one model")
@@ -39,6 +43,7 @@ class Fallback:
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                        settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
+        """The first model's completion that succeeds (see the class)."""
         for i, model in enumerate(self.models):
             try:
                 return await model.complete(messages, tools, settings, on_event=on_event)
@@ -51,6 +56,7 @@ class Fallback:
     async def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                      settings: ModelSettings | None = None, *,
                      on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]:
+        """As ``complete``, streamed; a switch after output was shown is reported with ``discarded=True``."""
         for i, model in enumerate(self.models):
             shown = False
             try:

@@ -42,13 +42,6 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _without_tool_fields(s: ModelSettings) -> ModelSettings:
-    """Prompt tool mode: no tool_choice / parallel_tool_calls either (endpoints reject them without tools)."""
-    if s.tool_choice is None and s.parallel_tool_calls is None:
-        return s
-    return s.model_copy(update={"tool_choice": None, "parallel_tool_calls": None})
-
-
 class OpenAICompatible(HTTPModel):
     """Chat completions over HTTP for any OpenAI-compatible endpoint (see ``providers.py``)."""
 
@@ -121,6 +114,9 @@ class OpenAICompatible(HTTPModel):
     # ------------------------------------------------------------------ complete
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                        settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
+        """One chat-completions call: the assistant turn for ``messages``, with retries (each reported to
+        ``on_event``); raises the typed ``ModelError`` when it cannot answer.
+        """
         if self.stream_complete:
             final: Completion | None = None
             async for delta in self._stream(messages, tools, settings, on_event, retry_after_output=True):
@@ -136,7 +132,7 @@ class OpenAICompatible(HTTPModel):
                     raise
         if not tools:
             return await self._complete_native(messages, tools, s, on_event)
-        version, s = grammar_version(self.name), _without_tool_fields(s)
+        version = grammar_version(self.name)
         comp = await self._complete_native(to_prompt_messages(messages, tools, version), None, s, on_event)
         return parse_prompt_reply(comp, version)
 
@@ -216,6 +212,9 @@ class OpenAICompatible(HTTPModel):
     def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                settings: ModelSettings | None = None, *,
                on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]:
+        """As ``complete``, streamed over SSE: content and reasoning deltas, the last one carrying the whole
+        ``Completion``; a retry after output was shown is reported with ``discarded=True``.
+        """
         return self._stream(messages, tools, settings, on_event, retry_after_output=False)
 
     async def _stream(self, messages: list[Message], tools: list[dict[str, Any]] | None,
@@ -236,7 +235,7 @@ class OpenAICompatible(HTTPModel):
             async for delta in self._stream_native(messages, tools, s, on_event, retry_after_output):
                 yield delta
             return
-        version, s = grammar_version(self.name), _without_tool_fields(s)
+        version = grammar_version(self.name)
         async for delta in self._stream_native(to_prompt_messages(messages, tools, version), None, s, on_event,
                                                retry_after_output):
             if delta.completion is not None:

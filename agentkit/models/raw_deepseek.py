@@ -139,6 +139,9 @@ class RawDeepSeek(HTTPModel):
         return body
 
     def default_max_tokens(self, prompt: str) -> int:
+        """The ``max_tokens`` sent when none is set: the model's max output, or what is left of its window
+        after ``prompt``.
+        """
         from agentkit.models.catalog import lookup
 
         info = lookup(self.name)
@@ -191,6 +194,9 @@ class RawDeepSeek(HTTPModel):
     # ------------------------------------------------------------------ complete
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                        settings: ModelSettings | None = None, *, on_event: OnEvent | None = None) -> Completion:
+        """Render the conversation to the DeepSeek prompt, call ``/v1/completions`` and parse the completion
+        into a message with tool calls.
+        """
         s = self.settings.merged(settings)
         prompt, in_reasoning = self.render(messages, tools, s)
         body = self.build_body(prompt, s, stream=False)
@@ -217,6 +223,7 @@ class RawDeepSeek(HTTPModel):
     def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                settings: ModelSettings | None = None, *,
                on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]:
+        """As ``complete``, streamed: deltas as the completion is parsed, then the whole ``Completion``."""
         return self._stream(messages, tools, settings, on_event)
 
     async def _stream(self, messages: list[Message], tools: list[dict[str, Any]] | None,

@@ -95,11 +95,13 @@ class Replay:
 
     @property
     def remaining(self) -> int:
+        """Turns of the script not played yet."""
         return len(self.turns) - self.position
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                        settings: ModelSettings | None = None, *,
                        on_event: OnEvent | None = None) -> Completion:
+        """The next scripted turn as a ``Completion`` (raises ``ModelError`` when the script ran out)."""
         if self.position >= len(self.turns):
             raise ModelError(f"replay script ran out after {len(self.turns)} turns"
                              f"{' in ' + self.source if self.source else ''}; add turns to the script")
@@ -117,6 +119,7 @@ class Replay:
     async def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
                      settings: ModelSettings | None = None, *,
                      on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]:
+        """The next scripted turn in small deltas, ending with the whole ``Completion``."""
         completion = await self.complete(messages, tools, settings, on_event=on_event)
         msg, n = completion.message, self.chunk_chars
         for i in range(0, len(msg.reasoning or ""), n):

@@ -198,16 +198,19 @@ class FakeServer:
     # ------------------------------------------------------------------ lifecycle
     @property
     def base_url(self) -> str:
+        """The OpenAI-style base URL (``http://127.0.0.1:PORT/v1``) to give a client."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/v1"
 
     async def start(self) -> "FakeServer":
+        """Listen on the current event loop (``async with`` does this); returns the server."""
         self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def aclose(self) -> None:
+        """Stop serving and drop open connections (does not raise for scripting errors: see ``check``)."""
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -253,6 +256,7 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
+        """Stop a server started with ``start_in_thread`` (does not raise: see ``check``)."""
         if self._thread is None or self._loop is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -83,9 +83,11 @@ class LocalWebServer:
         return self.url(path)
 
     def add_html(self, path: str, html: str | bytes, charset: str = "utf-8") -> str:
+        """Serve ``html`` at ``path``; returns its URL."""
         return self.add(path, html, f"text/html; charset={charset}")
 
     def add_pdf(self, path: str, pdf: bytes) -> str:
+        """Serve a PDF at ``path``; returns its URL."""
         return self.add(path, pdf, "application/pdf")
 
     def redirect(self, path: str, location: str, status: int = 302) -> str:
@@ -96,19 +98,23 @@ class LocalWebServer:
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def port(self) -> int:
+        """The port it listens on (once started)."""
         assert self._server is not None, "server not started"
         return self._server.server_address[1]
 
     @property
     def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
         return f"http://{self._host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
+        """The URL of ``path`` on this server."""
         if self._server is None:
             return path
         return self.base_url + (path if path.startswith("/") else "/" + path)
 
     def start(self) -> "LocalWebServer":
+        """Serve from a background thread; returns the server."""
         owner = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -143,6 +149,7 @@ class LocalWebServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
