@@ -42,6 +42,13 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _without_tool_fields(s: ModelSettings) -> ModelSettings:
+    """Prompt tool mode: no tool_choice / parallel_tool_calls either (endpoints reject them without tools)."""
+    if s.tool_choice is None and s.parallel_tool_calls is None:
+        return s
+    return s.model_copy(update={"tool_choice": None, "parallel_tool_calls": None})
+
+
 class OpenAICompatible(HTTPModel):
     """Chat completions over HTTP for any OpenAI-compatible endpoint (see ``providers.py``)."""
 
@@ -132,7 +139,7 @@ class OpenAICompatible(HTTPModel):
                     raise
         if not tools:
             return await self._complete_native(messages, tools, s, on_event)
-        version = grammar_version(self.name)
+        version, s = grammar_version(self.name), _without_tool_fields(s)
         comp = await self._complete_native(to_prompt_messages(messages, tools, version), None, s, on_event)
         return parse_prompt_reply(comp, version)
 
@@ -235,7 +242,7 @@ class OpenAICompatible(HTTPModel):
             async for delta in self._stream_native(messages, tools, s, on_event, retry_after_output):
                 yield delta
             return
-        version = grammar_version(self.name)
+        version, s = grammar_version(self.name), _without_tool_fields(s)
         async for delta in self._stream_native(to_prompt_messages(messages, tools, version), None, s, on_event,
                                                retry_after_output):
             if delta.completion is not None:
