@@ -245,7 +245,12 @@ async def test_fallback_chain_trajectory_masks_every_models_key(tmp_path: Path) 
                           OpenAICompatible("b", base_url=second.url, api_key=second_key,
                                            provider="openai-compatible", max_retries=0)])
         path = tmp_path / "t.jsonl"
-        result = await Agent(chain, trajectory=path).run("hi")
+        from agentkit.errors import ModelError
+
+        with pytest.raises(ModelError) as failed:  # a failed run raises, with its result
+            await Agent(chain, trajectory=path).run("hi")
+        result = failed.value.result
+        assert result is not None
         await chain.aclose()
     finally:
         first.close()
