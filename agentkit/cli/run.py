@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="largest non-git folder copied as the workspace, e.g. 10G, or none "
                            "(default: 2G, and one file per 10 kB of it: 200,000; git repos are cloned, not copied)")
     code.add_argument("--test-cmd", help="command run in the sandbox at the end; its result goes in result.json")
-    code.add_argument("--confirm", action="store_true", help="ask before each shell command")
+    code.add_argument("--confirm", action="store_true",
+                      help="ask on the terminal before each shell command and file edit (shown as a diff): "
+                           "yes / no / always for this tool / edit the command / stop")
     add_model_flags(code, "off")
     add_sandbox_flags(code)
     add_limit_flags(code)
@@ -102,10 +104,17 @@ def _with_out(args: argparse.Namespace, opts: Any) -> Any:
 def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
     from agentkit.app.runner import exit_code
 
-    if args.json:
-        print_json(result)
-    elif not args.quiet:
-        _print_summary(result)
+    try:
+        if args.json:
+            print_json(result)
+        elif args.quiet:  # still where the run is and how it ended
+            print(f"{result['status']}: {result['out']}", flush=True)
+        else:
+            _print_summary(result)
+    except BrokenPipeError:  # `agentkit ... | head`: the run is done; its result is on disk
+        from agentkit.cli import quiet_stdout
+
+        quiet_stdout()
     return exit_code(result)
 
 
@@ -124,6 +133,10 @@ def _print_summary(result: dict[str, Any]) -> None:
     test = result.get("test")
     if test:
         print(f"tests: {'passed' if test['passed'] else 'FAILED'} (exit {test['exit_code']}): {test['cmd']}")
+    if result.get("preset") == "research" and result.get("answer"):
+        from agentkit.app.runner import answer_markdown
+
+        print("\n" + answer_markdown(result["answer"], result.get("sources") or []).rstrip() + "\n")
     for label, key in (("answer", "answer"), ("patch", "patch"), ("trajectory", "trajectory"), ("view", "html")):
         name = result.get("files", {}).get(key)
         if name:
@@ -140,9 +153,15 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def cmd_code(args: argparse.Namespace) -> int:
+    import sys
+
     from agentkit.app.github import read_issue_task
     from agentkit.app.runner import run_task
+    from agentkit.errors import ConfigError
 
+    if args.confirm and not sys.stdin.isatty():
+        raise ConfigError("--confirm asks on the terminal, but stdin is not one; run it in a terminal "
+                          "or drop --confirm")
     opts = _options(args, "code", read_issue_task(args.task), repo=args.repo, in_place=args.in_place,
                     test_cmd=args.test_cmd, confirm=args.confirm, keep_workspace=args.keep_workspace,
                     max_copy_bytes=args.max_copy_size)
