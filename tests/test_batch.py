@@ -13,7 +13,7 @@ from agentkit import demo
 from agentkit.app.batch import BatchTask, in_shard, load_tasks, parse_shard
 from agentkit.errors import ConfigError
 from agentkit.testing.server import Reply
-from tests.fixtures_cli import run_cli, write_jsonl
+from tests.fixtures_cli import cli_env, run_cli, write_jsonl
 
 SUBMIT = Reply(content="", tool_calls=[{"name": "submit", "arguments": json.dumps({"summary": "nothing to change"})}],
                usage={"prompt_tokens": 1000, "completion_tokens": 50, "cost": 0.4})
@@ -38,7 +38,7 @@ def test_batch_cost_stop_then_resume(tmp_path: Path, demo_repo: Path, fake_serve
     tasks = _tasks(tmp_path, demo_repo, 5)
     out = tmp_path / "out"
     common = ["--provider", "openai-compatible", "--base-url", srv.base_url, "--model", "deepseek-v3.1",
-              "--out", str(out)]
+              "--price", "1,1", "--out", str(out)]
     # one worker: $0.4 per task, budget $1 -> tasks 1-3 run (0.4, 0.8 < 1), then launching stops
     proc = run_cli("batch", str(tasks), "--workers", "1", "--max-cost", "1.0", *common)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -70,7 +70,8 @@ def test_batch_cost_stop_then_resume(tmp_path: Path, demo_repo: Path, fake_serve
     assert json.loads((out / "summary.json").read_text())["finished"] == 5
     assert proc.returncode == 1  # some tests failed
     # 5 tasks x 1 model call each reached the server, nothing re-ran
-    assert len([r for r in srv.requests if r["path"].endswith("/chat/completions")]) == 5
+    assert len([r for r in srv.requests if r["path"].endswith("/chat/completions")
+                and (r["json"] or {}).get("max_tokens") != 1]) == 5  # the preflight asks for one token
 
     # a third run has nothing left to do
     proc = run_cli("batch", str(tasks), "--max-cost", "10", *common)
@@ -260,3 +261,48 @@ def test_a_task_resumed_by_the_batch_keeps_the_batch_quiet(tmp_path: Path, demo_
     records = [json.loads(line) for line in (out / "tasks" / "t0" / "trajectory.jsonl").read_text().splitlines()]
     assert any(r["type"] == "event" and r.get("kind") == "resume" for r in records)  # resumed, not restarted
     assert sum(r["type"] == "run" for r in records) == 1
+
+
+def test_fixable_errors_run_again_with_todays_options(tmp_path: Path, demo_repo: Path, fake_server_thread) -> None:
+    """A task that failed on the endpoint (here: nothing listens) is retried by the next run, which uses
+    that run's --base-url; --no-retry-errors keeps it finished. The index page lists every task."""
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [
+        {"id": "a", "preset": "code", "task": "do <b>it</b>", "repo": str(demo_repo)},
+        {"id": "b<x>", "preset": "code", "task": "t", "repo": str(tmp_path / "missing")}][:1])
+    out = tmp_path / "out"
+    dead = ["--provider", "openai-compatible", "--base-url", "http://127.0.0.1:9/v1", "--model", "deepseek-v3.1",
+            "--request-timeout", "2", "--out", str(out), "--no-preflight"]
+    env = cli_env(AGENTKIT_API_KEY="sk-test")
+    proc = run_cli("batch", str(tasks), *dead, env=env, timeout=300)
+    assert proc.returncode == 1
+    first = _results(out)
+    assert first[0]["status"] == "error" and first[0]["retry"] is True
+    assert "1 task(s) ended in an error a re-run can fix" in proc.stdout
+    proc = run_cli("batch", str(tasks), *dead, "--no-retry-errors", "--json", env=env)
+    assert json.loads(proc.stdout)["ran"] == 0 and len(_results(out)) == 1
+    srv = fake_server_thread(responder=lambda request: SUBMIT)
+    proc = run_cli("batch", str(tasks), "--provider", "openai-compatible", "--base-url", srv.base_url, "--model",
+                   "deepseek-v3.1", "--out", str(out), "--json", env=env)
+    summary = json.loads(proc.stdout)
+    assert summary["ran"] == 1 and summary["statuses"] == {"done": 1} and summary["retry_next"] == 0
+    assert [r["status"] for r in _results(out)] == ["error", "done"]  # the new line replaces the old one
+    page = (out / "index.html").read_text()
+    assert 'href="tasks/a/trajectory.html"' in page and "done" in page and "$0.4000" in page
+    assert "<b>it</b>" not in page and "do &lt;b&gt;it&lt;/b&gt;" in page  # escaped
+
+
+def test_preflight_stops_a_batch_with_a_rejected_key(tmp_path: Path, demo_repo: Path, fake_server_thread) -> None:
+    from agentkit.testing.server import Fault
+
+    srv = fake_server_thread(responder=lambda request: Fault(status=401, body={"error": {"message": "bad key"}}))
+    tasks = _tasks(tmp_path, demo_repo, 3)
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(tasks), "--provider", "openai-compatible", "--base-url", srv.base_url,
+                   "--model", "deepseek-v3.1", "--out", str(out), env=cli_env(AGENTKIT_API_KEY="sk-test"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("agentkit: error: preflight check")
+    assert _results(out) == [] and not (out / "tasks").exists()
+    assert len(srv.requests) == 1
+    # replay models need no check
+    proc = run_cli("batch", str(tasks), "--model", f"replay:{demo.CODE_SCRIPT}", "--out", str(tmp_path / "o2"))
+    assert proc.returncode == 0, proc.stderr

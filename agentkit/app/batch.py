@@ -13,12 +13,20 @@ ledger; the parent prints the results as they land, stops the children on Ctrl-C
 ledgers up. With ``ray`` set, each task is a Ray task that brings up its own sandbox on the worker
 it lands on; its files come back to this machine so the output folder looks the same as a local
 run's.
+
+A task that ended in an error a re-run can fix (a rejected key, the network, a rate limit, a worker
+that crashed: see :func:`retryable`) is marked ``"retry": true`` in the ledger and, by default
+(``retry_errors``), runs again on the next invocation with that invocation's options; its new line
+replaces the old one. :func:`preflight` sends one cheap request before a batch starts, so a wrong key
+or an unreachable endpoint is one error, not hundreds. ``index.html`` in the output folder lists
+every task with a link to its viewer page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import html
 import json
 import os
 import shutil
@@ -38,6 +46,7 @@ from agentkit.app.runner import RunOptions, run_or_resume, run_task
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+INDEX = "index.html"
 T = TypeVar("T")
 # Not sent back from Ray workers: the working copy and the baseline are large and only useful there.
 _NOT_GATHERED = ("workspace", ".baseline.git")
@@ -68,6 +77,7 @@ class BatchSummary(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     cost_stop: bool = False
+    retry_next: int = 0  # finished with an error a re-run can fix: they run again next time
 
     @property
     def pass_rate(self) -> float | None:
@@ -133,8 +143,9 @@ class Ledgers:
     first line of an id wins) and ``spent``, the cost they add up to. Only whole lines count: a
     line cut by a kill is that task's to run again, and one being written now is read next time."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, retry_errors: bool = False) -> None:
         self.out = out
+        self.retry_errors = retry_errors  # results marked "retry" count as not finished
         self.results: dict[str, dict[str, Any]] = {}
         self.spent = 0.0
         self._read_up_to: dict[Path, int] = {}
@@ -155,11 +166,20 @@ class Ledgers:
                     result = json.loads(line)
                 except ValueError:  # a line cut by a kill: that task runs again
                     continue
-                if isinstance(result, dict) and isinstance(result.get("id"), str) and result["id"] not in self.results:
-                    self.results[result["id"]] = result
-                    self.spent += float(result.get("cost_usd") or 0.0)
-                    new.append(result)
+                if not (isinstance(result, dict) and isinstance(result.get("id"), str)):
+                    continue
+                old = self.results.get(result["id"])
+                if old is not None and not old.get("retry"):  # the first finished line of an id wins
+                    continue
+                self.spent += float(result.get("cost_usd") or 0.0)  # a retried attempt's cost was spent too
+                self.results[result["id"]] = result
+                new.append(result)
         return new
+
+    def finished(self, task_id: str) -> bool:
+        """Whether the task needs no further run (with ``retry_errors``, a fixable error does)."""
+        r = self.results.get(task_id)
+        return r is not None and not (self.retry_errors and r.get("retry"))
 
 
 def read_results(out: str | Path) -> list[dict[str, Any]]:
@@ -193,6 +213,21 @@ async def _local_runner(opts: RunOptions) -> dict[str, Any]:
     return await run_or_resume(opts)
 
 
+_FIXABLE = ("api key", "401", "403", "402", "credits", "rate limit", "429", "connect", "network", "dns",
+            "name or service", "timed out", "timeout", "unreachable", "internal error", "not set")
+
+
+def retryable(result: dict[str, Any]) -> bool:
+    """Whether an errored task is one a re-run may fix: it never got going (no step taken: a missing
+    key, a bad path, a crashed worker) or it failed on the key, the network or a rate limit."""
+    if result.get("status") != "error":
+        return False
+    if not int(result.get("steps") or 0):
+        return True
+    text = str(result.get("error") or "").lower()
+    return any(word in text for word in _FIXABLE)
+
+
 def _error_result(task: BatchTask, err: BaseException) -> dict[str, Any]:
     return {"id": task.id, "preset": task.preset, "status": "error", "error": str(err) or type(err).__name__,
             "steps": 0, "tokens": {"prompt": 0, "completion": 0}, "cost_usd": 0.0, "test": None}
@@ -202,7 +237,7 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
                     max_cost: float | None = None, ray_address: str | None = None,
                     shard: tuple[int, int] | None = None,
                     on_result: Callable[[dict[str, Any]], None] | None = None,
-                    runner: Runner | None = None) -> BatchSummary:
+                    runner: Runner | None = None, retry_errors: bool = True) -> BatchSummary:
     """Run ``tasks`` (with ``shard``, only its share of them) ``workers`` at a time into ``out``;
     returns the summary (also written to summary.json, or summary.shard-I.json)."""
     if workers < 1:
@@ -212,9 +247,9 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
     if runner is None:
         runner = _ray_runner(ray_address) if ray_address else _local_runner
     tasks = in_shard(tasks, shard)
-    ledgers = Ledgers(out)
+    ledgers = Ledgers(out, retry_errors)
     ledgers.read()
-    todo = [t for t in tasks if t.id not in ledgers.results]
+    todo = [t for t in tasks if not ledgers.finished(t.id)]
     path = ledger_path(out, shard)
     _drop_cut_line(path)
     ledger = open(path, "a", encoding="utf-8")
@@ -237,6 +272,7 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
             except Exception as e:  # a bug in one task must not take the other tasks down with it
                 result = _error_result(task, RuntimeError(f"internal error: {type(e).__name__}: {e}"))
             result = {**result, "id": task.id, "preset": task.preset}
+            result["retry"] = retryable(result)
             ledger.write(json.dumps(result, ensure_ascii=False) + "\n")
             ledger.flush()
             if on_result:
@@ -249,6 +285,8 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
     ledgers.read()
     summary = _summarize(tasks, ledgers, skipped_done=len(tasks) - len(todo), max_cost=max_cost)
     _write_summary(out / (SUMMARY if shard is None else f"summary.shard-{shard[0]}.json"), summary)
+    if shard is None:
+        write_index(out, tasks, ledgers)
     return summary
 
 
@@ -261,6 +299,7 @@ def _summarize(tasks: list[BatchTask], ledgers: Ledgers, *, skipped_done: int,
             summary.not_started += 1
             continue
         summary.finished += 1
+        summary.retry_next += bool(r.get("retry"))
         status = str(r.get("status") or "error")
         summary.statuses[status] = summary.statuses.get(status, 0) + 1
         test = r.get("test")
@@ -300,10 +339,64 @@ def summary_table(summary: BatchSummary) -> Any:
     return table
 
 
+def write_index(out: Path, tasks: list[BatchTask], ledgers: Ledgers) -> Path:
+    """``OUT/index.html``: one row per task (status, tests, cost, steps, a link to its viewer page)."""
+    esc = html.escape
+    rows = []
+    for task in tasks:
+        r = ledgers.results.get(task.id) or {}
+        status = str(r.get("status") or "not run") + (" (runs again)" if r.get("retry") else "")
+        test = r.get("test")
+        tests = ("passed" if test.get("passed") else "failed") if isinstance(test, dict) else ""
+        cost = r.get("cost_usd")
+        view = Path("tasks") / task.id / str((r.get("files") or {}).get("html") or "trajectory.html")
+        link = (f'<a href="{esc(view.as_posix(), quote=True)}">view</a>' if (out / view).is_file() else "")
+        error = f'<div class="err">{esc(str(r["error"]))}</div>' if r.get("error") else ""
+        rows.append(f'<tr class="{esc(str(r.get("status") or "none"), quote=True)}"><td>{esc(task.id)}</td>'
+                    f"<td>{esc(status)}{error}</td><td>{esc(tests)}</td>"
+                    f"<td>{'' if cost is None or not r else esc(f'${float(cost):.4f}')}</td>"
+                    f"<td>{esc(str(r.get('steps', '')))}</td><td>{link}</td><td>{esc(_clip(task.task, 120))}</td></tr>")
+    page = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>agentkit batch</title><style>"
+            "body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+            ".done td:nth-child(2){color:green}.error td:nth-child(2){color:#b00}.err{font-size:smaller}"
+            "</style></head><body>"
+            f"<h1>batch {esc(out.name)}</h1><table><tr><th>task</th><th>status</th><th>tests</th><th>cost</th>"
+            "<th>steps</th><th>view</th><th>task text</th></tr>" + "".join(rows) + "</table></body></html>\n")
+    path = out / INDEX
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+async def preflight(base: RunOptions) -> None:
+    """One cheap request (a one-token completion) with the batch's model, key and endpoint, so a wrong
+    key or an unreachable endpoint stops the batch before its first task; nothing for replay models.
+    Raises ``ConfigError`` with the reason."""
+    from agentkit.app.runner import DEFAULT_MODEL, build_model
+    from agentkit.messages import UserMessage
+    from agentkit.models.base import ModelSettings
+
+    if (base.model or DEFAULT_MODEL).startswith("replay:"):
+        return
+    model = build_model(base)
+    try:
+        await model.complete([UserMessage(content="Reply with OK.")], None,
+                             ModelSettings(max_tokens=1, thinking=False))
+    except AgentkitError as e:
+        raise ConfigError(f"preflight check of {base.model or DEFAULT_MODEL} failed, no task was started: {e} "
+                          "(skip the check with --no-preflight)") from None
+    finally:
+        await model.aclose()
+
+
 # -- shards in child processes ---------------------------------------------------------------------
 
 def run_shards(argv: Sequence[str], tasks: list[BatchTask], out: str | Path, processes: int, *,
-               max_cost: float | None = None,
+               max_cost: float | None = None, retry_errors: bool = True,
                on_result: Callable[[dict[str, Any]], None] | None = None) -> BatchSummary:
     """Run a batch as ``processes`` children ``agentkit ARGV --shard I/N``; sum up their ledgers.
 
@@ -318,10 +411,10 @@ def run_shards(argv: Sequence[str], tasks: list[BatchTask], out: str | Path, pro
         raise ConfigError("--processes must be at least 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ledgers = Ledgers(out)
+    ledgers = Ledgers(out, retry_errors)
     ledgers.read()
     ids = {t.id for t in tasks}
-    skipped_done = sum(t.id in ledgers.results for t in tasks)
+    skipped_done = sum(ledgers.finished(t.id) for t in tasks)
     cmd = [sys.executable, "-m", "agentkit", *argv, "--out", str(out), "--quiet"]
     setup = _child_setup()
     children: list[subprocess.Popen[bytes]] = []
@@ -348,6 +441,7 @@ def run_shards(argv: Sequence[str], tasks: list[BatchTask], out: str | Path, pro
     report()
     summary = _summarize(tasks, ledgers, skipped_done=skipped_done, max_cost=max_cost)
     _write_summary(out / SUMMARY, summary)
+    write_index(out, tasks, ledgers)
     stopped = [f"shard {i}/{processes} ({_exit_reason(c.returncode)})"
                for i, c in enumerate(children, 1) if c.returncode not in (0, 1)]
     if stopped:

@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-searches", type=int, help="most search calls per research task")
     p.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
                    help="let fetch reach this private host or network (repeatable)")
+    p.add_argument("--retry-errors", dest="retry_errors", action="store_true", default=True,
+                   help="run again the tasks that ended in an error a re-run can fix (a rejected key, the network, "
+                        "a rate limit, a crashed worker) in an earlier run of this batch (default)")
+    p.add_argument("--no-retry-errors", dest="retry_errors", action="store_false",
+                   help="count every errored task as finished")
+    p.add_argument("--no-preflight", dest="preflight", action="store_false", default=True,
+                   help="skip the one-token request that checks the key and the endpoint before the first task")
     p.add_argument("--quiet", action="store_true", help="no per-task lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_model_flags(p)
@@ -73,7 +80,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                           "--ray (Ray places the tasks)")
     from rich.console import Console
 
-    from agentkit.app.batch import ledger_path, load_tasks, run_batch, run_shards, summary_table
+    from agentkit.app.batch import INDEX, ledger_path, load_tasks, preflight, run_batch, run_shards, summary_table
     from agentkit.app.runner import RunOptions
 
     ledgers = out / "results*.jsonl" if processes > 1 else ledger_path(out, args.shard)
@@ -87,6 +94,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                       search_backend=args.search_backend, max_searches=args.max_searches,
                       fetch_allow=args.fetch_allow, progress="quiet")
     stream = sys.stderr if args.json else sys.stdout
+    if args.preflight and not args.shard:  # a --processes child: its parent checked already
+        asyncio.run(preflight(base))
 
     def on_result(r: dict[str, Any]) -> None:
         if args.quiet:
@@ -99,12 +108,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
               file=stream, flush=True)
 
     if processes > 1:
-        summary = run_shards(args.argv, tasks, out, processes, max_cost=args.max_cost, on_result=on_result)
+        summary = run_shards([*args.argv, "--no-preflight"], tasks, out, processes, max_cost=args.max_cost,
+                             retry_errors=args.retry_errors, on_result=on_result)
     else:
         try:
             summary = asyncio.run(_until_sigterm(run_batch(
                 tasks, base, out, workers=args.workers, max_cost=args.max_cost, ray_address=args.ray,
-                shard=args.shard, on_result=on_result)))
+                shard=args.shard, on_result=on_result, retry_errors=args.retry_errors)))
         except asyncio.CancelledError:  # SIGTERM: the runs ended "cancelled" and resume on a re-run
             return 143
     if args.json:
@@ -114,7 +124,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if summary.cost_stop:
             print(f"cost budget ${args.max_cost} reached: {summary.not_started} task(s) not started; "
                   "raise --max-cost and run the same command again to continue", file=stream)
+        if summary.retry_next:
+            print(f"{summary.retry_next} task(s) ended in an error a re-run can fix; they will run again "
+                  "when you run the same command" + ("" if args.retry_errors else " with --retry-errors"),
+                  file=stream)
         print(f"results: {ledgers}", file=stream)
+        if not args.shard:
+            print(f"index:   {out / INDEX}", file=stream)
     bad = summary.finished - summary.statuses.get("done", 0)
     failed_tests = summary.tests_run - summary.tests_passed
     return 0 if (bad == 0 and failed_tests == 0 and summary.not_started == 0) else 1
