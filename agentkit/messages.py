@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import operator
 import uuid
-from typing import Annotated, Any, Callable, Hashable, Iterable, Literal, Sequence, TypeVar, Union
+from typing import Annotated, Any, Iterable, Literal, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -146,7 +146,6 @@ class SeenConversation:
         return self
 
 
-T = TypeVar("T")
 
 
 class _Base(BaseModel):
@@ -156,11 +155,6 @@ class _Base(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)  # unknown provider keys, kept verbatim
 
     __slots__ = ("_edits",)  # edits, for ``SeenConversation``; a slot, so equality never sees it
-
-    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
-        """``make()``. Messages cache nothing: the caches live in the clients that use them (see
-        ``SeenConversation``); kept only until its last callers go."""
-        return make()
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)

@@ -71,7 +71,6 @@ class OpenAICompatible(HTTPModel):
         self.stream_complete = stream_complete  # complete() via a stream (keeps long generations alive)
         self._prompt_tools: bool | None = None  # auto tool mode: in prompt mode (None: not decided yet)
         self._last_dicts: tuple[SeenConversation, list[dict[str, Any]]] | None = None
-        self._memo_key = ("openai", *self.preset.adapt_key)  # hashing the whole preset per message costs more
 
     # ------------------------------------------------------------------ plumbing
     def _provider_headers(self, s: ModelSettings) -> dict[str, str]:
@@ -80,7 +79,7 @@ class OpenAICompatible(HTTPModel):
     def build_body(self, messages: list[Message], tools: list[dict[str, Any]] | None, s: ModelSettings,
                    stream: bool) -> dict[str, Any]:
         """The exact request body: typed settings, the provider's thinking field, then extra_body.
-        Message dicts are each message's memo (made once per message): read them, never edit them."""
+        Message dicts are cached across calls (``_message_dicts``): read them, never edit them."""
         body: dict[str, Any] = {"model": self.name, "messages": self._message_dicts(messages)}
         if tools:
             body["tools"] = tools
@@ -98,13 +97,15 @@ class OpenAICompatible(HTTPModel):
         return body
 
     def _message_dicts(self, messages: list[Message]) -> list[dict[str, Any]]:
-        """Each message as this provider gets it. A conversation that only grew since the last
-        call (the same message objects, none edited) reuses the last list; the rest comes from
-        each message's memo, so a message is converted once."""
-        preset, key, last = self.preset, self._memo_key, self._last_dicts
-        kept = last[1] if last is not None and last[0].grown_into(messages) else []
-        dicts = kept + [m.memo(key, lambda m=m: preset.adapt_message(m.to_openai())) for m in messages[len(kept):]]
-        self._last_dicts = (SeenConversation(messages), dicts)
+        """Each message as this provider gets it. This client's own cache: a conversation that
+        only grew since the last call (the same messages, none edited) converts only the new ones."""
+        last = self._last_dicts
+        if last is not None and last[0].grown_into(messages):
+            seen, kept = last[0].extend(messages), last[1]
+        else:
+            seen, kept = SeenConversation(messages), []
+        dicts = kept + [self.preset.adapt_message(m.to_openai()) for m in messages[len(kept):]]
+        self._last_dicts = (seen, dicts)
         return dicts
 
     def _estimate(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> Usage | None:

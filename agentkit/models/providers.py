@@ -86,11 +86,6 @@ class Provider:
             out["X-OpenRouter-Title"] = app_title
         return out
 
-    @property
-    def adapt_key(self) -> tuple[Any, ...]:
-        """Everything ``adapt_message`` depends on: a cache key for adapted messages."""
-        return (self.empty_assistant_content, self.reasoning_echo)
-
     def for_model(self, model: str) -> "Provider":
         """This preset with ``reasoning_echo`` resolved for ``model`` (the thinking switch renames a
         model only between ids that share a rule, so the rule of the client's model holds)."""
