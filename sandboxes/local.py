@@ -7,6 +7,9 @@ the workspace (bound at the same path, so paths mean the same inside and out) an
 (``sandboxes/limits.py``). Without ``bwrap`` (``isolation == "none"``) commands run on the host
 as they are: a warning says so, the run records say so, and the agent's API keys are scrubbed
 from what ``/proc/<agent pid>/environ`` shows.
+
+Why one module over 450 lines: the shell process, the kill logic that finds a command's whole
+tree (session, pid namespace or cgroup) and the file API share one workspace and one process.
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ def test_specials_are_skipped_and_setuid_dropped(tmp_path: Path) -> None:
 
 
 def test_member_checker_refuses_nul_and_foreign_names() -> None:
-    from agentkit.sandboxes.docker import _Skip, member_parts
+    from agentkit.sandboxes.copyback import _Skip, member_parts
 
     assert member_parts("workspace/./a//b", "workspace") == ["a", "b"]
     for bad in ("workspace/a\x00b", "/workspace/a", "workspace/../x", "other/a"):

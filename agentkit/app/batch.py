@@ -20,6 +20,9 @@ that crashed: see :func:`retryable`) is marked ``"retry": true`` in the ledger a
 replaces the old one. :func:`preflight` sends one cheap request before a batch starts, so a wrong key
 or an unreachable endpoint is one error, not hundreds. ``index.html`` in the output folder lists
 every task with a link to its viewer page.
+
+Why one module over 450 lines: the ledger, the shard split and the cost budget are one protocol
+between processes; reading it in one place is what keeps "each task exactly once" checkable.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ FAIL_TO_PASS and PASS_TO_PASS passes; ``OUT/report.json`` sums it up.
 
 An instance cut off mid-run (Ctrl-C, a crash) starts again from scratch on the next run of the same
 command: its container, where the work was, is gone.
+
+Why one module over 450 lines: reading instances, running them, taking the patch and grading
+are one pipeline whose steps pass containers and instance records to each other.
 """
 
 from __future__ import annotations

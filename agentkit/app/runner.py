@@ -6,6 +6,10 @@ view, and ``patch.diff`` (code) or ``answer.md`` (research). For code runs the w
 ends ``done`` (unless ``keep_workspace``), and kept otherwise so the run can be resumed.
 
 By default run folders go under a per-user data folder (``runs_root()``), never inside the repo.
+
+Why one module over 450 lines: it is the one path from options to a finished run folder (start,
+resume, batch tasks and Ray workers all go through it), and the checks on a resumed trajectory
+that may be someone else's sit next to the code they guard.
 """
 
 from __future__ import annotations

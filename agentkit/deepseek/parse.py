@@ -10,6 +10,9 @@ Rules: each call is checked on its own (one bad call never hides the good ones; 
 in ``errors``); when no call survives, there is no tool call and the whole text is content.
 ``parse_completion`` never raises. ``StreamParser`` gives provisional deltas while text arrives;
 its ``finish()`` returns the authoritative one-shot parse of the whole text.
+
+Why one module over 450 lines: the one-shot and the streaming parser share every grammar and
+must agree on every input (a property test checks it), so they live together.
 """
 
 from __future__ import annotations

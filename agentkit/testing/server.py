@@ -23,6 +23,9 @@ or an object; ``id`` optional) or OpenAI's ``{"id", "type": "function", "functio
 it is made; anything that goes wrong while answering (a responder that raises or returns something
 else) answers that request, and every later one, 500 with the reason, and is kept in ``errors``:
 ``check()`` raises it, and so does leaving ``async with``/``with`` (pytest fixtures call ``check``).
+
+Why one module over 450 lines: a test helper users copy whole; the HTTP handling, the script and
+the fault injection are one state machine per connection.
 """
 
 from __future__ import annotations
