@@ -223,9 +223,13 @@ def test_a_shard_reads_every_ledger_for_the_cost_budget(tmp_path: Path, demo_rep
     out.mkdir()
     write_jsonl(out / "results.shard-2.jsonl", [  # as if shard 2/2 had run t1 already
         {"id": "t1", "preset": "code", "status": "done", "steps": 1, "cost_usd": 0.8, "test": None}])
+    unpriced = run_cli("batch", str(tasks), "--shard", "1/2", "--max-cost", "1.0", "--provider", "openai-compatible",
+                       "--base-url", srv.base_url, "--model", "deepseek-v3.1", "--out", str(out))
+    assert unpriced.returncode == 2 and "--max-cost needs a price" in unpriced.stderr  # refused before any task
+    assert not (out / "results.shard-1.jsonl").exists()
     proc = run_cli("batch", str(tasks), "--shard", "1/2", "--workers", "1", "--max-cost", "1.0", "--json",
                    "--provider", "openai-compatible", "--base-url", srv.base_url, "--model", "deepseek-v3.1",
-                   "--out", str(out))
+                   "--price", "1,1", "--out", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["total"] == 2 and summary["ran"] == 1 and summary["not_started"] == 1 and summary["cost_stop"]

@@ -66,7 +66,7 @@ def test_code_against_the_fake_server(tmp_path: Path, demo_repo: Path, server_pr
                    "--provider", "openai-compatible", "--base-url", base_url, "--model", "deepseek-v3.1",
                    "--test-cmd", demo.TEST_CMD, "--out", str(out), "--quiet")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout == ""  # --quiet and no --json: nothing on stdout
+    assert proc.stdout == f"done: {out}\n"  # --quiet and no --json: only the status and the run folder
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "done" and result["test"]["passed"] is True
     assert result["provider"] == "openai-compatible" and result["model"] == "deepseek-v3.1"
@@ -89,6 +89,40 @@ def test_code_in_place_edits_the_repo_itself(tmp_path: Path, demo_repo: Path) ->
     assert "ordered[middle - 1]" in (out / "patch.diff").read_text()
 
 
+def _answer_on_a_terminal(args: list[str], answers: list[bytes], prompt: bytes = b"[s]top the run") -> tuple[int, str]:
+    """``agentkit ARGS`` with a pseudo-terminal as stdin (``--confirm`` needs one), answering each
+    question with the next of ``answers``; the exit code and everything it printed."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures_cli import cli_env
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "agentkit", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env=cli_env(TERM="dumb"))
+    os.close(slave)
+    out, given, deadline = b"", 0, time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not select.select([master], [], [], 0.1)[0]:
+            break
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            out += data
+        if out.count(prompt) > given and given < len(answers):
+            os.write(master, answers[given])
+            given += 1
+    rc = proc.wait(timeout=10)
+    os.close(master)
+    return rc, out.decode("utf-8", "replace")
+
+
 def test_confirm_asks_before_each_shell_command(tmp_path: Path, demo_repo: Path) -> None:
     turns = [
         {"content": "", "tool_calls": [_call("bash", command="touch refused-marker")]},
@@ -97,10 +131,11 @@ def test_confirm_asks_before_each_shell_command(tmp_path: Path, demo_repo: Path)
     ]
     script = write_jsonl(tmp_path / "script.jsonl", turns)
     out = tmp_path / "out"
-    proc = run_cli("code", "make markers", "--repo", str(demo_repo), "--model", f"replay:{script}",
-                   "--confirm", "--keep-workspace", "--out", str(out), "--quiet", input="n\ny\n")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("Run it?") == 2 and "$ touch refused-marker" in proc.stderr
+    rc, screen = _answer_on_a_terminal(["code", "make markers", "--repo", str(demo_repo), "--model",
+                                        f"replay:{script}", "--confirm", "--keep-workspace", "--out", str(out)],
+                                       [b"n\n", b"y\n"])
+    assert rc == 0, screen
+    assert screen.count("[s]top the run") == 2 and "touch refused-marker" in screen
     assert not (out / "workspace" / "refused-marker").exists()
     assert (out / "workspace" / "allowed-marker").exists()
     results = [r for r in _records(out) if r["type"] == "tool_result" and r["name"] == "bash"]
@@ -264,7 +299,8 @@ def test_max_cost_stops_the_run(tmp_path: Path, demo_repo: Path, fake_server_thr
                                                          usage={"cost": 0.4}))
     out = tmp_path / "out"
     proc = run_cli("code", "look around", "--repo", str(demo_repo), "--provider", "openai-compatible",
-                   "--base-url", srv.base_url, "--model", "m", "--max-cost", "0.5", "--out", str(out))
+                   "--base-url", srv.base_url, "--model", "m", "--max-cost", "0.5", "--out", str(out),
+                   "--price", "1,1")  # a cap needs a known price; the server's reported cost still rules
     assert proc.returncode == 1
     assert "limit: cost reached" in proc.stdout and "status: limit" in proc.stdout
     result = json.loads((out / "result.json").read_text())

@@ -3,6 +3,8 @@ trajectories written by the real writer and by a real agent run through RawDeepS
 
 from __future__ import annotations
 
+from agentkit.deepseek.special import BOS
+
 import json
 import pathlib
 import subprocess
@@ -130,7 +132,8 @@ async def test_real_run_renders_exactly_what_the_model_saw(tmp_path: pathlib.Pat
     path, srv = await _agent_run(tmp_path, fake_server, search=search)
     prompts = [r["json"]["prompt"] for r in srv.requests]
     text = render_deepseek(path)
-    assert text.startswith(prompts[-1])  # the last prompt on the wire, byte for byte
+    assert prompts[-1] and not prompts[-1].startswith(BOS)  # sent without its BOS: the server adds the one
+    assert text.startswith(BOS + prompts[-1])  # the last prompt on the wire, byte for byte
     assert text.endswith("The sum is 5.<｜end▁of▁sentence｜>")
     if search:
         assert "I need to add.</think>" in text and text == SearchAgentFormat().render(

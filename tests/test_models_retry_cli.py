@@ -114,5 +114,5 @@ def test_progress_marks_a_dropped_reply() -> None:
     p.update(ev.FallbackUsed(step=1, error="gave up", to_model="b", discarded=True))
     lines = buf.getvalue().splitlines()
     assert len(lines) == 3
-    assert "retry: stream broke" in lines[0] and "dropped" in lines[0]
+    assert "retry:" in lines[0] and "stream broke" in lines[0] and "dropped" in lines[0]
     assert "dropped" not in lines[1] and "dropped" in lines[2]

@@ -94,6 +94,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
                       search_backend=args.search_backend, max_searches=args.max_searches,
                       fetch_allow=args.fetch_allow, progress="quiet")
     stream = sys.stderr if args.json else sys.stdout
+    if args.max_cost is not None:  # a budget needs prices: refuse here, not once per task
+        from agentkit.app.runner import DEFAULT_MODEL, check_price
+
+        check_price(base.model_copy(update={"max_cost": args.max_cost}), base.model or DEFAULT_MODEL)
     if args.preflight and not args.shard:  # a --processes child: its parent checked already
         asyncio.run(preflight(base))
 
