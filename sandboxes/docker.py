@@ -82,6 +82,14 @@ k() {
   done
   for p in "${!groups[@]}"; do kill -KILL -- "-$p" 2>/dev/null; done
   (( ${#seen[@]} )) && kill -KILL "${!seen[@]}" 2>/dev/null
+  # the killed hold their pids (and places under the pids limit) until init reaps them: wait for
+  # that, up to 3 s, so the next command starts in an empty container (a builtin loop: no fork)
+  local until=$(( ${EPOCHREALTIME/./} + 3000000 )) left
+  while :; do
+    left=0
+    for p in "${!seen[@]}"; do [[ -e /proc/$p ]] && { left=1; break; }; done
+    (( left && ${EPOCHREALTIME/./} < until )) || break
+  done
   echo "killed ${#seen[@]}"
 }
 """
