@@ -142,7 +142,7 @@ async def test_self_hosted_default_is_the_first_listed_model(fake_server, provid
     assert m.name == "served/first"
     await m.aclose()
     srv.models = []
-    with pytest.raises(ConfigError, match="--model"):
+    with pytest.raises(ConfigError, match=r"model=NAME"):
         await asyncio.to_thread(make_model, None, provider=provider, base_url=srv.base_url)
 
 
@@ -173,7 +173,7 @@ def test_missing_keys_name_the_variable(monkeypatch):
     assert "AGENTKIT_API_KEY" in str(info.value)
     with pytest.raises(ConfigError) as info:
         OpenAICompatible("m", provider="openai-compatible")
-    assert "--base-url" in str(info.value)
+    assert "base_url=URL" in str(info.value)
     # Local servers need no key, whatever the preset.
     for provider in PROVIDERS:
         assert OpenAICompatible("m", provider=provider, base_url="http://127.0.0.1:8000/v1")._api_key is None

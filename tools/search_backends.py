@@ -134,7 +134,7 @@ class SearxngBackend:
                               "try again later.") from None
         except httpx.HTTPError as e:
             raise SearchError(f"Could not reach SearXNG at {self.url}: {type(e).__name__}; "
-                              "check --searxng-url.") from e
+                              "check searxng_url=URL.") from e
         if resp.status_code == 403:
             raise SearchError(f"SearXNG at {self.url} refused the JSON API (HTTP 403); enable `json` in "
                               "search.formats of its settings.yml.")
@@ -143,7 +143,7 @@ class SearxngBackend:
         try:
             results = resp.json().get("results", [])
         except ValueError as e:
-            raise SearchError(f"SearXNG at {self.url} did not return JSON; check --searxng-url.") from e
+            raise SearchError(f"SearXNG at {self.url} did not return JSON; check searxng_url=URL.") from e
         return [SearchHit(title=r.get("title") or "", url=r["url"], snippet=r.get("content") or "")
                 for r in results if isinstance(r, dict) and r.get("url")][:max_results]
 
@@ -160,7 +160,7 @@ class FixtureBackend:
     def __init__(self, path: str | Path | None = None, *, data: dict[str, list[dict[str, str]]] | None = None) -> None:
         if data is None:
             if path is None:
-                raise ConfigError("fixture search backend needs a file: --search-backend fixture:PATH.")
+                raise ConfigError("fixture search backend needs a file: search_backend='fixture:PATH'.")
             try:
                 data = json.loads(Path(path).read_text(encoding="utf-8"))
             except FileNotFoundError as e:
@@ -297,7 +297,7 @@ def make_backend(spec: str = "ddgs", *, searxng_url: str | None = None,
         return DDGSBackend(engines=engines or "duckduckgo")
     if spec == "searxng":
         if not searxng_url:
-            raise ConfigError("--search-backend searxng needs --searxng-url URL.")
+            raise ConfigError("search_backend='searxng' needs searxng_url=URL.")
         return SearxngBackend(searxng_url)
     if spec.startswith("searxng:"):
         return SearxngBackend(spec.split(":", 1)[1])

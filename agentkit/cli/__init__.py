@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         apply_settings(args)  # defaults from AGENTKIT_* and agentkit.toml for the flags not given
         return int(args.func(args) or 0)
     except AgentkitError as e:
-        print(f"agentkit: error: {e}", file=sys.stderr)
+        print(f"agentkit: error: {cli_words(str(e))}", file=sys.stderr)
         return e.exit_code
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or "stop" at a --confirm question
         hint = getattr(args, "resume_hint", None)
@@ -62,6 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `agentkit ... | head`: the reader left; end quietly
         quiet_stdout()
         return 0
+
+
+# The library names its parameters in its errors (``fallbacks=[...]``); the command line says the flag.
+_CLI_WORDS = (("fallbacks=[...]", "--fallback MODEL"), ("base_url=URL", "--base-url URL"),
+              ("model='replay:PATH'", "--model replay:PATH"), ("model=NAME", "--model NAME"),
+              ("searxng_url=URL", "--searxng-url URL"), ("search_backend='searxng'", "--search-backend searxng"),
+              ("search_backend='fixture:PATH'", "--search-backend fixture:PATH"))
+
+
+def cli_words(message: str) -> str:
+    """An error's text as the CLI says it: each library parameter it names becomes its flag."""
+    for library, flag in _CLI_WORDS:
+        message = message.replace(library, flag)
+    return message
 
 
 def quiet_stdout() -> None:

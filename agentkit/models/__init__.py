@@ -78,11 +78,11 @@ def _one(model: str | None, provider: str | None, base_url: str | None, api_key:
 
         path = model[len("replay:"):]
         if not path:
-            raise ConfigError("replay needs a script path: --model replay:PATH")
+            raise ConfigError("replay needs a script path: model='replay:PATH'")
         return Replay(path)
     if provider == "raw":
         if not base_url:
-            raise ConfigError("provider 'raw' needs --base-url of a /v1/completions server")
+            raise ConfigError("provider 'raw' needs base_url=URL of a /v1/completions server")
         from agentkit.models.raw_deepseek import RawDeepSeek
 
         kw: dict[str, Any] = {"api_key": api_key, "version": client_kw.get("template")}

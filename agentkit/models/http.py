@@ -420,7 +420,7 @@ class HTTPModel:
         if not err.retryable:
             return err
         tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
-        msg = f"{err.message} ({tries}{'; ' + note if note else ''}); try again later or use --fallback"
+        msg = f"{err.message} ({tries}{'; ' + note if note else ''}); try again later or set fallbacks=[...]"
         if isinstance(err, RateLimited):
             out: ModelError = RateLimited(msg, retry_after=err.retry_after, status=err.status, partial=err.partial)
         else:

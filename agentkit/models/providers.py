@@ -147,7 +147,7 @@ def first_listed_model(provider: str, base_url: str | None, api_key: str | None 
     import httpx
 
     if not base_url:
-        raise ConfigError(f"provider {provider!r} needs --base-url (and --model, or a server that lists its models)")
+        raise ConfigError(f"provider {provider!r} needs base_url=URL (and model=NAME, or a server that lists its models)")
     url = base_url.rstrip("/") + "/models"
     key = api_key or os.environ.get(GENERIC_KEY_ENV)
     try:
@@ -158,7 +158,7 @@ def first_listed_model(provider: str, base_url: str | None, api_key: str | None 
     items = data.get("data") if isinstance(data, dict) else data
     ids = [m.get("id") for m in items if isinstance(m, dict) and m.get("id")] if isinstance(items, list) else []
     if not ids:
-        raise ConfigError(f"no model given and {url} lists none: pass --model")
+        raise ConfigError(f"no model given and {url} lists none: pass model=NAME")
     return str(ids[0])
 
 
@@ -200,7 +200,7 @@ def infer_provider(model: str, base_url: str | None = None) -> str:
 def resolve_base_url(provider: Provider, base_url: str | None) -> str:
     url = base_url or provider.base_url
     if not url:
-        raise ConfigError(f"provider {provider.name!r} needs a base URL: pass --base-url "
+        raise ConfigError(f"provider {provider.name!r} needs a base URL: pass base_url=URL "
                           "(e.g. http://127.0.0.1:8000/v1)")
     return url.rstrip("/")
 

@@ -1,0 +1,50 @@
+"""Errors name the library's parameter when raised from the library, the flag when the CLI prints them."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentkit.cli import main
+from agentkit.errors import ConfigError, ModelError
+from agentkit.messages import UserMessage
+from agentkit.models import make_model
+from agentkit.testing.server import Fault
+from tools.search_backends import make_backend
+
+
+async def test_retries_ran_out_names_fallbacks_in_the_library(fake_server):
+    srv = await fake_server([Fault(status=503, headers={"Retry-After": "0"})] * 2)
+    model = make_model("m", base_url=srv.base_url, max_retries=1)
+    try:
+        with pytest.raises(ModelError) as info:
+            await model.complete([UserMessage(content="x")])
+    finally:
+        await model.aclose()
+    assert "fallbacks=[...]" in str(info.value) and "--" not in str(info.value)
+
+
+def test_retries_ran_out_names_the_flag_in_the_cli(fake_server_thread, capsys):
+    srv = fake_server_thread([Fault(status=503, headers={"Retry-After": "0"})] * 5)
+    assert main(["chat", "x", "--base-url", srv.base_url, "--model", "m", "--no-stream"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "use --fallback" not in err and "--fallback MODEL" in err and "fallbacks=" not in err
+
+
+def test_searxng_without_url_names_the_parameter_in_the_library():
+    with pytest.raises(ConfigError) as info:
+        make_backend("searxng")
+    assert str(info.value) == "search_backend='searxng' needs searxng_url=URL."
+
+
+def test_searxng_without_url_names_the_flags_in_the_cli(capsys, tmp_path):
+    script = tmp_path / "r.jsonl"
+    script.write_text('{"content": "x"}\n')
+    rc = main(["research", "q", "--search-backend", "searxng", "--model", f"replay:{script}",
+               "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err == "agentkit: error: --search-backend searxng needs --searxng-url URL."
+
+
+def test_raw_provider_without_base_url():
+    with pytest.raises(ConfigError, match=r"base_url=URL"):
+        make_model("m", provider="raw")
