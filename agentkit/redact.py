@@ -48,6 +48,17 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return text
 
 
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION", re.IGNORECASE)
+
+
+def mask_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` as it may be stored: the value of a key whose name looks secret (``*_KEY``, ``*TOKEN*``,
+    ``*PASSWORD*``, ...) is the trajectory's ``[redacted]``, and every other value is ``redact``-ed."""
+    from agentkit.trajectory import REDACTED
+
+    return {k: REDACTED if _SECRET_NAME.search(k) else redact(v) for k, v in env.items()}
+
+
 def model_secrets(model: Any) -> list[str]:
     """The keys a model (or every model of a fallback chain) sends, for masking them in logs."""
     found: list[str] = []

@@ -39,6 +39,8 @@ DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
 TRAJECTORY, RESULT, PATCH, HTML, ANSWER = "trajectory.jsonl", "result.json", "patch.diff", "trajectory.html", "answer.md"
 WORKSPACE, BASELINE = "workspace", ".baseline.git"
 TEST_OUTPUT_CHARS = 4000
+SETUP_TIMEOUT = 1800.0  # seconds for --setup-cmd (installing a project may take a while)
+SETUP_TAIL_LINES = 20  # lines of a failed --setup-cmd's output shown in its error
 
 
 class RunOptions(BaseModel):
@@ -67,6 +69,8 @@ class RunOptions(BaseModel):
     sandbox: Literal["local", "docker"] = "local"
     image: str | None = None
     network: bool = False  # commands in the sandbox may reach the network
+    setup_cmd: str | None = None  # run once in the sandbox, in the workspace, before the agent starts
+    env: dict[str, str] = Field(default_factory=dict)  # set in the sandbox's environment (secret values not stored)
     max_steps: int | None = None
     max_cost: float | None = None
     python: bool = False
@@ -153,6 +157,8 @@ async def open_sandbox(opts: RunOptions, workspace: Path) -> Any:
     from agentkit.sandboxes import make_sandbox
 
     kw: dict[str, Any] = {"network": opts.network}
+    if opts.env:
+        kw["env"] = dict(opts.env)
     if opts.sandbox == "docker" and opts.image:
         kw["image"] = opts.image
     try:
@@ -181,6 +187,7 @@ class _Prepared(BaseModel):
     workdir: Path | None = None
     baseline: Any = None
     test_cmd_given: bool = True  # False: it came from a trajectory file, which may be someone else's
+    setup_cmd_given: bool = True  # likewise for --setup-cmd
 
 
 def _prepare(opts: RunOptions, resume: bool = False, note: Any = None) -> _Prepared:
@@ -341,6 +348,8 @@ async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None =
                           "resume it from Python with Agent.resume()")
     given = {k: v for k, v in (overrides or {}).items() if v is not None and v != []}
     data = {**saved, **given, "out": str(path.parent)}
+    if isinstance(data.get("env"), dict):
+        data["env"] = _env_for_resume(data["env"])
     try:
         opts = RunOptions.model_validate(data)
     except ValidationError as e:
@@ -358,6 +367,7 @@ async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None =
         await model.aclose()
         raise
     prep.test_cmd_given = "test_cmd" in given
+    prep.setup_cmd_given = False
     return await _execute(prep, model, progress, resume_from=path)
 
 
@@ -373,7 +383,9 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
     try:
         if prep.workdir is not None:
             sandbox = await open_sandbox(opts, prep.workdir)
-        run_info = {"options": opts.model_dump(mode="json", exclude={"progress"})}
+            if opts.setup_cmd and _may_setup(prep, sandbox):
+                await _run_setup(opts, sandbox, progress)
+        run_info = {"options": recorded_options(opts)}
         agent = preset.build_agent(progress.watch(model), sandbox=sandbox, options=tool_options(opts),
                                    limits=build_limits(opts), trajectory=out / TRAJECTORY, run_info=run_info)
         events = agent.iter_resume(resume_from) if resume_from else agent.iter(opts.task)
@@ -407,6 +419,66 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
     if user_error is not None:
         raise user_error
     return result
+
+
+def recorded_options(opts: RunOptions) -> dict[str, Any]:
+    """The options as the trajectory stores them: secret-looking ``env`` values and key shapes masked."""
+    from agentkit.redact import mask_env, redact
+
+    data = opts.model_dump(mode="json", exclude={"progress"})
+    data["env"] = mask_env(opts.env)
+    if opts.setup_cmd:
+        data["setup_cmd"] = redact(opts.setup_cmd)
+    return data
+
+
+def _env_for_resume(env: dict[str, Any]) -> dict[str, str]:
+    """A resumed run's ``env``: a value the trajectory masked comes from this environment's variable of
+    the same name, and is left out (with a note) when there is none."""
+    from agentkit.trajectory import REDACTED
+
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        if value != REDACTED:
+            out[str(key)] = str(value)
+        elif key in os.environ:
+            out[str(key)] = os.environ[key]
+        else:
+            print(f"agentkit: note: the run's --env {key} was not stored (it looks secret) and {key} is not set "
+                  "here; the sandbox goes without it", file=sys.stderr)
+    return out
+
+
+def _may_setup(prep: _Prepared, sandbox: Any) -> bool:
+    """A trajectory's own setup command runs only in an isolated sandbox, as its test command does."""
+    if prep.setup_cmd_given or getattr(sandbox, "isolated", False):
+        return True
+    print("agentkit: note: the trajectory's setup command is not run outside an isolated sandbox",
+          file=sys.stderr)
+    return False
+
+
+async def _run_setup(opts: RunOptions, sandbox: Any, progress: Progress) -> None:
+    """Run ``--setup-cmd`` once from the workspace root; its failure is a ConfigError naming the command
+    with the tail of its output."""
+    from agentkit.redact import redact
+
+    progress.note(f"setup: {redact(opts.setup_cmd or '')}")
+    res = await sandbox.run(f"(cd {shlex.quote(sandbox.workspace)} && {opts.setup_cmd})", timeout=SETUP_TIMEOUT)
+    if res.exit_code == 0 and not res.timed_out:
+        return
+    why = f"timed out after {SETUP_TIMEOUT:g} s" if res.timed_out else f"exited with {res.exit_code}"
+    lines = (res.output or "").rstrip().splitlines()
+    tail = "\n".join("  " + line for line in lines[-SETUP_TAIL_LINES:]) or "  (no output)"
+    raise ConfigError(f"--setup-cmd {redact(opts.setup_cmd or '')!r} {why}; the last lines of its output:\n"
+                      f"{redact(tail, _secret_values(opts.env))}")
+
+
+def _secret_values(env: dict[str, str]) -> list[str]:
+    from agentkit.redact import mask_env
+    from agentkit.trajectory import REDACTED
+
+    return [env[k] for k, v in mask_env(env).items() if v == REDACTED]
 
 
 def _works_on_own_copy(opts: RunOptions, sandbox: Any) -> bool:

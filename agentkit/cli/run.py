@@ -28,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "yes / no / always for this tool / edit the command / stop")
     add_model_flags(code, "off")
     add_sandbox_flags(code)
+    sg = next(g for g in code._action_groups if g.title == "sandbox")
+    sg.add_argument("--setup-cmd", metavar="CMD",
+                    help="run once in the sandbox, from the workspace, before the agent starts (e.g. "
+                         "'pip install -e .'); if it fails the run stops with its output")
+    sg.add_argument("--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE",
+                    help="set in the sandbox's environment (repeatable); values of secret-looking keys "
+                         "(*KEY*, *TOKEN*, *SECRET*, *PASSWORD*) are not stored in the trajectory")
     add_limit_flags(code)
     add_output_flags(code)
     code.set_defaults(func=cmd_code)
@@ -66,6 +73,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--quiet", action="store_true", help="no progress display")
     rs.add_argument("--json", action="store_true", help="print result.json to stdout when done")
     rs.set_defaults(func=cmd_resume)
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    import re
+
+    key, eq, value = text.partition("=")
+    if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (KEY: letters, digits and _)")
+    return key, value
 
 
 def _size(text: str) -> int | None:
@@ -164,7 +180,7 @@ def cmd_code(args: argparse.Namespace) -> int:
                           "or drop --confirm")
     opts = _options(args, "code", read_issue_task(args.task), repo=args.repo, in_place=args.in_place,
                     test_cmd=args.test_cmd, confirm=args.confirm, keep_workspace=args.keep_workspace,
-                    max_copy_bytes=args.max_copy_size)
+                    max_copy_bytes=args.max_copy_size, setup_cmd=args.setup_cmd, env=dict(args.env))
     opts = _with_out(args, opts)
     return _finish(args, asyncio.run(run_task(opts, _progress(args))))
 
