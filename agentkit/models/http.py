@@ -121,6 +121,22 @@ def _unverified_ssl_context() -> ssl.SSLContext:  # what httpx's verify=False bu
     return httpx.create_ssl_context(verify=False)
 
 
+def _certificate_error(e: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``e`` (through its causes, and aiohttp's
+    ``ClientConnectorCertificateError``), or None."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return cur
+        inner = getattr(cur, "certificate_error", None)  # aiohttp.ClientConnectorCertificateError
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return inner
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def make_client(base_url: str, *, timeout_s: float, connect_timeout_s: float,
                 transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The client for one model: an ``AsyncClient`` over the aiohttp transport (or over
@@ -288,6 +304,12 @@ class HTTPModel:
         """One of ``TRANSPORT_ERRORS`` as a retryable error. httpx-aiohttp turns every aiohttp
         connection error into ``ConnectTimeout`` (a dropped keep-alive connection too), so the
         failure is named from aiohttp's own exception when there is one."""
+        cert = _certificate_error(e)
+        if cert is not None:  # permanent: retrying cannot make the server's certificate trusted
+            why = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or str(cert)
+            msg = (f"TLS certificate of {mask_url(self.base_url)} not accepted: {why}; trust its CA with "
+                   "SSL_CERT_FILE=PATH (a PEM bundle) or fix the URL")
+            return ModelError(redact(msg, [self._api_key]), retryable=False, partial=partial)
         low = e.__cause__ if isinstance(e.__cause__, aiohttp.ClientError) else e
         if isinstance(low, aiohttp.ClientError):
             timeout = isinstance(low, TimeoutError)
