@@ -48,14 +48,13 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return text
 
 
+REDACTED = "[redacted]"  # what stands where a secret was (trajectories, stored options)
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION", re.IGNORECASE)
 
 
 def mask_env(env: dict[str, str]) -> dict[str, str]:
     """``env`` as it may be stored: the value of a key whose name looks secret (``*_KEY``, ``*TOKEN*``,
     ``*PASSWORD*``, ...) is the trajectory's ``[redacted]``, and every other value is ``redact``-ed."""
-    from agentkit.trajectory import REDACTED
-
     return {k: REDACTED if _SECRET_NAME.search(k) else redact(v) for k, v in env.items()}
 
 

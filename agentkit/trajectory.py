@@ -27,10 +27,9 @@ from pydantic import TypeAdapter
 
 from agentkit.errors import ConfigError
 from agentkit.messages import AssistantMessage, Message, ToolMessage, Usage, message_from_openai
-from agentkit.redact import mask_passwords
+from agentkit.redact import REDACTED, mask_passwords
 
 SCHEMA_VERSION = 1
-REDACTED = "[redacted]"
 
 # Keys whose values are secrets wherever they appear (settings, headers, extra_body ...).
 _SECRET_KEY = re.compile(
