@@ -7,7 +7,7 @@ run's ``RunResult`` on ``.result`` and its trajectory file on ``.trajectory_path
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # a type only: errors are the lowest layer
     from agentkit.agent.record import RunResult
@@ -83,3 +83,10 @@ class SandboxError(AgentkitError):
 
 class ToolError(AgentkitError):
     """A tool failed in a way the model should be told about (becomes an error observation)."""
+
+
+def first_error(error: Any, default: str) -> tuple[str, str]:
+    """Where a pydantic ``ValidationError`` went wrong first (dotted field path, or ``default``) and
+    its message: what a one-line ``ConfigError`` about a bad file or record says."""
+    err = error.errors()[0]
+    return ".".join(str(x) for x in err.get("loc", ())) or default, err["msg"]

@@ -44,7 +44,7 @@ from typing import Any, Awaitable, Callable, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkit.errors import AgentkitError, ConfigError
+from agentkit.errors import AgentkitError, ConfigError, first_error
 from agentkit.app.runner import RunOptions, run_or_resume, run_task
 
 RESULTS = "results.jsonl"
@@ -103,9 +103,8 @@ def load_tasks(path: str | Path) -> list[BatchTask]:
         try:
             task = BatchTask.model_validate_json(line)
         except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(x) for x in err.get("loc", ())) or "line"
-            raise ConfigError(f"{path}:{lineno}: {where}: {err['msg']}") from None
+            where, msg = first_error(e, "line")
+            raise ConfigError(f"{path}:{lineno}: {where}: {msg}") from None
         if task.preset == "code" and not task.repo:
             raise ConfigError(f"{path}:{lineno}: task {task.id!r} is a code task without \"repo\"")
         if task.repo and not Path(task.repo).expanduser().is_absolute():  # relative to the tasks file

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agentkit.errors import AgentkitError, ConfigError
+from agentkit.errors import AgentkitError, ConfigError, first_error
 
 REPORT = "report.json"
 JUDGE_TRAJECTORY = "judge.jsonl"
@@ -63,9 +63,8 @@ def load_qa(path: str | Path) -> list[QAItem]:
         try:
             item = QAItem.model_validate_json(line)
         except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(x) for x in err.get("loc", ())) or "line"
-            raise ConfigError(f"{path}:{lineno}: {where}: {err['msg']}") from None
+            where, msg = first_error(e, "line")
+            raise ConfigError(f"{path}:{lineno}: {where}: {msg}") from None
         if item.id in seen:
             raise ConfigError(f"{path}:{lineno}: duplicate id {item.id!r}")
         seen.add(item.id)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agentkit.errors import ConfigError, SandboxError
+from agentkit.errors import ConfigError, SandboxError, first_error
 
 DEFAULT_IMAGE_TEMPLATE = "swebench/sweb.eval.x86_64.{docker_id}:latest"
 WORKDIR = "/testbed"
@@ -127,9 +127,8 @@ def load_instances(path: str | Path) -> list[Instance]:
         try:
             inst = Instance.model_validate(row)
         except ValidationError as e:
-            err = e.errors()[0]
-            field = ".".join(str(x) for x in err.get("loc", ())) or "record"
-            raise ConfigError(f"{at}: {field}: {err['msg']}") from None
+            field, msg = first_error(e, "record")
+            raise ConfigError(f"{at}: {field}: {msg}") from None
         if inst.instance_id in seen:
             raise ConfigError(f"{at}: duplicate instance_id {inst.instance_id!r}")
         seen.add(inst.instance_id)
@@ -596,4 +595,4 @@ async def run_swebench(instances: list[Instance], base: Any, out: str | Path, sw
 
 __all__ = ["DEFAULT_IMAGE_TEMPLATE", "Instance", "SweOptions", "build_report", "docker_id", "ensure_image",
            "evaluate_instance", "grade_log", "image_name", "load_instances", "parse_test_log", "run_swebench",
-           "select", "solve", "write_preds", "AgentkitError"]
+           "select", "solve", "write_preds"]

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentkit.app.progress import Progress
 from agentkit.app.workspace import (DEFAULT_MAX_COPY_BYTES, Baseline, check_repo, copy_repo, remove_workspace,
                                     sync_tree)
-from agentkit.errors import ConfigError, SandboxError
+from agentkit.errors import ConfigError, SandboxError, first_error
 from agentkit.presets import get_preset
 from agentkit.presets.base import Preset, ToolOptions
 
@@ -262,14 +262,20 @@ def _check_run_folder(out: Path) -> None:
 async def run_task(opts: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run one task to the end; returns the ``result.json`` content (also written to the folder)."""
     opts = opts.model_copy(update={"task": read_task(opts.task)})
-    model = build_model(opts)  # first: a missing key should fail before any file is written
     progress = progress or Progress(opts.progress)
+    model, prep = await _model_and_prep(opts, note=progress.note)
+    return await _execute(prep, model, progress, resume_from=None)
+
+
+async def _model_and_prep(opts: RunOptions, resume: bool = False, note: Any = None) -> tuple[Any, _Prepared]:
+    """The model first (a missing key fails before any file is written), then the run's folder and
+    working copy; the model is closed again when preparing fails."""
+    model = build_model(opts)
     try:
-        prep = _prepare(opts, note=progress.note)
+        return model, _prepare(opts, resume=resume, note=note)
     except BaseException:
         await model.aclose()
         raise
-    return await _execute(prep, model, progress, resume_from=None)
 
 
 async def run_or_resume(opts: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
@@ -282,12 +288,7 @@ async def run_or_resume(opts: RunOptions, progress: Progress | None = None) -> d
         if read_records(path):  # empty: killed before its first line, so nothing to continue
             saved = Trajectory.load(path, strict=True).run.get("options")
             if isinstance(saved, dict):  # the caller's options, not the file's: they are the ones given now
-                model = build_model(opts)
-                try:
-                    prep = _prepare(opts, resume=True)
-                except BaseException:
-                    await model.aclose()
-                    raise
+                model, prep = await _model_and_prep(opts, resume=True)
                 return await _execute(prep, model, progress, resume_from=path)
     return await run_task(opts, progress)
 
@@ -353,19 +354,13 @@ async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None =
     try:
         opts = RunOptions.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err.get("loc", ())) or "options"
-        raise ConfigError(f"{trajectory}: the run's option {where!r} is not valid: {err['msg']}") from None
+        where, msg = first_error(e, "options")
+        raise ConfigError(f"{trajectory}: the run's option {where!r} is not valid: {msg}") from None
     need = _unconfirmed(opts, set(given), path)
     if need:
         raise ConfigError(f"{trajectory} may come from someone else, so resume takes some of its settings only "
                           f"from the command line: repeat {'; '.join(need)} to use them")
-    model = build_model(opts)
-    try:
-        prep = _prepare(opts, resume=True)
-    except BaseException:
-        await model.aclose()
-        raise
+    model, prep = await _model_and_prep(opts, resume=True)
     prep.test_cmd_given = "test_cmd" in given
     prep.setup_cmd_given = False
     return await _execute(prep, model, progress, resume_from=path)
