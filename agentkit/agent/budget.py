@@ -4,12 +4,16 @@ each step, and the cap on each call's ``max_tokens`` so that one call cannot ove
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from agentkit.events import LimitReached
 from agentkit.messages import Usage
-from agentkit.models.catalog import ModelInfo
+from agentkit.models.catalog import ModelInfo, lookup
+
+if TYPE_CHECKING:
+    from agentkit.models.base import Model, ModelSettings
 
 
 class Limits(BaseModel):
@@ -36,6 +40,16 @@ class Budget:
         self.max_output = info.max_output if info else None
         self.prices = prices or ((info.input_per_m, info.output_per_m) if info else None)
         self.started = time.monotonic()
+
+    @classmethod
+    def for_model(cls, limits: Limits, model: Model, settings: ModelSettings, window: int | None = None,
+                  prices: tuple[float, float] | None = None) -> Budget:
+        """The budget for ``model`` from the catalog; a run pinned to one OpenRouter provider gets
+        that provider's window and prices."""
+        info = lookup(model.name)
+        if info is not None:
+            info = info.routed(settings.provider or getattr(getattr(model, "settings", None), "provider", None))
+        return cls(limits, info, settings.max_tokens, window, prices)
 
     def start(self) -> None:
         """Wall time counts per session: from the start (or resume) of the run."""

@@ -1,7 +1,9 @@
-"""The tool calls of one turn: each checked against its tool's schema, run under the run's
-deadline (concurrently when all are parallel-safe), and recorded in call order. Whatever goes
-wrong (an unknown tool, bad JSON, a schema mismatch, a raising or hung tool) becomes an error
-observation the model can read and correct; a good ``submit`` call ends the run."""
+"""Acting on one model turn. Its tool calls are each checked against the tool's schema, run
+under the run's deadline (concurrently when all are parallel-safe) and recorded in call order;
+a turn without calls is the answer, unless it was cut off, empty or unreadable. Whatever goes
+wrong (an unknown tool, bad JSON, a schema mismatch, a raising or hung tool, a malformed reply)
+becomes an observation the model can read and correct; a good ``submit`` call ends the run, and
+``max_format_errors`` malformed turns in a row end it with an error."""
 
 from __future__ import annotations
 
@@ -36,6 +38,43 @@ def check_tools(tools: Iterable[AnyTool]) -> dict[str, AnyTool]:
                               "another name (@tool(name=...))")
         by_name[t.name] = t
     return by_name
+
+
+async def handle_turn(rec: RunRecord, tools: dict[str, AnyTool], budget: Budget, cut_text: Callable[[str], str],
+                      require_submit: bool) -> AsyncIterator[ev.Event]:
+    """Act on the turn just received (``rec.completion``): run its tools, or take it as the answer."""
+    assert rec.completion is not None
+    msg, warnings = rec.completion.message, list(rec.completion.warnings)
+    cut = rec.completion.finish_reason == "length"
+    problems: list[str] = []
+    if msg.tool_calls:
+        if cut:
+            warnings.append("your reply reached the output token limit and was cut off; keep calls shorter")
+        async for e in run_calls(rec, tools, msg.tool_calls, budget, cut_text):
+            yield e
+        problems = rec.problems
+    elif cut:  # a cut-off text is not an answer
+        problems = ["reply cut off at the output token limit"]
+        rec.say("Your last reply reached the output token limit and was cut off. Continue more "
+                "concisely: call a tool, or give your complete final answer.")
+    elif warnings:
+        problems = ["the reply could not be read as intended"]
+    elif not msg.text.strip():
+        problems = ["empty reply"]
+        rec.say("Your last reply was empty. Call one of the tools, or give your final answer.")
+    elif require_submit and not rec.reminded:
+        rec.reminded = True
+        rec.say(f"To finish, call the `{SUBMIT}` tool with your final answer as `summary`. "
+                "If you are not done, continue with the tools.")
+    else:
+        rec.end = ("done", msg.text, None)
+    if warnings:
+        rec.say("Note from the agent runtime about your last reply:\n- " + "\n- ".join(warnings))
+    rec.format_errors = rec.format_errors + 1 if problems else 0
+    if rec.format_errors >= budget.limits.max_format_errors and rec.end is None:
+        rec.end = ("error", None, f"{rec.format_errors} malformed model turns in a row; last: {problems[0][:300]}")
+    for e in rec.flush():
+        yield e
 
 
 async def run_calls(rec: RunRecord, tools: dict[str, AnyTool], calls: list[ToolCall], budget: Budget,

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Sequence
 
 from agentkit import events as ev
 from agentkit.agent.budget import Budget, Limits
-from agentkit.agent.calls import SUBMIT, check_tools, run_calls
+from agentkit.agent.calls import check_tools, handle_turn
 from agentkit.agent.record import End, RunRecord, RunResult, open_writer, run_header, tool_context
 from agentkit.agent.compactor import ContextManager, ContextPolicy
 from agentkit.agent.runs import AgentRun, EventCallback, run_sync
 from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError
 from agentkit.messages import AssistantMessage, Message
 from agentkit.models.base import Model, ModelSettings
-from agentkit.models.catalog import lookup
 from agentkit.tools.base import AnyTool, ToolContext, tool_schema
 
 if TYPE_CHECKING:
@@ -145,10 +144,7 @@ class Agent:
         await self.aclose()
 
     def _new_budget(self) -> Budget:
-        info = lookup(self.model.name)
-        if info is not None:  # a run pinned to one OpenRouter provider gets that provider's window and prices
-            info = info.routed(self.settings.provider or getattr(getattr(self.model, "settings", None), "provider", None))
-        return Budget(self.limits, info, self.settings.max_tokens, self._window, self._prices)
+        return Budget.for_model(self.limits, self.model, self.settings, self._window, self._prices)
 
     def _new_compactor(self, budget: Budget) -> ContextManager:
         return ContextManager(self._policy, self.model.name, budget.window,
@@ -194,7 +190,7 @@ class Agent:
                     rec.event("error", error=str(exc), recovery="compaction")
                     continue
                 rec.shrink = None
-                async for e in self._handle_turn(rec, budget, cut):
+                async for e in handle_turn(rec, self.tools, budget, cut, self.require_submit):
                     yield e
         except (asyncio.CancelledError, GeneratorExit):
             rec.close_open_calls(cut)
@@ -235,41 +231,6 @@ class Agent:
         yield ev.ModelCallFinished(step=step, usage=c.usage, latency_s=c.latency_s, finish_reason=c.finish_reason,
                                    content=c.message.text or None, reasoning=c.message.reasoning,
                                    tool_calls=len(c.message.tool_calls))
-
-    async def _handle_turn(self, rec: RunRecord, budget: Budget, cut_text: Callable[[str], str]) -> AsyncIterator[ev.Event]:
-        """Act on the turn just received: run its tools, or take it as the answer."""
-        assert rec.completion is not None
-        msg, warnings = rec.completion.message, list(rec.completion.warnings)
-        cut = rec.completion.finish_reason == "length"
-        problems: list[str] = []
-        if msg.tool_calls:
-            if cut:
-                warnings.append("your reply reached the output token limit and was cut off; keep calls shorter")
-            async for e in run_calls(rec, self.tools, msg.tool_calls, budget, cut_text):
-                yield e
-            problems = rec.problems
-        elif cut:  # a cut-off text is not an answer
-            problems = ["reply cut off at the output token limit"]
-            rec.say("Your last reply reached the output token limit and was cut off. Continue more "
-                    "concisely: call a tool, or give your complete final answer.")
-        elif warnings:
-            problems = ["the reply could not be read as intended"]
-        elif not msg.text.strip():
-            problems = ["empty reply"]
-            rec.say("Your last reply was empty. Call one of the tools, or give your final answer.")
-        elif self.require_submit and not rec.reminded:
-            rec.reminded = True
-            rec.say(f"To finish, call the `{SUBMIT}` tool with your final answer as `summary`. "
-                    "If you are not done, continue with the tools.")
-        else:
-            rec.end = ("done", msg.text, None)
-        if warnings:
-            rec.say("Note from the agent runtime about your last reply:\n- " + "\n- ".join(warnings))
-        rec.format_errors = rec.format_errors + 1 if problems else 0
-        if rec.format_errors >= self.limits.max_format_errors and rec.end is None:
-            rec.end = ("error", None, f"{rec.format_errors} malformed model turns in a row; last: {problems[0][:300]}")
-        for e in rec.flush():
-            yield e
 
     async def _compact(self, rec: RunRecord, compactor: ContextManager, target: int | None = None) -> list[Message]:
         async def summarize(request: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
