@@ -104,14 +104,14 @@ async def _measure(n: int, starts: int) -> dict[str, Any]:
     start_samples, first_cmd = [], []
     for _ in range(starts):
         t = time.perf_counter()
-        async with DockerSandbox(IMAGE) as sb:
+        async with DockerSandbox(image=IMAGE) as sb:
             await sb.run("true")
             start_samples.append(time.perf_counter() - t)
             first_cmd.append(sb.start_seconds or 0.0)
     result["docker_start_to_first_command"] = _ms(start_samples)
     result["docker_start_only"] = _ms(first_cmd)
 
-    async with DockerSandbox(IMAGE) as sb:
+    async with DockerSandbox(image=IMAGE) as sb:
         result["docker_session"] = await _session_latency(sb, n)
         api, cid, wd = sb.api, sb.container_id, sb.workspace
         result["docker_exec_sdk"] = await asyncio.to_thread(_exec_latency, api, cid, wd, max(n // 4, 20))

@@ -24,7 +24,7 @@ KINDS = ("local", "docker")
 def make_sandbox(kind: str = "local", workspace: str | os.PathLike[str] | None = None, **kw: Any) -> Sandbox:
     """A not-yet-started sandbox of ``kind`` ("local" or "docker") on ``workspace``."""
     if kind == "local":
-        return LocalSandbox(workspace, **kw)
+        return LocalSandbox(workspace=workspace, **kw)
     if kind == "docker":
         from agentkit.sandboxes.docker import DockerSandbox
 

@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+import functools
+import os
+from typing import Callable, Concatenate, Literal, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
+
+P = ParamSpec("P")
+S = TypeVar("S")
+
+
+def keywords_only(example: Callable[[str, object], str]) -> Callable[
+        [Callable[Concatenate[S, P], None]], Callable[Concatenate[S, P], None]]:
+    """Make a sandbox's ``__init__`` refuse positional arguments with a ``TypeError`` that names the fix.
+
+    ``LocalSandbox`` took the workspace first and ``DockerSandbox`` the image, so ``Sandbox(path)``
+    meant two different things; both now take keywords only. ``example(class_name, value)`` is the
+    call to write instead, for the first value given. Type checkers and ``inspect.signature`` see the
+    keyword-only signature of the wrapped ``__init__``."""
+    def wrap(init: Callable[Concatenate[S, P], None]) -> Callable[Concatenate[S, P], None]:
+        @functools.wraps(init)
+        def checked(self: S, /, *args: P.args, **kw: P.kwargs) -> None:
+            if args:
+                name = type(self).__name__
+                raise TypeError(f"{name} takes keyword arguments only: write {example(name, args[0])} "
+                                f"instead of {name}({', '.join(repr(a) for a in args)})")
+            init(self, *args, **kw)
+        return checked
+    return wrap
+
+
+def path_text(value: object) -> object:
+    """A path as the text a user writes (``'./x'``, not ``PosixPath('x')``); other values as they are."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 class ExecResult(BaseModel):

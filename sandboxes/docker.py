@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from agentkit.errors import SandboxError
-from agentkit.sandboxes.base import DirEntry, ExecResult
+from agentkit.sandboxes.base import DirEntry, ExecResult, keywords_only, path_text
 from agentkit.sandboxes.copyback import extract_workspace
 from agentkit.sandboxes.session import SessionLimits, ShellSession, Stream, ansi_c_quote
 
@@ -333,7 +333,7 @@ class DockerSession(ShellSession):
 
 
 def _looks_like_a_path(image: object) -> bool:
-    """A host path given where an image name belongs (``DockerSandbox(work)``)."""
+    """A host path given where an image name belongs (``DockerSandbox(image=work)``)."""
     if isinstance(image, os.PathLike):
         return True
     if not isinstance(image, str):
@@ -344,8 +344,9 @@ def _looks_like_a_path(image: object) -> bool:
 class DockerSandbox:
     """A container sandbox with a persistent shell: ``DockerSandbox(image=..., workspace=PATH)``.
 
-    Keyword arguments, like ``LocalSandbox(workspace=PATH)``; a host path passed as the image
-    fails at construction with a message that says so.
+    Keyword arguments only, like ``LocalSandbox(workspace=PATH)``: a positional argument is a
+    ``TypeError`` naming the call to write, and a host path passed as the image fails at
+    construction with a message that says so.
 
     ``workspace``: a host directory copied into ``workdir`` (or bind-mounted with ``mount=True``);
     None starts with an empty ``workdir``. ``container``: attach to an existing container (e.g. one
@@ -357,7 +358,9 @@ class DockerSandbox:
 
     isolation = "docker"  # recorded with each run, beside the local sandbox's "bwrap" / "none"
 
-    def __init__(self, image: str = DEFAULT_IMAGE, workspace: str | os.PathLike[str] | None = None, *,
+    @keywords_only(lambda name, value: f"{name}(workspace={path_text(value)!r}) for a host folder"
+                   if _looks_like_a_path(value) else f"{name}(image={value!r})")
+    def __init__(self, *, image: str = DEFAULT_IMAGE, workspace: str | os.PathLike[str] | None = None,
                  workdir: str = "/workspace", mount: bool = False, network: bool = False,
                  user: str | None = None, mem_limit: str | None = "2g", cpus: float | None = 2.0,
                  pids_limit: int | None = 512, env: dict[str, str] | None = None,
@@ -367,8 +370,8 @@ class DockerSandbox:
         if not posixpath.isabs(workdir):
             raise SandboxError(f"workdir must be an absolute path inside the container, not {workdir!r}")
         if _looks_like_a_path(image):
-            raise SandboxError(f"DockerSandbox's first argument is the image, and {os.fspath(image)!r} is a "
-                               "host path: pass DockerSandbox(image=..., workspace=PATH)")
+            raise SandboxError(f"image={os.fspath(image)!r} is a host path, not an image name: pass the folder as "
+                               "DockerSandbox(image=..., workspace=PATH)")
         self.image = image
         self.host_workspace = os.path.realpath(os.fspath(workspace)) if workspace is not None else None
         if self.host_workspace is not None and not os.path.isdir(self.host_workspace):

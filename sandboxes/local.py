@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from agentkit.errors import SandboxError
-from agentkit.sandboxes.base import DirEntry, ExecResult
+from agentkit.sandboxes.base import DirEntry, ExecResult, keywords_only, path_text
 from agentkit.sandboxes.bwrap import MountPlan
 from agentkit.sandboxes.envscrub import scrub_initial_environ
 from agentkit.sandboxes.limits import Cgroup, Limits, join_and_exec
@@ -312,6 +312,9 @@ class LocalSession(ShellSession):
 class LocalSandbox:
     """A workspace directory plus a persistent shell on this machine (bwrap-isolated when possible).
 
+    Keyword arguments only (``LocalSandbox(workspace=PATH)``), like ``DockerSandbox``: a
+    positional argument is a ``TypeError`` naming the call to write.
+
     ``workspace``: a directory to work in (used in place), or None for a fresh temporary one that
     is deleted on ``close()``. ``isolate``: "auto" uses bwrap when it works, True requires it,
     False never uses it. ``network``: allow network access inside bwrap (off by default, as in
@@ -322,8 +325,9 @@ class LocalSandbox:
 
     kind = "local"
 
-    def __init__(self, workspace: str | os.PathLike[str] | None = None,
-                 isolate: bool | Literal["auto"] = "auto", *, network: bool = False,
+    @keywords_only(lambda name, value: f"{name}(workspace={path_text(value)!r})")
+    def __init__(self, *, workspace: str | os.PathLike[str] | None = None,
+                 isolate: bool | Literal["auto"] = "auto", network: bool = False,
                  env: dict[str, str] | None = None, timeout: float | None = 120.0,
                  idle_timeout: float | None = None, output_cap: int = 16_000,
                  max_output: int = 32 * 1024 * 1024, mem_limit: str | int | None = "2g",

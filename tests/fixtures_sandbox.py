@@ -59,7 +59,7 @@ async def local_sandbox(tmp_path: Any) -> AsyncIterator[Any]:
 
     ws = tmp_path / "workspace"
     ws.mkdir()
-    sb = LocalSandbox(ws)
+    sb = LocalSandbox(workspace=ws)
     await sb.start()
     try:
         yield sb

@@ -179,7 +179,7 @@ async def test_model_cannot_write_through_a_workspace_symlink(docker_ready: None
     src.mkdir()
     (src / "a.txt").write_text("a\n")
     os.symlink(outside, src / "docs")
-    async with DockerSandbox(SANDBOX_IMAGE, src) as sb:
+    async with DockerSandbox(image=SANDBOX_IMAGE, workspace=src) as sb:
         r = await sb.run('mkdir -p "$(readlink docs)" && echo pwned > docs/x && cat docs/x')
         assert r.output == "pwned\n", r
         out = await sb.copy_out(tmp_path / "out")
@@ -196,7 +196,7 @@ async def test_model_cannot_write_through_a_workspace_symlink(docker_ready: None
 async def test_absolute_and_dangling_links_round_trip(docker_ready: None, tmp_path: Path) -> None:
     from agentkit.sandboxes import DockerSandbox
 
-    async with DockerSandbox(SANDBOX_IMAGE) as sb:
+    async with DockerSandbox(image=SANDBOX_IMAGE) as sb:
         r = await sb.run("python3 -m venv --without-pip .venv && ln -s /nonexistent/target dangling "
                          "&& ln -s missing.txt rel && echo one > a.txt && ln a.txt hard.txt && mkfifo pipe")
         assert r.exit_code == 0, r

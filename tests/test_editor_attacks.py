@@ -60,7 +60,7 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 async def sb(dirs: tuple[Path, Path]) -> AsyncIterator[LocalSandbox]:
     """A LocalSandbox on the workspace; the file API needs no shell, so none is started."""
-    box = LocalSandbox(dirs[0], isolate=False)
+    box = LocalSandbox(workspace=dirs[0], isolate=False)
     try:
         yield box
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -161,10 +162,30 @@ def test_a_sandbox_preset_without_a_sandbox_and_a_path_as_an_image_fail_at_const
 
     with pytest.raises(ConfigError, match="the code preset runs commands in a sandbox"):
         CODE.build_agent(Replay([]))
-    with pytest.raises(SandboxError, match=r"first argument is the image.*DockerSandbox\(image=\.\.\., workspace=PATH\)"):
-        DockerSandbox(str(tmp_path))
+    with pytest.raises(SandboxError, match=r"is a host path, not an image name.*DockerSandbox\(image=\.\.\., workspace=PATH\)"):
+        DockerSandbox(image=str(tmp_path))
     with pytest.raises(SandboxError, match=r"DockerSandbox\(image=\.\.\., workspace=PATH\)"):
-        DockerSandbox(tmp_path)  # type: ignore[arg-type]
+        DockerSandbox(image=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(SandboxError, match=r"DockerSandbox\(image='python:3.12'"):
-        LocalSandbox("python:3.12")
+        LocalSandbox(workspace="python:3.12")
     assert LocalSandbox(workspace=tmp_path).workspace == str(tmp_path.resolve())  # keywords for both
+
+
+def test_both_sandboxes_take_keywords_only_and_a_positional_call_names_the_fix(tmp_path: Path) -> None:
+    """``LocalSandbox(x)`` took x as the workspace and ``DockerSandbox(x)`` as the image (issue 15):
+    both refuse positional arguments now, with the call to write instead."""
+    import inspect
+
+    from agentkit.sandboxes import DockerSandbox, LocalSandbox
+
+    with pytest.raises(TypeError, match=rf"LocalSandbox takes keyword arguments only: write "
+                                        rf"LocalSandbox\(workspace='{re.escape(str(tmp_path))}'\)"):
+        LocalSandbox(tmp_path)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"DockerSandbox takes keyword arguments only: write "
+                                        r"DockerSandbox\(image='python:3.12'\)"):
+        DockerSandbox("python:3.12")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=rf"write DockerSandbox\(workspace='{re.escape(str(tmp_path))}'\) for a host folder"):
+        DockerSandbox(tmp_path, "x")  # type: ignore[call-arg]
+    for cls in (LocalSandbox, DockerSandbox):  # what editors, type checkers and the docs see
+        params = list(inspect.signature(cls).parameters.values())
+        assert params and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params), cls

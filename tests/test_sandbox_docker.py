@@ -79,7 +79,7 @@ async def test_timed_out_fork_bombs_leave_nothing_behind(docker_api):
     from agentkit.sandboxes import DockerSandbox
 
     bombs = [":(){ :|:& };:; sleep 60", f"({_PY_BOMB} &); sleep 60", f"setsid {_PY_BOMB} & sleep 60"]
-    async with DockerSandbox(SANDBOX_IMAGE) as sb:
+    async with DockerSandbox(image=SANDBOX_IMAGE) as sb:
         await sb.run("export KEEP=kept")
         for bomb in bombs * 3:
             r = await sb.run(bomb, timeout=2)
@@ -153,7 +153,7 @@ async def test_own_container_defaults_and_removal(docker_api, tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.py").write_text("print('hi')\n")
     os.symlink("app.py", tmp_path / "src" / "link.py")
-    async with DockerSandbox(SANDBOX_IMAGE, tmp_path) as sb:
+    async with DockerSandbox(image=SANDBOX_IMAGE, workspace=tmp_path) as sb:
         info = docker_api.inspect_container(sb.container_id)
         host = info["HostConfig"]
         assert info["Config"]["Labels"]["agentkit.sandbox"] == "1"
@@ -179,7 +179,7 @@ async def test_copy_out_brings_changes_back(tmp_path):
     src = tmp_path / "repo"
     src.mkdir()
     (src / "a.txt").write_text("old\n")
-    async with DockerSandbox(SANDBOX_IMAGE, src) as sb:
+    async with DockerSandbox(image=SANDBOX_IMAGE, workspace=src) as sb:
         await sb.run("echo new > a.txt && mkdir -p pkg && echo 'x = 1' > pkg/m.py")
         out = await sb.copy_out(tmp_path / "out")
     assert (src / "a.txt").read_text() == "old\n"  # copied in, so the original is untouched
@@ -191,7 +191,7 @@ async def test_bind_mount_edits_in_place(tmp_path):
     from agentkit.sandboxes import DockerSandbox
 
     (tmp_path / "f.txt").write_text("one\n")
-    async with DockerSandbox(SANDBOX_IMAGE, tmp_path, mount=True) as sb:
+    async with DockerSandbox(image=SANDBOX_IMAGE, workspace=tmp_path, mount=True) as sb:
         r = await sb.run("cat f.txt && echo two >> f.txt && echo made > new.txt")
         assert r.exit_code == 0, r
         await sb.write_file("api.txt", "via api")
@@ -203,7 +203,7 @@ async def test_bind_mount_edits_in_place(tmp_path):
 async def test_network_can_be_enabled(docker_api):
     from agentkit.sandboxes import DockerSandbox
 
-    async with DockerSandbox(SANDBOX_IMAGE, network=True) as sb:
+    async with DockerSandbox(image=SANDBOX_IMAGE, network=True) as sb:
         assert docker_api.inspect_container(sb.container_id)["HostConfig"]["NetworkMode"] == "bridge"
         r = await sb.run("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '")
         assert "eth0" in r.output.split()
@@ -213,14 +213,14 @@ async def test_missing_image_is_a_clear_error():
     from agentkit.sandboxes import DockerSandbox
 
     with pytest.raises(SandboxError, match="not found"):
-        async with DockerSandbox("agentkit-no-such-image:never"):
+        async with DockerSandbox(image="agentkit-no-such-image:never"):
             pass
 
 
 async def test_concurrent_sandboxes_are_independent():
     from agentkit.sandboxes import DockerSandbox
 
-    async with DockerSandbox(SANDBOX_IMAGE) as a, DockerSandbox(SANDBOX_IMAGE) as b:
+    async with DockerSandbox(image=SANDBOX_IMAGE) as a, DockerSandbox(image=SANDBOX_IMAGE) as b:
         await asyncio.gather(a.run("echo A > mine.txt"), b.run("echo B > mine.txt"))
         ra, rb = await asyncio.gather(a.run("cat mine.txt"), b.run("cat mine.txt"))
         assert (ra.output, rb.output) == ("A\n", "B\n")

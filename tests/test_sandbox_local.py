@@ -33,7 +33,7 @@ _CONNECT = ("python3 -c \"import socket,sys; s=socket.create_connection(('127.0.
 
 
 def test_satisfies_the_protocol(tmp_path):
-    sb = LocalSandbox(tmp_path, isolate=False)
+    sb = LocalSandbox(workspace=tmp_path, isolate=False)
     assert isinstance(sb, Sandbox)
     assert sb.workspace == os.path.realpath(tmp_path)
 
@@ -47,7 +47,7 @@ def test_factory(tmp_path):
 
 def test_missing_workspace_is_a_clear_error(tmp_path):
     with pytest.raises(SandboxError, match="not a directory"):
-        LocalSandbox(tmp_path / "nope")
+        LocalSandbox(workspace=tmp_path / "nope")
 
 
 @pytest.mark.filterwarnings("ignore:LocalSandbox is not isolated")
@@ -61,7 +61,7 @@ async def test_temporary_workspace_is_removed_on_close():
 
 async def test_given_workspace_is_kept_and_edited_in_place(tmp_path):
     (tmp_path / "keep.txt").write_text("orig")
-    async with LocalSandbox(tmp_path) as sb:
+    async with LocalSandbox(workspace=tmp_path) as sb:
         r = await sb.run("cat keep.txt; echo new > made.txt")
         assert r.output == "orig"
     assert (tmp_path / "made.txt").read_text() == "new\n"
@@ -72,14 +72,14 @@ async def test_given_workspace_is_kept_and_edited_in_place(tmp_path):
 async def test_host_secrets_are_not_inherited(tmp_path, monkeypatch, isolate):
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-secret-value")
     monkeypatch.setenv("AGENTKIT_API_KEY", "another-secret")
-    async with LocalSandbox(tmp_path, isolate=isolate, env={"MINE": "given"}) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=isolate, env={"MINE": "given"}) as sb:
         r = await sb.run('echo "[$OPENROUTER_API_KEY][$AGENTKIT_API_KEY][$MINE]"; env | grep -c -e sk-or-secret-value -e another-secret')
     assert r.output == "[][][given]\n0\n"
 
 
 async def test_copy_out(tmp_path):
     (tmp_path / "ws").mkdir()
-    async with LocalSandbox(tmp_path / "ws") as sb:
+    async with LocalSandbox(workspace=tmp_path / "ws") as sb:
         await sb.run("mkdir -p d && echo hi > d/f.txt && ln -s d/f.txt link")
         out = await sb.copy_out(tmp_path / "out")
     assert open(os.path.join(out, "d", "f.txt")).read() == "hi\n"
@@ -87,7 +87,7 @@ async def test_copy_out(tmp_path):
 
 
 async def test_close_kills_background_processes(tmp_path):
-    sb = LocalSandbox(tmp_path)
+    sb = LocalSandbox(workspace=tmp_path)
     await sb.start()
     await sb.run("sleep 100000 >/dev/null 2>&1 &")
     leader = sb.session.proc.pid
@@ -113,13 +113,13 @@ async def test_unisolated_runs_on_host_and_warns_once(tmp_path, monkeypatch):
     monkeypatch.setattr(local_mod, "_warned_unisolated", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        async with LocalSandbox(tmp_path, isolate=False) as sb:
+        async with LocalSandbox(workspace=tmp_path, isolate=False) as sb:
             assert sb.isolated is False
             server, port = await _loopback_server()
             async with server:
                 r = await sb.run(_CONNECT.format(port=port), timeout=20)
             assert "hello from host" in r.output
-        async with LocalSandbox(tmp_path, isolate=False):
+        async with LocalSandbox(workspace=tmp_path, isolate=False):
             pass
     msgs = [w for w in caught if "not isolated" in str(w.message)]
     assert len(msgs) == 1
@@ -128,22 +128,22 @@ async def test_unisolated_runs_on_host_and_warns_once(tmp_path, monkeypatch):
 def test_isolate_true_without_bwrap_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(local_mod, "_bwrap_ok", False)
     with pytest.raises(SandboxError, match="bubblewrap"):
-        LocalSandbox(tmp_path, isolate=True)
-    assert LocalSandbox(tmp_path, isolate="auto").isolated is False
+        LocalSandbox(workspace=tmp_path, isolate=True)
+    assert LocalSandbox(workspace=tmp_path, isolate="auto").isolated is False
 
 
 @needs_bwrap
 async def test_bwrap_network_is_off_unless_allowed(tmp_path):
     server, port = await _loopback_server()
     async with server:
-        async with LocalSandbox(tmp_path, isolate=True) as sb:
+        async with LocalSandbox(workspace=tmp_path, isolate=True) as sb:
             assert sb.isolated
             r = await sb.run(_CONNECT.format(port=port), timeout=20)
             assert "hello from host" not in r.output and "rc=1" in r.output
             ifaces = await sb.run("tail -n +3 /proc/net/dev | cut -d: -f1")
             assert ifaces.output.split() == ["lo"]
             assert (await sb.run("echo still here")).output == "still here\n"
-        async with LocalSandbox(tmp_path, isolate=True, network=True) as sb:
+        async with LocalSandbox(workspace=tmp_path, isolate=True, network=True) as sb:
             r = await sb.run(_CONNECT.format(port=port), timeout=20)
             assert "hello from host" in r.output
 
@@ -154,7 +154,7 @@ async def test_bwrap_only_workspace_and_private_tmp_are_writable(tmp_path):
     ws.mkdir()
     outside = f"/var/tmp/agentkit-probe-{os.getpid()}"  # a host-writable place outside /tmp
     beside = tmp_path / "beside.txt"  # next to the workspace: lands in the private /tmp only
-    async with LocalSandbox(ws, isolate=True) as sb:
+    async with LocalSandbox(workspace=ws, isolate=True) as sb:
         # /var is the sandbox's own empty tmpfs: the write lands there, never on the host
         r = await sb.run(f"echo x > {outside}; echo rc=$?; touch /etc/agentkit-probe; echo rc=$?; "
                          "touch /usr/agentkit-probe; echo rc=$?")
@@ -171,7 +171,7 @@ async def test_bwrap_only_workspace_and_private_tmp_are_writable(tmp_path):
 
 @needs_bwrap
 async def test_bwrap_containment_of_runaway_commands(tmp_path):
-    async with LocalSandbox(tmp_path, isolate=True, max_output=8 * 1024 * 1024) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=True, max_output=8 * 1024 * 1024) as sb:
         r = await sb.run("head -c 1073741824 /dev/zero | tr '\\0' x", timeout=120)
         assert r.timed_out and r.truncated and "more than" in r.note
         assert len(r.output) < 20_000
@@ -236,7 +236,7 @@ async def test_a_start_that_races_a_mount_change_is_tried_again(tmp_path, monkey
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     ws = tmp_path / "ws"
     ws.mkdir()
-    sb = LocalSandbox(str(ws), isolate=True)
+    sb = LocalSandbox(workspace=str(ws), isolate=True)
     try:
         if starts:
             await sb.start()

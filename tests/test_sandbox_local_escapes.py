@@ -49,7 +49,7 @@ def _remove_probe_cgroups():
 @needs_bwrap
 async def test_kernel_knobs_are_read_only(tmp_path):
     """A writable kernel.core_pattern runs a program of the model's choosing as root on the host."""
-    async with LocalSandbox(tmp_path, isolate=True) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=True) as sb:
         r = await sb.run(_py("""
             import os
             knobs = ["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe",
@@ -85,7 +85,7 @@ async def test_host_sockets_and_folders_are_invisible(tmp_path):
                 s.close()
             print(sorted(k for k, v in seen.items() if v))
         """)
-        async with LocalSandbox(ws, isolate=True) as sb:
+        async with LocalSandbox(workspace=ws, isolate=True) as sb:
             r = await sb.run(probe)
         assert r.output.strip() == "[]", r.output
     finally:
@@ -101,7 +101,7 @@ async def test_secrets_in_etc_are_unreadable(tmp_path):
               if os.path.exists(p) and not os.stat(p).st_mode & 0o004 and os.path.getsize(p) > 0]
     if not hidden:
         pytest.skip("no owner-only files in /etc on this machine")
-    async with LocalSandbox(tmp_path, isolate=True) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=True) as sb:
         r = await sb.run(_py(f"""
             sizes = []
             for p in {hidden!r}:
@@ -116,7 +116,7 @@ async def test_secrets_in_etc_are_unreadable(tmp_path):
 
 @needs_bwrap
 async def test_commands_are_not_root_and_files_stay_the_users(tmp_path):
-    async with LocalSandbox(tmp_path, isolate=True) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=True) as sb:
         r = await sb.run("id -u; id -g; echo made > made.txt; mkdir -p d/e; whoami")
         uid, gid, name = r.output.split()
         assert uid != "0" and gid != "0" and name
@@ -130,7 +130,7 @@ async def test_commands_are_not_root_and_files_stay_the_users(tmp_path):
 
 @needs_bwrap
 async def test_tools_on_path_still_work(tmp_path):
-    async with LocalSandbox(tmp_path, isolate=True) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=True) as sb:
         r = await sb.run("python3 -c 'print(6*7)' && git --version >/dev/null && echo ok")
     assert r.output.split() == ["42", "ok"]
 
@@ -151,7 +151,7 @@ def test_toolchain_roots_keep_the_workspace_and_its_neighbours_out(tmp_path):
 @needs_bwrap
 @needs_cgroup
 async def test_fork_bomb_ends_only_that_command(tmp_path):
-    async with LocalSandbox(tmp_path, isolate=True, pids_limit=64) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=True, pids_limit=64) as sb:
         bomb = _py("""
             import os, time
             n = 0
@@ -175,7 +175,7 @@ async def test_fork_bomb_ends_only_that_command(tmp_path):
 @needs_bwrap
 @needs_cgroup
 async def test_a_big_allocation_ends_only_that_command(tmp_path):
-    async with LocalSandbox(tmp_path, isolate=True, mem_limit="256m") as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=True, mem_limit="256m") as sb:
         r = await sb.run(_py("""
             b = bytearray(1 << 30)  # 1 GiB, touched, past the 256 MiB limit
             print("allocated", len(b))
@@ -187,7 +187,7 @@ async def test_a_big_allocation_ends_only_that_command(tmp_path):
 @needs_bwrap
 async def test_timeout_kills_detached_background_children(tmp_path):
     """setsid and double forks leave the shell's session; the sandbox still finds them."""
-    async with LocalSandbox(tmp_path, isolate=True) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=True) as sb:
         r = await sb.run("setsid sleep 10007 & (sleep 10009 &) ; sleep 10008", timeout=1)
         assert r.timed_out
         left = await sb.run("ps -eo args | grep -c '^sleep 1000[789]' || true")
@@ -220,7 +220,7 @@ import asyncio, sys, warnings
 warnings.simplefilter("ignore")
 from agentkit.sandboxes import LocalSandbox
 async def main():
-    async with LocalSandbox(sys.argv[1], isolate=False) as sb:
+    async with LocalSandbox(workspace=sys.argv[1], isolate=False) as sb:
         r = await sb.run("tr '\\\\0' '\\\\n' < /proc/$PPID/environ | grep -c sk-test-secret-value || true; "
                          "echo isolation=$AGENTKIT_ISO")
         print(sb.isolation, r.output.split()[0])
@@ -291,7 +291,7 @@ async def test_an_unisolated_run_says_so_in_its_records(tmp_path):
     from agentkit.trajectory import read_records
 
     traj = tmp_path / "t.jsonl"
-    async with LocalSandbox(tmp_path, isolate=False) as sb:
+    async with LocalSandbox(workspace=tmp_path, isolate=False) as sb:
         agent = Agent(Replay([{"content": "done"}]), sandbox=sb, trajectory=traj)
         await agent.run("hi")
     assert read_records(traj)[0]["sandbox"]["isolation"] == "none"

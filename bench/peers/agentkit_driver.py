@@ -62,7 +62,7 @@ async def run_one(model: OpenAICompatible, steps: int, run_id: str, tool_kind: s
         else:
             from agentkit.sandboxes import LocalSandbox
 
-            async with LocalSandbox(workdir, isolate=isolate) as sb:
+            async with LocalSandbox(workspace=workdir, isolate=isolate) as sb:
                 agent = Agent(model, [BashTool()], sandbox=sb, limits=limits)
                 result = await agent.run(f"Run the commands. [[run:{run_id}]]")
     except AgentkitError as e:  # a failed run raises
