@@ -77,3 +77,51 @@ def test_resume_takes_a_redacted_env_value_from_its_own_environment(monkeypatch,
     got = _env_for_resume({"FOO": "bar", "API_TOKEN": "[redacted]", "DB_PASSWORD": "[redacted]"})
     assert got == {"FOO": "bar", "API_TOKEN": "fresh-token"}
     assert "--env DB_PASSWORD was not stored" in capsys.readouterr().err
+
+
+def test_what_setup_writes_is_not_in_the_patch(tmp_path: Path, demo_repo: Path) -> None:
+    """The patch's baseline is taken after --setup-cmd: its build files and its edits to tracked files
+    stay out of patch.diff, which holds only the agent's own edit (issue 18)."""
+    script = write_jsonl(tmp_path / "script.jsonl", [
+        {"content": "Edit.", "tool_calls": [{"name": "bash", "arguments": json.dumps(
+            {"command": "echo agent-line >> README.md"})}]},
+        {"content": "", "tool_calls": [{"name": "submit", "arguments": json.dumps({"summary": "edited"})}]},
+    ])
+    out = tmp_path / "out"
+    setup = "mkdir -p pkg.egg-info && echo x > pkg.egg-info/PKG-INFO && echo setup-line >> ISSUE.md"
+    proc = run_cli("code", "edit the readme", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                   "--setup-cmd", setup, "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    patch = (out / "patch.diff").read_text()
+    assert "+agent-line" in patch and "README.md" in patch
+    assert "egg-info" not in patch and "ISSUE.md" not in patch and "setup-line" not in patch
+    assert json.loads(proc.stdout)["changed_files"] == ["README.md"]
+
+
+def test_batch_takes_setup_cmd_and_env_per_batch_and_per_task(tmp_path: Path, demo_repo: Path) -> None:
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [
+        {"id": "a", "task": "look", "repo": str(demo_repo)},
+        {"id": "b", "task": "look", "repo": str(demo_repo), "setup_cmd": "echo own > .setup-done",
+         "env": {"FOO": "task foo"}}])
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(tasks), "--model", f"replay:{_script(tmp_path)}", "--out", str(out),
+                   "--setup-cmd", "echo installed > .setup-done", "--env", "FOO=bar baz",
+                   "--env", f"API_TOKEN={SECRET}", "--json", "--workers", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    observed = {}
+    for task in ("a", "b"):
+        text = (out / "tasks" / task / "trajectory.jsonl").read_text()
+        assert SECRET not in text
+        records = [json.loads(line) for line in text.splitlines()]
+        observed[task] = next(r for r in records if r.get("type") == "tool_result")["observation"]["text"]
+    assert observed["a"].startswith("installed\nFOO=bar baz\ntoken-ok\n")
+    assert observed["b"].startswith("own\nFOO=task foo\ntoken-ok\n")  # the task's own win
+
+
+def test_batch_setup_fields_are_for_code_tasks(tmp_path: Path) -> None:
+    from agentkit.app.batch import load_tasks
+    from agentkit.errors import ConfigError
+
+    path = write_jsonl(tmp_path / "t.jsonl", [{"id": "r", "preset": "research", "task": "q", "setup_cmd": "x"}])
+    with pytest.raises(ConfigError, match="are for code tasks"):
+        load_tasks(path)

@@ -65,6 +65,8 @@ class BatchTask(BaseModel):
     task: str = Field(min_length=1)
     repo: str | None = None
     test_cmd: str | None = None
+    setup_cmd: str | None = None  # code tasks: replaces the batch's --setup-cmd
+    env: dict[str, str] = Field(default_factory=dict)  # code tasks: added to the batch's --env (the task's win)
 
 
 class BatchSummary(BaseModel):
@@ -107,6 +109,8 @@ def load_tasks(path: str | Path) -> list[BatchTask]:
             raise ConfigError(f"{path}:{lineno}: {where}: {msg}") from None
         if task.preset == "code" and not task.repo:
             raise ConfigError(f"{path}:{lineno}: task {task.id!r} is a code task without \"repo\"")
+        if task.preset != "code" and (task.setup_cmd or task.env):
+            raise ConfigError(f"{path}:{lineno}: task {task.id!r}: \"setup_cmd\" and \"env\" are for code tasks")
         if task.repo and not Path(task.repo).expanduser().is_absolute():  # relative to the tasks file
             task = task.model_copy(update={"repo": str((p.parent / task.repo).resolve())})
         if task.id in seen:
@@ -201,10 +205,12 @@ def _drop_cut_line(path: Path) -> None:
 
 def task_options(task: BatchTask, base: RunOptions, out: Path) -> RunOptions:
     """The single-run options of one batch task (the batch's shared flags + the task's fields)."""
-    repo = task.repo
+    code = task.preset == "code"  # setup and env are for a repository's tasks
     return base.model_copy(update={
-        "preset": task.preset, "task": task.task, "repo": repo, "test_cmd": task.test_cmd,
+        "preset": task.preset, "task": task.task, "repo": task.repo, "test_cmd": task.test_cmd,
         "out": str(out / "tasks" / task.id), "run_id": task.id, "in_place": False,
+        "setup_cmd": (task.setup_cmd or base.setup_cmd) if code else None,
+        "env": {**base.env, **task.env} if code else {},
     })
 
 
@@ -215,23 +221,47 @@ async def _local_runner(opts: RunOptions) -> dict[str, Any]:
     return await run_or_resume(opts)
 
 
+# The error types (result.json's "error_type") a re-run can fix: the key or the credits (AuthError,
+# PaymentRequired), a rate limit (RateLimited), the network or the server after the retries ran out
+# (ModelError: refused connections, timeouts, 5xx), a setting fixed before the next run (ConfigError: a
+# missing key, a bad repo path, an unknown model), the sandbox (SandboxError: Docker not running), the
+# machine (OSError) and a crashed worker or a bug (InternalError). Not: BadRequest, ContextWindowExceeded
+# (the same request fails again), ToolError, and an end the model caused (no type: malformed turns).
+RETRY_TYPES = frozenset({"AuthError", "PaymentRequired", "RateLimited", "ModelError", "ConfigError", "SandboxError",
+                         "OSError", "InternalError"})
+
+# Ledgers written before results had "error_type": the message's words decide.
 _FIXABLE = ("api key", "401", "403", "402", "credits", "rate limit", "429", "connect", "network", "dns",
             "name or service", "timed out", "timeout", "unreachable", "internal error", "not set")
 
 
 def retryable(result: dict[str, Any]) -> bool:
-    """Whether an errored task is one a re-run may fix: it never got going (no step taken: a missing
-    key, a bad path, a crashed worker) or it failed on the key, the network or a rate limit."""
+    """Whether an errored task is one a re-run may fix, by its ``error_type`` (``RETRY_TYPES``). A
+    result from before error types were recorded: it never got going (no step taken: a missing key,
+    a bad path, a crashed worker) or its message names the key, the network or a rate limit."""
     if result.get("status") != "error":
         return False
+    if "error_type" in result:
+        return result["error_type"] in RETRY_TYPES
     if not int(result.get("steps") or 0):
         return True
     text = str(result.get("error") or "").lower()
     return any(word in text for word in _FIXABLE)
 
 
-def _error_result(task: BatchTask, err: BaseException) -> dict[str, Any]:
+def error_type_of(err: BaseException) -> str:
+    """The ``error_type`` recorded for a task whose run raised ``err``: the type the run ended with when
+    the runner passed it on (a rejected key is reported as a ``ConfigError`` that names ``AuthError``),
+    ``OSError`` for any of its kinds, ``InternalError`` for anything else (a bug, a crashed worker)."""
+    if isinstance(err, AgentkitError):
+        return str(err.details.get("error_type") or type(err).__name__)
+    return "OSError" if isinstance(err, OSError) else "InternalError"
+
+
+def _error_result(task: BatchTask, err: BaseException, kind: str | None = None) -> dict[str, Any]:
     return {"id": task.id, "preset": task.preset, "status": "error", "error": str(err) or type(err).__name__,
+            "error_type": kind or error_type_of(err), "error_status": getattr(err, "status", None)
+            or (err.details.get("error_status") if isinstance(err, AgentkitError) else None),
             "steps": 0, "tokens": {"prompt": 0, "completion": 0}, "cost_usd": 0.0, "test": None}
 
 
@@ -272,7 +302,8 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
             except (AgentkitError, OSError) as e:
                 result = _error_result(task, e)
             except Exception as e:  # a bug in one task must not take the other tasks down with it
-                result = _error_result(task, RuntimeError(f"internal error: {type(e).__name__}: {e}"))
+                result = _error_result(task, RuntimeError(f"internal error: {type(e).__name__}: {e}"),
+                                       "InternalError")
             result = {**result, "id": task.id, "preset": task.preset}
             result["retry"] = retryable(result)
             ledger.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -493,7 +524,7 @@ def _run_on_worker(opts_json: str) -> tuple[dict[str, Any], dict[str, bytes]]:
         try:
             result = asyncio.run(run_task(local))
         except AgentkitError as e:
-            result = {"status": "error", "error": str(e), "cost_usd": 0.0}
+            result = {"status": "error", "error": str(e), "error_type": error_type_of(e), "cost_usd": 0.0}
         files: dict[str, bytes] = {}
         root = tmp / "run"
         for path in root.rglob("*"):

@@ -372,6 +372,7 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
     sandbox = None
     started = time.monotonic()
     end: Any = None
+    run: Any = None  # the AgentRun
     test: dict[str, Any] | None = None
     interrupted: BaseException | None = None
     user_error: ConfigError | None = None
@@ -380,10 +381,12 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
             sandbox = await open_sandbox(opts, prep.workdir)
             if opts.setup_cmd and _may_setup(prep, sandbox):
                 await _run_setup(opts, sandbox, progress)
+                if resume_from is None:  # what setup wrote (build files, egg-info) is not the agent's work
+                    await _baseline_after_setup(sandbox, prep)
         run_info = {"options": recorded_options(opts)}
         agent = preset.build_agent(progress.watch(model), sandbox=sandbox, options=tool_options(opts),
                                    limits=build_limits(opts), trajectory=out / TRAJECTORY, run_info=run_info)
-        events = agent.iter_resume(resume_from) if resume_from else agent.iter(opts.task)
+        events = run = agent.iter_resume(resume_from) if resume_from else agent.iter(opts.task)
         progress.start()
         try:
             async for event in events:
@@ -408,9 +411,9 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
         await model.aclose()
     if interrupted is not None:
         if (out / TRAJECTORY).exists():  # still leave result.json and the patch so far
-            _write_outputs(prep, end, test, time.monotonic() - started)
+            _write_outputs(prep, end, test, time.monotonic() - started, getattr(run, "result", None), model)
         raise interrupted
-    result = _write_outputs(prep, end, test, time.monotonic() - started)
+    result = _write_outputs(prep, end, test, time.monotonic() - started, getattr(run, "result", None), model)
     if user_error is not None:
         raise user_error
     return result
@@ -476,6 +479,17 @@ def _secret_values(env: dict[str, str]) -> list[str]:
     return [env[k] for k, v in mask_env(env).items() if v == REDACTED]
 
 
+async def _baseline_after_setup(sandbox: Any, prep: _Prepared) -> None:
+    """Move the patch's baseline past ``--setup-cmd``: the files it wrote or changed (an egg-info, build
+    outputs, a generated config) are then not in the final patch, which holds only the agent's edits.
+    A container's setup ran on its own copy, which is brought back first."""
+    if prep.baseline is None:
+        return
+    if _works_on_own_copy(prep.opts, sandbox) and prep.workdir is not None:
+        await _bring_back(sandbox, prep)
+    prep.baseline.advance("after --setup-cmd")
+
+
 def _works_on_own_copy(opts: RunOptions, sandbox: Any) -> bool:
     """Only a container works on its own copy of the workspace; a local sandbox edits it directly,
     so there is nothing to bring back (copying it would only cost time on big repositories)."""
@@ -501,11 +515,12 @@ def _raise_user_error(result: Any, opts: RunOptions) -> None:
     if result is None or result.status != "error" or result.steps > 1 or not result.error_type:
         return
     error = result.error or ""
-    if result.error_type in ("AuthError", "PaymentRequired", "ConfigError"):
-        raise ConfigError(error)
+    if result.error_type in ("AuthError", "PaymentRequired", "ConfigError"):  # the type goes on, for batch's ledger
+        raise ConfigError(error, error_type=result.error_type, error_status=result.error_status)
     if result.error_type == "BadRequest" and _is_unknown_model(result.error_status, error):
         raise ConfigError(f"unknown model {opts.model or DEFAULT_MODEL!r} for this provider: {error} "
-                          "— run `agentkit models` for known names or pass --model")
+                          "— run `agentkit models` for known names or pass --model",
+                          error_type="BadRequest", error_status=result.error_status)
 
 
 def _is_unknown_model(status: int | None, error: str) -> bool:
@@ -536,23 +551,40 @@ async def _run_tests(opts: RunOptions, sandbox: Any, progress: Progress) -> dict
             "timed_out": res.timed_out, "output": output}
 
 
-def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elapsed: float) -> dict[str, Any]:
+def error_type(run: Any, error: str | None) -> str | None:
+    """The error type ``result.json`` records for a run that ended ``error``: the agentkit error that
+    ended it (``AuthError``, ``RateLimited``, ``BadRequest``, ...), ``InternalError`` for a bug, None
+    for an end the model caused (malformed turns in a row)."""
+    kind = getattr(run, "error_type", None)
+    if kind:
+        return str(kind)
+    return "InternalError" if (error or "").startswith("internal error") else None
+
+
+def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elapsed: float, run: Any = None,
+                   model: Any = None) -> dict[str, Any]:
+    """``run``: the agent's RunResult (its error type); ``model``: the model this session ran with
+    (a resumed run may have changed it since the trajectory's header was written)."""
     from agentkit.trajectory import Trajectory
 
     opts, out = prep.opts, prep.out
     traj = Trajectory.load(out / TRAJECTORY)
     usage = traj.usage
+    status = traj.status if traj.end else (getattr(end, "status", None) or "error")
+    error = getattr(end, "error", None)
     result: dict[str, Any] = {
-        "id": opts.run_id or out.name, "preset": prep.preset.name,
-        "status": traj.status if traj.end else (getattr(end, "status", None) or "error"),
-        "answer": traj.answer, "error": getattr(end, "error", None),
+        "id": opts.run_id or out.name, "preset": prep.preset.name, "status": status,
+        "answer": traj.answer, "error": error,
+        "error_type": error_type(run, error) if status == "error" else None,
+        "error_status": getattr(run, "error_status", None) if status == "error" else None,
         "steps": traj.steps,
         "tokens": {"prompt": usage.prompt, "completion": usage.completion, "reasoning": usage.reasoning,
                    "cached": usage.cached, "total": usage.total},
         "cost_usd": traj.cost_usd,
         # share of the prompt tokens the provider served from its cache (billed at the hit price)
         "cache_hit_share": round(usage.cached / usage.prompt, 4) if usage.prompt else None,
-        "model": (traj.run or {}).get("model"), "provider": (traj.run or {}).get("provider"),
+        "model": getattr(model, "name", None) or (traj.run or {}).get("model"),
+        "provider": getattr(model, "provider", None) or (traj.run or {}).get("provider"),
         "isolation": ((traj.run or {}).get("sandbox") or {}).get("isolation"),
         "test": test, "elapsed_s": round(elapsed, 3),
         "files": {"trajectory": TRAJECTORY},

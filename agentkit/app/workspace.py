@@ -245,6 +245,12 @@ class Baseline:
         partial.rename(git_dir)
         return base
 
+    def advance(self, message: str) -> None:
+        """Take the directory as it is now as the baseline (a commit on top of the first), so
+        ``diff()`` leaves out what changed so far (e.g. what ``--setup-cmd`` wrote)."""
+        _git(self.git_dir, self.work, "add", "-A", ".")
+        _git(self.git_dir, self.work, "commit", "-q", "--allow-empty", "-m", message)
+
     def diff(self) -> str:
         _git(self.git_dir, self.work, "add", "-A", ".")
         return _git(self.git_dir, self.work, "diff", "--cached", "--binary", "HEAD").stdout

@@ -18,7 +18,9 @@ T = TypeVar("T")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="run many code/research tasks from a JSONL file",
                        description="Each line: {\"id\", \"preset\": \"code\"|\"research\", \"task\", \"repo\"?, "
-                                   "\"test_cmd\"?}. Finished ids in OUT/results*.jsonl are skipped on re-runs.")
+                                   "\"test_cmd\"?, \"setup_cmd\"?, \"env\"?} (setup_cmd and env: code tasks; a "
+                                   "task's own win over --setup-cmd and --env). Finished ids in OUT/results*.jsonl "
+                                   "are skipped on re-runs.")
     p.add_argument("tasks", metavar="TASKS.jsonl")
     p.add_argument("--workers", type=int, default=2, help="tasks run at the same time (default: 2)")
     p.add_argument("--processes", type=int, default=1,
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no per-task lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_model_flags(p)
-    add_sandbox_flags(p)
+    add_sandbox_flags(p, setup=True, setup_where="from each code task's workspace, before its agent starts")
     add_limit_flags(p, cost_help="stop launching tasks once the batch has spent this many US dollars")
     p.set_defaults(func=cmd_batch)
 
@@ -92,7 +94,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                       template=getattr(args, "template", None), price=getattr(args, "price", None),
                       max_steps=args.max_steps,
                       search_backend=args.search_backend, max_searches=args.max_searches,
-                      fetch_allow=args.fetch_allow, progress="quiet")
+                      fetch_allow=args.fetch_allow, setup_cmd=args.setup_cmd, env=dict(args.env), progress="quiet")
     stream = sys.stderr if args.json else sys.stdout
     if args.max_cost is not None:  # a budget needs prices: refuse here, not once per task
         from agentkit.app.runner import DEFAULT_MODEL, check_price

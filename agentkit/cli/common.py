@@ -39,8 +39,18 @@ def add_request_timeout_flag(parser: Any) -> None:
                              "(default: 300; keep-alive bytes do not count as progress)")
 
 
-def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
+def add_sandbox_flags(parser: argparse.ArgumentParser, setup: bool = False,
+                      setup_where: str = "from the workspace, before the agent starts") -> None:
+    """``setup``: also ``--setup-cmd`` and ``--env`` (the commands that work on a repository: ``code``,
+    ``batch``; ``research`` has no project to install, only an empty scratch folder for ``--python``)."""
     g = parser.add_argument_group("sandbox")
+    if setup:
+        g.add_argument("--setup-cmd", metavar="CMD",
+                       help=f"run once in the sandbox, {setup_where} (e.g. 'pip install -e .'); if it fails the "
+                            "run stops with its output; what it writes is not part of the patch")
+        g.add_argument("--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE",
+                       help="set in the sandbox's environment (repeatable); values of secret-looking keys "
+                            "(*KEY*, *TOKEN*, *SECRET*, *PASSWORD*) are not stored in the trajectory")
     g.add_argument("--sandbox", choices=["local", "docker"], default=None,
                    help="where commands run (default: local, or sandbox in agentkit.toml / AGENTKIT_SANDBOX)")
     g.add_argument("--image", help="Docker image for --sandbox docker (default: agentkit-sandbox:latest)")
@@ -64,6 +74,15 @@ def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output fo
     g.add_argument("--out", help=out_help)
     g.add_argument("--quiet", action="store_true", help="no progress display")
     g.add_argument("--json", action="store_true", help="print result.json to stdout when done")
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    import re
+
+    key, eq, value = text.partition("=")
+    if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (KEY: letters, digits and _)")
+    return key, value
 
 
 def _positive_int(text: str) -> int:

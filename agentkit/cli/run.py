@@ -27,14 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="ask on the terminal before each shell command and file edit (shown as a diff): "
                            "yes / no / always for this tool / edit the command / stop")
     add_model_flags(code, "off")
-    add_sandbox_flags(code)
-    sg = next(g for g in code._action_groups if g.title == "sandbox")
-    sg.add_argument("--setup-cmd", metavar="CMD",
-                    help="run once in the sandbox, from the workspace, before the agent starts (e.g. "
-                         "'pip install -e .'); if it fails the run stops with its output")
-    sg.add_argument("--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE",
-                    help="set in the sandbox's environment (repeatable); values of secret-looking keys "
-                         "(*KEY*, *TOKEN*, *SECRET*, *PASSWORD*) are not stored in the trajectory")
+    add_sandbox_flags(code, setup=True)
     add_limit_flags(code)
     add_output_flags(code)
     code.set_defaults(func=cmd_code)
@@ -73,15 +66,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--quiet", action="store_true", help="no progress display")
     rs.add_argument("--json", action="store_true", help="print result.json to stdout when done")
     rs.set_defaults(func=cmd_resume)
-
-
-def _env_pair(text: str) -> tuple[str, str]:
-    import re
-
-    key, eq, value = text.partition("=")
-    if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (KEY: letters, digits and _)")
-    return key, value
 
 
 def _size(text: str) -> int | None:
@@ -144,8 +128,10 @@ def _print_summary(result: dict[str, Any]) -> None:
     print(f"\nstatus: {result['status']}  steps: {result['steps']}  tokens: {tokens.get('total', 0):,}  "
           f"cost: {'?' if cost is None else f'${cost:.4f}'}" + (f"  cache hits: {hits:.0%}" if hits is not None else "")
           + (f"  isolation: {iso}" if iso else ""))
-    if result.get("error"):
-        print(f"error: {result['error']}")
+    if result.get("error"):  # stored in the library's words; said here with the flags
+        from agentkit.cli import cli_words
+
+        print(f"error: {cli_words(result['error'])}")
     test = result.get("test")
     if test:
         print(f"tests: {'passed' if test['passed'] else 'FAILED'} (exit {test['exit_code']}): {test['cmd']}")
