@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers, editors and the docs see; at run time the same names load lazily
     from agentkit.agent import Agent, Limits, RunResult
+    from agentkit.app.code import CodeResult, run_code, run_code_sync
     from agentkit.models import Fallback, OpenAICompatible, RawDeepSeek, Replay, make_model
     from agentkit.models.base import Completion, ModelSettings
     from agentkit.sandboxes import DockerSandbox, LocalSandbox
@@ -23,11 +24,12 @@ _EXPORTS = {
     "RawDeepSeek": "agentkit.models", "make_model": "agentkit.models",
     "LocalSandbox": "agentkit.sandboxes", "DockerSandbox": "agentkit.sandboxes",
     "Trajectory": "agentkit.trajectory",
+    "CodeResult": "agentkit.app.code", "run_code": "agentkit.app.code", "run_code_sync": "agentkit.app.code",
 }
 
-__all__ = ["Agent", "Completion", "DockerSandbox", "Fallback", "Limits", "LocalSandbox", "ModelSettings",
-           "Observation", "OpenAICompatible", "RawDeepSeek", "Replay", "RunResult", "ToolContext",
-           "Trajectory", "make_model", "tool"]
+__all__ = ["Agent", "CodeResult", "Completion", "DockerSandbox", "Fallback", "Limits", "LocalSandbox",
+           "ModelSettings", "Observation", "OpenAICompatible", "RawDeepSeek", "Replay", "RunResult", "ToolContext",
+           "Trajectory", "make_model", "run_code", "run_code_sync", "tool"]
 
 
 def __getattr__(name: str) -> Any:

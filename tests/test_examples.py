@@ -44,10 +44,10 @@ def test_code_agent_example_fixes_the_demo_repo(tmp_path: Path) -> None:
     proc = _py(str(EXAMPLES / "code_agent.py"), str(demo.REPO), demo.CODE_TASK, f"replay:{demo.CODE_SCRIPT}",
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "status: done after 6 steps" in proc.stdout and "tests: passed" in proc.stdout
-    work = Path(proc.stdout.split("working copy: ")[1].strip())
-    assert "ordered[middle - 1]" in (work / "textstats" / "stats.py").read_text()
-    assert (work.parent / "trajectory.jsonl").is_file()
+    assert "status: done after 6 steps" in proc.stdout and "tests: passed (exit 0)" in proc.stdout
+    assert "changed: textstats/stats.py" in proc.stdout and "+        return (ordered[middle - 1]" in proc.stdout
+    run = Path(proc.stdout.split("run folder: ")[1].strip())
+    assert (run / "trajectory.jsonl").is_file() and (run / "patch.diff").read_text() in proc.stdout
 
 
 def test_research_agent_example(tmp_path: Path) -> None:

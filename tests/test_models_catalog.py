@@ -169,7 +169,7 @@ def test_max_cost_with_an_unknown_price_refuses_to_start(monkeypatch):
     from agentkit.models import catalog
 
     monkeypatch.setattr(catalog, "_USER_PRICES", {})
-    with pytest.raises(ConfigError, match=r"--price IN,OUT.*drop --max-cost"):
+    with pytest.raises(ConfigError, match=r"prices=\(IN, OUT\).*drop Limits\(max_cost_usd=...\)"):
         build_model(RunOptions(model="acme/unpriced", base_url="http://127.0.0.1:9/v1", max_cost=1.0))
     build_model(RunOptions(model="acme/unpriced", base_url="http://127.0.0.1:9/v1"))  # no cap: fine
     model = build_model(RunOptions(model="acme/unpriced", base_url="http://127.0.0.1:9/v1", max_cost=1.0,

@@ -107,10 +107,10 @@ def test_a_plain_copy_above_the_size_limit_is_refused(tmp_path: Path) -> None:
     folder.mkdir()
     for i in range(30):
         (folder / f"f{i}").write_bytes(b"x" * 100)
-    with pytest.raises(ConfigError, match="--max-copy-size") as e:
+    with pytest.raises(ConfigError, match=r"max_copy_bytes=BYTES \(None: no limit\)") as e:
         copy_repo(folder, tmp_path / "w", max_bytes=2000)  # 3,000 bytes > 2,000
     assert "not a git repository" in str(e.value) and not (tmp_path / "w").exists()
-    with pytest.raises(ConfigError, match="--max-copy-size"):  # 30 files > 2e5 bytes / 10 kB per file = 20
+    with pytest.raises(ConfigError, match="max_copy_bytes=BYTES"):  # 30 files > 2e5 bytes / 10 kB per file = 20
         copy_repo(folder, tmp_path / "w", max_bytes=200_000)
     notes: list[str] = []
     assert len(list(copy_repo(folder, tmp_path / "w", max_bytes=None, note=notes.append).iterdir())) == 30

@@ -132,14 +132,16 @@ def build_model(opts: RunOptions) -> Any:
 
 def check_price(opts: RunOptions, model: str) -> None:
     """``--price`` prices the model for this process; ``--max-cost`` on a model with no known price
-    is refused rather than silently not enforced."""
+    is refused rather than silently not enforced. The messages name the library's parameters, which
+    the CLI prints as its flags (``agentkit.cli.cli_words``)."""
     from agentkit.models.catalog import lookup, set_price
 
     if opts.price is not None:
         set_price(model, *opts.price)
     if opts.max_cost is not None and not model.startswith("replay:") and lookup(model) is None:
-        raise ConfigError(f"--max-cost needs a price, and {model!r} has none in the catalog: give one with "
-                          "--price IN,OUT (USD per million tokens), run `agentkit models --refresh`, or drop --max-cost")
+        raise ConfigError(f"Limits(max_cost_usd=...) needs a price, and {model!r} has none in the catalog: give "
+                          "one with prices=(IN, OUT) (USD per million tokens), run `agentkit models --refresh`, "
+                          "or drop Limits(max_cost_usd=...)")
 
 
 def build_limits(opts: RunOptions) -> Any:
@@ -166,7 +168,7 @@ async def open_sandbox(opts: RunOptions, workspace: Path) -> Any:
         await sandbox.start()
     except SandboxError as e:
         if opts.sandbox == "docker":
-            raise ConfigError(f"--sandbox docker: {e}; or run with --sandbox local") from None
+            raise ConfigError(f"sandbox='docker': {e}; or run with sandbox='local'") from None
         raise
     return sandbox
 
@@ -202,7 +204,7 @@ def _prepare(opts: RunOptions, resume: bool = False, note: Any = None) -> _Prepa
     if not opts.task.strip() and not resume:
         raise ConfigError("the task is empty; pass the task text or @FILE")
     if opts.image and opts.sandbox != "docker":
-        raise ConfigError("--image is for the Docker sandbox: add --sandbox docker or drop --image")
+        raise ConfigError("image=NAME is for the Docker sandbox: add sandbox='docker' or drop image=NAME")
     out = Path(opts.out).expanduser() if opts.out else default_out(opts.task)
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
@@ -218,7 +220,7 @@ def _prepare(opts: RunOptions, resume: bool = False, note: Any = None) -> _Prepa
         if resume and not opts.in_place and (out / WORKSPACE).is_dir():
             workdir = out / WORKSPACE  # the run's own copy: the repository it came from is not read
         elif not opts.repo:
-            raise ConfigError("the code agent needs a repository: pass --repo PATH")
+            raise ConfigError("the code agent needs a repository: pass repo=PATH")
         elif opts.in_place:
             workdir = check_repo(opts.repo)
         else:  # a fresh run owns its folder: drop what an earlier, unfinished attempt left there
@@ -367,6 +369,30 @@ async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None =
 
 
 async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resume_from: Path | None) -> dict[str, Any]:
+    finished = await execute(prep, model, progress, resume_from)
+    if finished.user_error is not None:
+        raise finished.user_error
+    return finished.result
+
+
+class Finished(BaseModel):
+    """What ``execute`` leaves: the ``result.json`` content (plus ``out``), the agent's own
+    ``RunResult`` and typed error (what the library returns and raises), and the ``ConfigError``
+    the CLI reports instead for a key, credit or model-name mistake."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    result: dict[str, Any]
+    run: Any = None  # agentkit.agent.RunResult, or None when the run never started
+    error: Any = None  # the AgentkitError that ended a failed run
+    user_error: ConfigError | None = None
+
+
+async def execute(prep: _Prepared, model: Any, progress: Progress | None, resume_from: Path | None, *,
+                  close_model: bool = True, limits: Any = None) -> Finished:
+    """Run a prepared task into its folder: sandbox, setup, agent, tests, outputs. ``close_model``:
+    False for a model the caller lent (``run_code(model=...)``), which stays theirs to close;
+    ``limits``: the caller's ``Limits`` instead of the options' ``max_steps``/``max_cost``."""
     opts, preset, out = prep.opts, prep.preset, prep.out
     progress = progress or Progress(opts.progress)
     sandbox = None
@@ -385,7 +411,8 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
                     await _baseline_after_setup(sandbox, prep)
         run_info = {"options": recorded_options(opts)}
         agent = preset.build_agent(progress.watch(model), sandbox=sandbox, options=tool_options(opts),
-                                   limits=build_limits(opts), trajectory=out / TRAJECTORY, run_info=run_info)
+                                   limits=limits if limits is not None else build_limits(opts),
+                                   trajectory=out / TRAJECTORY, run_info=run_info)
         events = run = agent.iter_resume(resume_from) if resume_from else agent.iter(opts.task)
         progress.start()
         try:
@@ -408,15 +435,15 @@ async def _execute(prep: _Prepared, model: Any, progress: Progress | None, resum
     finally:
         if sandbox is not None:
             await sandbox.close()
-        await model.aclose()
+        if close_model:
+            await model.aclose()
     if interrupted is not None:
         if (out / TRAJECTORY).exists():  # still leave result.json and the patch so far
             _write_outputs(prep, end, test, time.monotonic() - started, getattr(run, "result", None), model)
         raise interrupted
     result = _write_outputs(prep, end, test, time.monotonic() - started, getattr(run, "result", None), model)
-    if user_error is not None:
-        raise user_error
-    return result
+    return Finished(result=result, run=getattr(run, "result", None), error=getattr(run, "error", None),
+                    user_error=user_error)
 
 
 def recorded_options(opts: RunOptions) -> dict[str, Any]:
@@ -468,7 +495,7 @@ async def _run_setup(opts: RunOptions, sandbox: Any, progress: Progress) -> None
     why = f"timed out after {SETUP_TIMEOUT:g} s" if res.timed_out else f"exited with {res.exit_code}"
     lines = (res.output or "").rstrip().splitlines()
     tail = "\n".join("  " + line for line in lines[-SETUP_TAIL_LINES:]) or "  (no output)"
-    raise ConfigError(f"--setup-cmd {redact(opts.setup_cmd or '')!r} {why}; the last lines of its output:\n"
+    raise ConfigError(f"setup_cmd={redact(opts.setup_cmd or '')!r} {why}; the last lines of its output:\n"
                       f"{redact(tail, _secret_values(opts.env))}")
 
 

@@ -38,7 +38,7 @@ Note = Callable[[str], None]
 def check_repo(repo: str | Path) -> Path:
     path = Path(repo).expanduser()
     if not path.is_dir():
-        raise ConfigError(f"--repo {repo}: not a directory; pass the path of the repository to work on")
+        raise ConfigError(f"the repository {repo} is not a directory; pass repo=PATH with the repository to work on")
     return path.resolve()
 
 
@@ -106,7 +106,7 @@ def _clone(repo: Path, dest: Path, skip: Path | None, note: Note | None) -> None
     cloned = subprocess.run(["git", "clone", "-q", "--local", "--no-checkout", *links, str(repo), str(dest)],
                             capture_output=True, text=True, check=False, env=env)
     if cloned.returncode != 0:
-        raise ConfigError(f"--repo {repo}: git clone failed: {' '.join(cloned.stderr.split())[:300]}")
+        raise ConfigError(f"git clone of the repository {repo} failed: {' '.join(cloned.stderr.split())[:300]}")
     ws = ["git", "-C", str(dest), "-c", "advice.detachedHead=false"]
     subprocess.run([*ws, "remote", "remove", "origin"], capture_output=True, check=False)
     checkout = ["checkout", "-q", "-B", branch, head] if branch else ["checkout", "-q", "--detach", head]
@@ -166,8 +166,8 @@ def _copy_files(repo: Path, dest: Path, rels: list[str], skip: Path | None, max_
         if total > max_bytes or len(rels) > max_files:
             raise ConfigError(f"{repo} is not a git repository and holds {len(rels):,} files, "
                               f"{total / 1e9:.1f} GB: more than the copy limit ({max_files:,} files or "
-                              f"{max_bytes / 1e9:.1f} GB); raise it with --max-copy-size (e.g. --max-copy-size 10G, "
-                              "or none), point --repo at the project itself, or make it a git repository")
+                              f"{max_bytes / 1e9:.1f} GB); raise it with max_copy_bytes=BYTES (None: no limit), point "
+                              "repo=PATH at the project itself, or make it a git repository")
     if fresh:
         dest.mkdir(parents=True, exist_ok=True)
         if note:

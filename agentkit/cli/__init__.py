@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 _CLI_WORDS = (("fallbacks=[...]", "--fallback MODEL"), ("base_url=URL", "--base-url URL"),
               ("model='replay:PATH'", "--model replay:PATH"), ("model=NAME", "--model NAME"),
               ("searxng_url=URL", "--searxng-url URL"), ("search_backend='searxng'", "--search-backend searxng"),
-              ("search_backend='fixture:PATH'", "--search-backend fixture:PATH"))
+              ("search_backend='fixture:PATH'", "--search-backend fixture:PATH"),
+              # the runner behind `agentkit code`/`research`, also run from Python (agentkit.app.code.run_code)
+              ("Limits(max_cost_usd=...)", "--max-cost"), ("prices=(IN, OUT)", "--price IN,OUT"),
+              ("repo=PATH", "--repo PATH"), ("image=NAME", "--image NAME"),
+              ("sandbox='docker'", "--sandbox docker"), ("sandbox='local'", "--sandbox local"),
+              ("setup_cmd=", "--setup-cmd "),
+              ("max_copy_bytes=BYTES (None: no limit)", "--max-copy-size (e.g. --max-copy-size 10G, or none)"))
 
 
 def cli_words(message: str) -> str:
