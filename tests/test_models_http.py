@@ -1,9 +1,11 @@
-"""The one HTTP client (httpx over the aiohttp transport): proxies from the environment, headers
-sent once, transport failures named and retried, no "Unclosed client session" noise."""
+"""The one HTTP client (aiohttp; httpx under a caller's transport): proxies from the environment,
+credentials in URLs, headers sent once, SSE line ends, transport failures named and retried, no
+"Unclosed client session" noise."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import logging
 
@@ -61,7 +63,11 @@ async def _raw_server(handle) -> tuple[asyncio.Server, str]:  # type: ignore[no-
     return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
 
 
-async def test_headers_the_caller_also_sets_are_sent_once(no_proxy_env):
+@pytest.mark.parametrize("mine", [
+    {"Accept-Encoding": "identity", "User-Agent": "mine/1"},
+    {"accept-encoding": "identity", "user-agent": "mine/1", "content-type": "application/json"},  # any case
+])
+async def test_headers_the_caller_also_sets_are_sent_once(no_proxy_env, mine):
     heads: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -77,7 +83,7 @@ async def test_headers_the_caller_also_sets_are_sent_once(no_proxy_env):
     server, url = await _raw_server(handle)
     host = url.split("/")[2]
     m = OpenAICompatible("m", base_url=url, api_key="sk-x", max_retries=0,
-                         headers={"Host": host, "Accept-Encoding": "identity", "User-Agent": "mine/1"})
+                         headers={"Host": host, **mine})
     try:
         assert (await m.complete(MSGS)).message.content == "ok"
     finally:
@@ -134,3 +140,78 @@ def test_a_model_used_by_two_event_loops_logs_no_unclosed_session(no_proxy_env, 
     finally:
         srv.stop()
     assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+async def _reply_server(reply: bytes, heads: list[bytes]) -> tuple[asyncio.Server, str]:
+    """A server that records each request head and answers ``reply`` (then closes)."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        await reader.readexactly(length)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    return await _raw_server(handle)
+
+
+OK_BODY = b'{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}'
+OK_REPLY = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(OK_BODY) + OK_BODY
+
+
+async def test_credentials_in_the_base_url_are_sent_as_basic_auth(no_proxy_env):
+    heads: list[bytes] = []
+    server, url = await _reply_server(OK_REPLY, heads)
+    m = OpenAICompatible("m", base_url=url.replace("http://", "http://user:pa%20ss@"), api_key="sk-x", max_retries=0)
+    try:
+        assert (await m.complete(MSGS)).message.content == "ok"
+    finally:
+        await m.aclose()
+        server.close()
+    auth = [line.split(b":", 1)[1].strip() for line in heads[0].split(b"\r\n") if line.lower().startswith(b"authorization:")]
+    assert auth == [b"Basic " + base64.b64encode(b"user:pa ss")], heads[0]  # over the key's Bearer
+    assert heads[0].startswith(b"POST /v1/chat/completions ")
+
+
+async def test_proxy_credentials_go_in_proxy_authorization(no_proxy_env):
+    heads: list[bytes] = []
+    proxy, proxy_url = await _reply_server(OK_REPLY, heads)
+    no_proxy_env.setenv("HTTP_PROXY", proxy_url.removesuffix("/v1").replace("http://", "http://me:secret@"))
+    m = OpenAICompatible("m", base_url="http://gpu-box.invalid:8000/v1", api_key="sk-x", max_retries=0)
+    try:
+        assert (await m.complete(MSGS)).message.content == "ok"
+    finally:
+        await m.aclose()
+        proxy.close()
+    assert heads[0].startswith(b"POST http://gpu-box.invalid:8000/v1/chat/completions ")
+    assert b"\r\nProxy-Authorization: Basic " + base64.b64encode(b"me:secret") + b"\r\n" in heads[0], heads[0]
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+async def test_stream_lines_end_at_lf_crlf_or_cr(no_proxy_env, eol):
+    """SSE lines end at CRLF, LF or CR; a CRLF split over two reads is one line end."""
+    chunks = [b'data: {"choices":[{"index":0,"delta":{"content":"he\xe2\x80\xa8y"}}]}', eol, eol,
+              b'data: {"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}]}', eol, eol,
+              b"data: [DONE]", eol, eol]
+    body = b"".join(chunks)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 7):  # small writes, so line ends and UTF-8 fall across reads
+            writer.write(body[i:i + 7])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.close()
+
+    server, url = await _raw_server(handle)
+    m = OpenAICompatible("m", base_url=url, api_key="sk-x", max_retries=0)
+    try:
+        comp = [d async for d in m.stream(MSGS)][-1].completion
+    finally:
+        await m.aclose()
+        server.close()
+    assert comp is not None and comp.message.content == "he\u2028y!"

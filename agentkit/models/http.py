@@ -1,11 +1,15 @@
 """What every HTTP model backend shares: the client, headers, timeouts, retries, body checks.
 
-One client for every endpoint: httpx's API (timeouts, proxies from ``HTTP(S)_PROXY``/``NO_PROXY``,
-exceptions) over the ``httpx-aiohttp`` transport, which moves the bytes with aiohttp: httpx's own
-transport (httpcore, h11, anyio) costs several times more CPU per request, and hundreds of
-concurrent runs on one event loop made that the bottleneck (encode/httpx#3215). The transport
-speaks HTTP/1.1 only; it maps aiohttp's errors to httpx's, and ``TRANSPORT_ERRORS`` also catches
-the few it leaves unmapped. A caller's own ``transport=`` (a mock, or plain httpx) replaces it.
+One client per model and event loop, on aiohttp directly: an ``aiohttp.ClientSession`` with our
+timeouts, the shared SSL context, proxies from ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` and no
+redirects. httpx's own transport (httpcore, h11, anyio) cost several times more CPU per request,
+and httpx over the ``httpx-aiohttp`` transport still about twice aiohttp's, which made hundreds
+of concurrent runs on one event loop CPU-bound (issue 16; ``python -m bench concurrency``).
+httpx stays for what only it does: a caller's own ``transport=`` (a mock, or plain httpx), and a
+proxy aiohttp cannot speak (``socks5://``), go through an ``httpx.AsyncClient``. Both clients
+answer with the same small surface (``status_code``, ``headers``, ``content``/``text``;
+streams: ``aread``, ``aiter_lines``), and ``TRANSPORT_ERRORS`` catches what either raises below
+the HTTP status.
 
 Building an SSL context reads the CA bundle (about 0.1 s of CPU); doing that per client made
 hundreds of concurrent runs CPU-bound, so one context is built lazily and shared. Connection
@@ -16,17 +20,24 @@ instead of churning through the pool.
 from __future__ import annotations
 
 import asyncio
+import base64
+import codecs
+import contextlib
 import functools
 import json
 import logging
+import re
 import select
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Callable, Self
+import urllib.request
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Self
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
+from multidict import CIMultiDict
+from yarl import URL
 
 from agentkit.errors import ModelError, RateLimited
 from agentkit.messages import Message
@@ -45,9 +56,9 @@ from agentkit.redact import mask_url, redact
 log = logging.getLogger("agentkit.models")
 
 POOL = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30.0)
-# What a request can fail with below the HTTP status: httpx's errors (a corrupt compressed body
-# included), and aiohttp's that the transport passes through unmapped (a malformed response head).
-TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpx.DecodingError, aiohttp.ClientError)
+# What a request can fail with below the HTTP status: aiohttp's errors (a malformed response head,
+# a body cut short or corrupt), and httpx's on the httpx path (a corrupt compressed body included).
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError, httpx.TransportError, httpx.DecodingError)
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,10 +66,16 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+@functools.lru_cache(maxsize=1)
+def _unverified_ssl_context() -> ssl.SSLContext:  # what httpx's verify=False builds, once
+    return httpx.create_ssl_context(verify=False)
+
+
 class _Connector(aiohttp.TCPConnector):
     """aiohttp's connector, except that a pooled connection the server has already closed (the FIN
     is in the socket, the event loop has not read it yet) is dropped instead of reused: a POST on it
-    fails, and aiohttp resends only idempotent methods. httpcore makes the same check."""
+    fails, and aiohttp resends only idempotent methods. httpcore makes the same check. The one
+    private hook left (aiohttp has no public one for "may this pooled connection be reused")."""
 
     async def _get(self, *args: Any, **kwargs: Any) -> Any:  # the pool's "reuse a connection" step
         while True:
@@ -76,49 +93,192 @@ def _readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-def _abandon(client: httpx.AsyncClient) -> None:
-    """Drop a client whose event loop ended without ``aclose`` (the model served an earlier
-    ``asyncio.run``). Nothing can be awaited on that loop any more; marking aiohttp's pool closed
-    (which on a closed loop touches no socket) keeps its finalizer from logging "Unclosed client
-    session"."""
-    session = getattr(getattr(client, "_transport", None), "client", None)
-    if isinstance(session, aiohttp.ClientSession) and session.connector is not None:
-        for conns in list(getattr(session.connector, "_conns", {}).values()):
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``,
+    lower case first, unless ``NO_PROXY`` covers its host), read once per client as httpx does."""
+    proxies = urllib.request.getproxies_environment()
+    if not proxies:
+        return None
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname, proxies):
+        return None
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else "http://" + proxy  # as httpx reads a bare host:port
+
+
+@functools.lru_cache(maxsize=64)
+def _aiohttp_timeout(read_s: float | None, connect_s: float | None) -> aiohttp.ClientTimeout:
+    """httpx's ``Timeout(read_s, connect=connect_s)`` in aiohttp's terms: connecting →
+    ``sock_connect``, each read → ``sock_read``, waiting for a pooled connection and connecting →
+    ``connect``; no total (the request deadline, ``request_timeout``, is ours). aiohttp has no write
+    timeout, so a stalled upload ends at the request deadline."""
+    return aiohttp.ClientTimeout(total=None, connect=read_s, sock_connect=connect_s, sock_read=read_s)
+
+
+@functools.lru_cache(maxsize=64)
+def _httpx_timeout(read_s: float | None, connect_s: float | None) -> httpx.Timeout:
+    return httpx.Timeout(read_s, connect=connect_s)
+
+
+class Reply:
+    """A whole (non-streamed) response: status, headers (case-insensitive), body bytes."""
+
+    __slots__ = ("status_code", "headers", "content", "_charset")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, charset: str | None) -> None:
+        self.status_code, self.headers, self.content, self._charset = status_code, headers, content, charset
+
+    @property
+    def text(self) -> str:
+        try:
+            return self.content.decode(self._charset or "utf-8", "replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", "replace")
+
+
+class StreamReply:
+    """A response whose body is read as it arrives (``aread`` or ``aiter_lines``)."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status_code = resp.status
+        self.headers = resp.headers
+
+    async def aread(self) -> bytes:
+        return await self._resp.read()
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        """The body's lines (UTF-8), without their ends; a line ends at CRLF, LF or CR (SSE's rule)."""
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        buf = ""
+        async for chunk in self._resp.content.iter_any():
+            buf += decoder.decode(chunk)
+            end = len(buf) - 1 if buf.endswith("\r") else len(buf)  # a CR may be half of a CRLF
+            pos = 0
+            for m in _EOL.finditer(buf, 0, end):
+                yield buf[pos:m.start()]
+                pos = m.end()
+            buf = buf[pos:]
+        buf += decoder.decode(b"", final=True)
+        lines = _EOL.split(buf)
+        for line in lines if lines[-1] else lines[:-1]:
+            yield line
+
+
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+def _basic_auth(user: str | None, password: str | None) -> str:
+    """HTTP Basic credentials (UTF-8, as httpx sends them)."""
+    return "Basic " + base64.b64encode(f"{user or ''}:{password or ''}".encode()).decode("ascii")
+
+
+class AiohttpClient:
+    """The model's HTTP client: an ``aiohttp.ClientSession`` for one base URL (made inside the
+    event loop it serves). ``proxy``: an ``http(s)://`` proxy URL, credentials included, or None."""
+
+    def __init__(self, base_url: str, *, verify: ssl.SSLContext, proxy: str | None) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=_Connector(limit=POOL.max_connections or 0, keepalive_timeout=POOL.keepalive_expiry,
+                                 ssl=verify),
+            timeout=aiohttp.ClientTimeout(total=None), trust_env=False)
+        base = URL(base_url)
+        self._proxy: URL | None = None
+        self._proxy_headers: dict[str, str] | None = None  # for the proxy's CONNECT (https)
+        self._add: dict[str, str] = {}  # headers every request gets on top of the caller's
+        if proxy:
+            purl = URL(proxy)
+            if purl.user is not None:  # aiohttp takes proxy credentials as a header
+                auth = {"Proxy-Authorization": _basic_auth(purl.user, purl.password)}
+                if base.scheme == "https":
+                    self._proxy_headers = auth
+                else:  # a plain-HTTP request goes to the proxy itself
+                    self._add.update(auth)
+                purl = purl.with_user(None)
+            self._proxy = purl
+        # Credentials in the base URL become Basic auth (httpx's rule, over any Authorization
+        # header), and leave the URL: aiohttp refuses a URL with credentials and such a header.
+        self._userinfo = base.user is not None
+        if self._userinfo:
+            self._add["Authorization"] = _basic_auth(base.user, base.password)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._session.closed
+
+    def _request(self, url: str, content: bytes, headers: Mapping[str, str],
+                 timeout: tuple[float | None, float | None]) -> Any:
+        if self._userinfo:
+            url = str(URL(url).with_user(None))
+        if self._add:
+            headers = CIMultiDict(headers)
+            headers.update(self._add)
+        return self._session.post(url, data=content, headers=headers, timeout=_aiohttp_timeout(*timeout),
+                                  allow_redirects=False, proxy=self._proxy, proxy_headers=self._proxy_headers)
+
+    async def post(self, url: str, content: bytes, headers: Mapping[str, str],
+                   timeout: tuple[float | None, float | None]) -> Reply:
+        async with self._request(url, content, headers, timeout) as resp:
+            body = await resp.read()
+            return Reply(resp.status, resp.headers, body, resp.charset)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, url: str, content: bytes, headers: Mapping[str, str],
+                     timeout: tuple[float | None, float | None]) -> AsyncIterator[StreamReply]:
+        async with self._request(url, content, headers, timeout) as resp:
+            yield StreamReply(resp)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    def abandon(self) -> None:
+        """Drop a client whose event loop ended without ``aclose`` (the model served an earlier
+        ``asyncio.run``). Nothing can be awaited on that loop any more; marking aiohttp's pool
+        closed (which on a closed loop touches no socket) keeps its finalizer from logging
+        "Unclosed client session"."""
+        connector = self._session.connector
+        if connector is None:
+            return
+        for conns in list(getattr(connector, "_conns", {}).values()):
             for proto, *_ in conns:  # their sockets, closed directly: the loop can no longer do it
                 transport = getattr(proto, "transport", None)
                 sock = getattr(transport, "_sock", None)
                 if sock is not None:
                     sock.close()
                     transport._sock = None  # type: ignore[union-attr]
-        session.connector._close()  # close() would hand back a waiter that nothing can await
+        connector._close()  # close() would hand back a waiter that nothing can await
 
 
-class _Client(HttpxAiohttpClient):
-    """httpx-aiohttp's client with ``_Connector`` under its main transport; the transports httpx
-    mounts for proxies from the environment are the library's own."""
+class HttpxClient:
+    """An ``httpx.AsyncClient`` with the same surface as ``AiohttpClient``: over a caller's
+    ``transport=`` (no proxies from the environment then), or over httpx's own transports for a
+    proxy aiohttp cannot speak."""
 
-    def _init_transport(self, verify: Any = True, *args: Any, limits: httpx.Limits = POOL,
-                        transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> httpx.AsyncBaseTransport:
-        if transport is not None:
-            return transport
+    def __init__(self, *, verify: ssl.SSLContext, transport: httpx.AsyncBaseTransport | None) -> None:
+        self._client = httpx.AsyncClient(transport=transport, verify=verify, limits=POOL, follow_redirects=False)
 
-        def session() -> aiohttp.ClientSession:  # made on the first request, inside its event loop
-            return aiohttp.ClientSession(connector=_Connector(
-                limit=limits.max_connections or 0, keepalive_timeout=limits.keepalive_expiry, ssl=verify))
+    @property
+    def is_closed(self) -> bool:
+        return self._client.is_closed
 
-        return _Transport(verify=verify, limits=limits, client=session)
+    async def post(self, url: str, content: bytes, headers: Mapping[str, str],
+                   timeout: tuple[float | None, float | None]) -> httpx.Response:
+        return await self._client.post(url, content=content, headers=headers, timeout=_httpx_timeout(*timeout))
+
+    def stream(self, url: str, content: bytes, headers: Mapping[str, str],
+               timeout: tuple[float | None, float | None]) -> Any:
+        return self._client.stream("POST", url, content=content, headers=headers, timeout=_httpx_timeout(*timeout))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def abandon(self) -> None:
+        """Its loop ended: httpx's pools hold nothing that logs when dropped."""
 
 
-class _Transport(AiohttpTransport):
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.userinfo:  # httpx made it the Authorization header; aiohttp refuses to get both
-            request.url = request.url.copy_with(userinfo=b"")
-        return await super().handle_async_request(request)
-
-
-@functools.lru_cache(maxsize=1)
-def _unverified_ssl_context() -> ssl.SSLContext:  # what httpx's verify=False builds, once
-    return httpx.create_ssl_context(verify=False)
+HTTPClient = AiohttpClient | HttpxClient
 
 
 def _certificate_error(e: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -137,17 +297,17 @@ def _certificate_error(e: BaseException) -> ssl.SSLCertVerificationError | None:
     return None
 
 
-def make_client(base_url: str, *, timeout_s: float, connect_timeout_s: float,
-                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The client for one model: an ``AsyncClient`` over the aiohttp transport (or over
-    ``transport`` when given), the shared SSL context for https, proxies from the environment
-    (as httpx reads them, ``NO_PROXY`` included; not with a ``transport`` of the caller's), no
-    redirects. Timeouts reach aiohttp as: connect → ``sock_connect``, read → ``sock_read``, pool →
-    ``connect`` (waiting for a pooled connection and connecting); aiohttp has no write timeout,
-    so a stalled upload ends at the request deadline (``request_timeout``)."""
+def make_client(base_url: str, *, transport: httpx.AsyncBaseTransport | None = None) -> HTTPClient:
+    """The client for one model (call it inside the event loop it will serve): aiohttp, unless the
+    caller gave an httpx ``transport`` or the environment's proxy for ``base_url`` is one aiohttp
+    cannot speak (SOCKS)."""
     verify = shared_ssl_context() if base_url.startswith("https://") else _unverified_ssl_context()
-    return _Client(transport=transport, verify=verify, limits=POOL, follow_redirects=False,
-                   timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
+    if transport is not None:
+        return HttpxClient(verify=verify, transport=transport)
+    proxy = env_proxy(base_url)
+    if proxy is not None and urlsplit(proxy).scheme not in ("http", "https"):
+        return HttpxClient(verify=verify, transport=None)  # httpx mounts its own proxy transport
+    return AiohttpClient(base_url, verify=verify, proxy=proxy)
 
 
 def encode_json(body: dict[str, Any]) -> bytes:
@@ -164,8 +324,8 @@ def encode_json(body: dict[str, Any]) -> bytes:
 class HTTPModel:
     """Plumbing for a model behind an HTTP endpoint; subclasses build bodies and read replies.
 
-    One ``httpx.AsyncClient`` per event loop (so a model object can serve ``asyncio.run`` more
-    than once); retries with backoff that report each wait through ``on_event``.
+    One HTTP client (``make_client``) per event loop (so a model object can serve ``asyncio.run``
+    more than once); retries with backoff that report each wait through ``on_event``.
     """
 
     name: str
@@ -186,8 +346,7 @@ class HTTPModel:
         self.backoff = backoff or Backoff()
         self._transport = transport
         self._sleep = sleep
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-        self._timeouts: dict[tuple[float | None, float | None], httpx.Timeout] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, HTTPClient] = {}
         info = lookup(self.name)
         self.context_window = info.context_window if info else None  # named in context-length errors
 
@@ -196,14 +355,13 @@ class HTTPModel:
                 f"base_url={mask_url(self.base_url)!r})")
 
     # ------------------------------------------------------------------ client
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> HTTPClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None or client.is_closed:
             for old in [lp for lp in self._clients if lp.is_closed()]:
-                _abandon(self._clients.pop(old))
-            client = make_client(self.base_url, timeout_s=self.timeout_s, connect_timeout_s=self.connect_timeout_s,
-                                 transport=self._transport)
+                self._clients.pop(old).abandon()
+            client = make_client(self.base_url, transport=self._transport)
             self._clients[loop] = client
         return client
 
@@ -223,7 +381,7 @@ class HTTPModel:
         for loop, client in list(self._clients.items()):
             del self._clients[loop]
             if loop.is_closed():
-                _abandon(client)
+                client.abandon()
             elif loop is current:
                 loop.create_task(client.aclose())
             elif loop.is_running():  # another thread's loop
@@ -237,11 +395,12 @@ class HTTPModel:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _headers(self, s: ModelSettings, stream: bool) -> dict[str, str]:
+    def _headers(self, s: ModelSettings, stream: bool) -> CIMultiDict[str]:
+        """The request headers; a name given again (in any case) replaces the earlier value."""
         from agentkit import __version__
 
-        h = {"Content-Type": "application/json", "User-Agent": f"agentkit/{__version__}",
-             "Accept": "text/event-stream" if stream else "application/json"}
+        h = CIMultiDict({"Content-Type": "application/json", "User-Agent": f"agentkit/{__version__}",
+                         "Accept": "text/event-stream" if stream else "application/json"})
         if self._api_key:
             h["Authorization"] = f"Bearer {self._api_key}"
         h.update(self._provider_headers(s))
@@ -252,21 +411,19 @@ class HTTPModel:
         return {}
 
     async def _post(self, path: str, body: dict[str, Any], s: ModelSettings) -> Any:
-        """POST ``body`` as JSON and read the whole reply."""
-        return await self._client().post(self.base_url + path, content=encode_json(body),
-                                         headers=self._headers(s, False), timeout=self._timeout(s))
+        """POST ``body`` as JSON and read the whole reply (``status_code``, ``headers``, ``content``, ``text``)."""
+        return await self._client().post(self.base_url + path, encode_json(body), self._headers(s, False),
+                                         self._timeout(s))
 
     def _open_stream(self, path: str, body: dict[str, Any], s: ModelSettings) -> Any:
-        """POST ``body`` as JSON; an async context manager with the streamed reply."""
-        return self._client().stream("POST", self.base_url + path, content=encode_json(body),
-                                     headers=self._headers(s, True), timeout=self._timeout(s))
+        """POST ``body`` as JSON; an async context manager with the streamed reply (``status_code``,
+        ``headers``, ``aread()``, ``aiter_lines()``)."""
+        return self._client().stream(self.base_url + path, encode_json(body), self._headers(s, True),
+                                     self._timeout(s))
 
-    def _timeout(self, s: ModelSettings) -> httpx.Timeout:
-        key = (s.timeout_s or self.timeout_s, self.connect_timeout_s)
-        cached = self._timeouts.get(key)
-        if cached is None:  # one per pair of timeouts: building an httpx.Timeout every request costs
-            cached = self._timeouts[key] = httpx.Timeout(key[0], connect=key[1])
-        return cached
+    def _timeout(self, s: ModelSettings) -> tuple[float | None, float | None]:
+        """(read, connect) seconds: a call's ``timeout_s`` or the model's, and the model's connect timeout."""
+        return (s.timeout_s or self.timeout_s, self.connect_timeout_s)
 
     # ------------------------------------------------------------------ errors and retries
     def _http_error(self, resp: Any, text: str) -> ModelError:
@@ -301,9 +458,8 @@ class HTTPModel:
                              f"{' '.join(text.split())[:120]!r}", status=resp.status_code, retryable=True) from None
 
     def _transport_error(self, e: Exception, partial: Completion | None = None) -> ModelError:
-        """One of ``TRANSPORT_ERRORS`` as a retryable error. httpx-aiohttp turns every aiohttp
-        connection error into ``ConnectTimeout`` (a dropped keep-alive connection too), so the
-        failure is named from aiohttp's own exception when there is one."""
+        """One of ``TRANSPORT_ERRORS`` as a retryable error, named from aiohttp's exception (or
+        httpx's on the httpx path, or aiohttp's behind an httpx one)."""
         cert = _certificate_error(e)
         if cert is not None:  # permanent: retrying cannot make the server's certificate trusted
             why = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or str(cert)

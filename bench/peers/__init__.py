@@ -51,7 +51,7 @@ FRAMEWORKS: dict[str, Framework] = {
     "agentkit-processes": Framework("agentkit-processes", "agentkit_driver.py", args=("--processes", "auto")),
     # One model object (one connection pool) shared by every run, instead of one per run.
     "agentkit-shared-client": Framework("agentkit-shared-client", "agentkit_driver.py", args=("--client", "shared")),
-    # Per-run models on plain httpx (its own transport) instead of the aiohttp transport.
+    # Per-run models on plain httpx (its own transport) instead of agentkit's aiohttp client.
     "agentkit-httpx": Framework("agentkit-httpx", "agentkit_driver.py", args=("--client", "per-run-httpx")),
     # No framework: raw asyncio streams doing the least an agent step needs (the floor).
     "no-framework": Framework("no-framework", "floor_driver.py"),

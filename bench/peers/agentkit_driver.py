@@ -5,7 +5,8 @@ tool in a ``LocalSandbox`` (one persistent shell per run). Concurrent runs are a
 one event loop, agentkit's own way. ``--client per-run`` (the default) gives each run its own
 model object, as ``agentkit batch`` does; ``--client shared`` shares one model (one connection
 pool) between all runs; ``--client per-run-httpx`` is per-run with plain httpx (its own
-transport, httpcore) instead of the aiohttp transport agentkit uses, to show what that costs. With
+transport, httpcore; a model given an httpx ``transport=`` uses httpx) instead of the aiohttp
+client agentkit uses, to show what that costs. With
 ``--tool echo`` an in-process ``@tool`` answers instead,
 so a concurrency run measures the framework alone; it is an ``async def`` tool, agentkit's way of
 writing a tool that does not block (a plain ``def`` tool runs in a worker thread).
