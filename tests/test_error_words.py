@@ -48,3 +48,19 @@ def test_searxng_without_url_names_the_flags_in_the_cli(capsys, tmp_path):
 def test_raw_provider_without_base_url():
     with pytest.raises(ConfigError, match=r"base_url=URL"):
         make_model("m", provider="raw")
+
+
+def test_search_backend_mistakes_name_the_parameters_in_the_library_and_the_flags_in_the_cli():
+    from agentkit.cli import cli_words
+
+    with pytest.raises(ConfigError) as info:
+        make_backend("local:")
+    assert str(info.value) == "local search backend needs a folder: search_backend='local:DIR'."
+    assert cli_words(str(info.value)) == "local search backend needs a folder: --search-backend local:DIR."
+    from tools.search_backends import SearxngBackend
+
+    with pytest.raises(ConfigError) as info:
+        SearxngBackend("ftp://x")
+    assert str(info.value).startswith("searxng_url=URL must be an http(s) URL")
+    said = cli_words(str(info.value))  # the flag, whichever the CLI has for the SearXNG address
+    assert said.startswith("--") and "must be an http(s) URL" in said and "searxng_url" not in said

@@ -108,7 +108,7 @@ class SearxngBackend:
     def __init__(self, url: str, *, timeout: float = 15.0, categories: str = "general",
                  language: str | None = None, client: httpx.AsyncClient | None = None) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--searxng-url must be an http(s) URL, got {url!r}.")
+            raise ConfigError(f"searxng_url=URL must be an http(s) URL, got {url!r}.")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.categories = categories
@@ -306,7 +306,7 @@ def make_backend(spec: str = "ddgs", *, searxng_url: str | None = None,
     if spec.startswith("local:"):
         folder = spec.split(":", 1)[1]
         if not folder:
-            raise ConfigError("local search backend needs a folder: --search-backend local:DIR.")
+            raise ConfigError("local search backend needs a folder: search_backend='local:DIR'.")
         return LocalBackend(folder)
     raise ConfigError(f"unknown search backend {spec!r}; use ddgs, searxng:URL, fixture:PATH, local:DIR "
                       "or several joined by commas.")

@@ -69,6 +69,7 @@ _CLI_WORDS = (("fallbacks=[...]", "--fallback MODEL"), ("base_url=URL", "--base-
               ("model='replay:PATH'", "--model replay:PATH"), ("model=NAME", "--model NAME"),
               ("searxng_url=URL", "--searxng-url URL"), ("search_backend='searxng'", "--search-backend searxng"),
               ("search_backend='fixture:PATH'", "--search-backend fixture:PATH"),
+              ("search_backend='local:DIR'", "--search-backend local:DIR"),
               # the runner behind `agentkit code`/`research`, also run from Python (agentkit.app.code.run_code)
               ("Limits(max_cost_usd=...)", "--max-cost"), ("prices=(IN, OUT)", "--price IN,OUT"),
               ("repo=PATH", "--repo PATH"), ("image=NAME", "--image NAME"),
