@@ -145,11 +145,18 @@ async def invoke(tool: AnyTool | None, args: dict[str, Any], ctx: ToolContext, b
     if tool is None:  # an unregistered ``submit``: nothing to run
         return Observation(text="submitted"), 0.0
     left = budget.time_left()
-    try:  # a hung tool cannot outlive the run's wall-time budget
-        obs = await asyncio.wait_for(call_tool(tool, args, ctx), max(left, 0.001) if left else None)
-    except asyncio.TimeoutError:
-        obs = Observation(text=f"Error: tool {tool.name} was stopped: the run's wall-time limit "
-                               f"({budget.limits.max_wall_s:g} s) was reached", is_error=True)
+    # a hung tool cannot outlive the run's wall-time budget (a timeout scope, not wait_for: on
+    # Python 3.11 that made a task per call, a measurable share of a step's CPU)
+    timer = asyncio.timeout(max(left, 0.001) if left else None)
+    try:
+        async with timer:
+            obs = await call_tool(tool, args, ctx)
+    except TimeoutError as exc:
+        if not timer.expired():  # the tool's own timeout, not the budget's
+            obs = Observation(text=f"Error: tool {tool.name} failed: {type(exc).__name__}: {exc}", is_error=True)
+        else:
+            obs = Observation(text=f"Error: tool {tool.name} was stopped: the run's wall-time limit "
+                                   f"({budget.limits.max_wall_s:g} s) was reached", is_error=True)
     except ToolError as exc:
         obs = Observation(text=f"Error: {exc}", is_error=True)
     except Exception as exc:  # a tool bug must not end the run: the model is told and can adapt

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,7 @@ def parse_price(text: str) -> tuple[float, float]:
 
 # -- the OpenRouter cache (agentkit models --refresh) ----------------------------------------------
 OPENROUTER_API = "https://openrouter.ai/api/v1"
-_CACHE: dict[str, Any] = {"path": None, "mtime": None, "table": {}}
+_CACHE: dict[str, Any] = {"path": None, "mtime": None, "table": {}, "checked": 0.0}
 
 
 def cache_path() -> Path:
@@ -193,11 +194,27 @@ def cache_path() -> Path:
     return base / "agentkit" / "openrouter-models.json"
 
 
+_PATHS: dict[tuple[str | None, str | None], Path] = {}  # cache_path() by the variables it reads
+_RECHECK_S = 1.0  # how stale the cache file's table may be (another process may refresh it)
+
+
 def _cache() -> dict[str, ModelInfo]:
-    path = cache_path()
+    """The cache file's table, read again when the file changes. Every priced call looks here
+    (hundreds of concurrent runs make that thousands a second), so the path is worked out once
+    per ($XDG_CACHE_HOME, $HOME) and the file is looked at again after ``_RECHECK_S`` at most;
+    ``refresh`` here is seen at once."""
+    env = (os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
+    path = _PATHS.get(env)
+    if path is None:
+        path = _PATHS[env] = cache_path()
+    now = time.monotonic()
+    if _CACHE["path"] == path and now - _CACHE["checked"] < _RECHECK_S:
+        return _CACHE["table"]  # type: ignore[no-any-return]
+    _CACHE["checked"] = now
     try:
-        mtime = path.stat().st_mtime
+        mtime = os.stat(path).st_mtime
     except OSError:
+        _CACHE.update(path=path, mtime=None, table={})
         return {}
     if _CACHE["path"] != path or _CACHE["mtime"] != mtime:
         table: dict[str, ModelInfo] = {}
@@ -265,6 +282,7 @@ def refresh(api_base: str = OPENROUTER_API, timeout_s: float = 30.0) -> tuple[Pa
     tmp.write_text(json.dumps({"source": url, "fetched": fetched,
                                "models": [m.model_dump(mode="json") for m in models]}, indent=1), encoding="utf-8")
     tmp.replace(path)
+    _CACHE["checked"] = 0.0  # read it on the next lookup
     return path, len(models)
 
 
