@@ -83,3 +83,26 @@ def test_a_tool_is_called_like_its_function() -> None:
 
     assert asyncio.run(coro) == 8
     assert add.name == "add" and add.__wrapped__ is add.fn  # type: ignore[attr-defined]
+
+
+def test_presets_and_the_code_agent_from_python_are_typed(tmp_path: Path) -> None:
+    """``Preset.build_agent`` returns an ``Agent`` (it returned ``Any``, so nothing after it was
+    checked), and ``run_code_sync`` keeps ``run_code``'s keyword-only signature and ``CodeResult``."""
+    pytest.importorskip("mypy", reason="mypy comes with the test extra")
+    user = tmp_path / "user.py"
+    user.write_text('''from agentkit import run_code_sync
+from agentkit.models import Replay
+from agentkit.presets import RESEARCH, ToolOptions
+
+agent = RESEARCH.build_agent(Replay([]), options=ToolOptions(search_backend="fixture:x.json"))
+print(agent.run_sync("q").anwser)
+result = run_code_sync("t", repo=".", model="replay:x", test_cmd="true")
+print(result.patch, result.test.passed if result.test else None, result.test_cmd)
+run_code_sync("t", ".", model="replay:x")
+''', encoding="utf-8")
+    out = _mypy(tmp_path, user).stdout
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert any('"RunResult" has no attribute "anwser"' in e for e in errors), out
+    assert any('"CodeResult" has no attribute "test_cmd"' in e for e in errors), out
+    assert any('Too many positional arguments' in e and 'user.py:9:' in e for e in errors), out
+    assert len(errors) == 3, out

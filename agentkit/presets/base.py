@@ -6,12 +6,19 @@ into an ``Agent`` with concrete tools, so the CLI, batch runs and library users 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.models.base import ModelSettings
+
+if TYPE_CHECKING:  # types only: the agent loads when an agent is built
+    from agentkit.agent import Agent, Limits
+    from agentkit.models.base import Model
+    from agentkit.sandboxes.base import Sandbox
+    from agentkit.tools.base import AnyTool
 
 
 class ToolOptions(BaseModel):
@@ -36,15 +43,17 @@ class Preset(BaseModel):
     needs_sandbox: bool = False
     settings: ModelSettings = Field(default_factory=ModelSettings)
 
-    def build_tools(self, options: ToolOptions | None = None) -> list[Any]:
+    def build_tools(self, options: ToolOptions | None = None) -> list[AnyTool]:
+        """The preset's tools, built with ``options`` (search backend, fetch allow-list, ...)."""
         from agentkit.presets.toolset import build_tools
 
         return build_tools(self.tools, options or ToolOptions())
 
-    def build_agent(self, model: Any, *, sandbox: Any = None, tools: list[Any] | None = None,
-                    extra_tools: list[Any] = (), options: ToolOptions | None = None,
-                    limits: Any = None, trajectory: str | Path | None = None,
-                    run_info: dict[str, Any] | None = None, **agent_kw: Any) -> Any:
+    def build_agent(self, model: Model | str, *, sandbox: Sandbox | None = None,
+                    tools: Sequence[AnyTool] | None = None, extra_tools: Sequence[AnyTool] = (),
+                    options: ToolOptions | None = None, limits: Limits | None = None,
+                    trajectory: str | Path | None = None, run_info: dict[str, Any] | None = None,
+                    **agent_kw: Any) -> Agent:
         """An ``agentkit.agent.Agent`` for this preset (``tools`` replaces the preset's tool set).
 
         A preset whose tools run commands (``needs_sandbox``: the code agent, research with
