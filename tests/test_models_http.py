@@ -215,3 +215,37 @@ async def test_stream_lines_end_at_lf_crlf_or_cr(no_proxy_env, eol):
         await m.aclose()
         server.close()
     assert comp is not None and comp.message.content == "he\u2028y!"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_callers_httpx_transport_carries_the_requests(no_proxy_env, stream):
+    """``transport=`` (any httpx transport, here a mock) replaces aiohttp, proxies from the
+    environment are not used then, and errors it raises are retried like aiohttp's."""
+    import httpx
+
+    no_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # would fail if it were used
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            raise httpx.ConnectError("refused")
+        if stream:
+            body = (b'data: {"choices":[{"index":0,"delta":{"content":"mocked"}}]}\n\n'
+                    b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+            return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, content=OK_BODY.replace(b'"ok"', b'"mocked"'),
+                              headers={"content-type": "application/json"})
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    m = OpenAICompatible("m", base_url="http://api.example.test/v1", api_key="sk-x", max_retries=1, sleep=no_wait,
+                         transport=httpx.MockTransport(answer))
+    try:
+        comp = [d async for d in m.stream(MSGS)][-1].completion if stream else await m.complete(MSGS)
+    finally:
+        await m.aclose()
+    assert comp is not None and comp.message.content == "mocked" and len(seen) == 2
+    assert str(seen[1].url) == "http://api.example.test/v1/chat/completions"
+    assert seen[1].headers["authorization"] == "Bearer sk-x"
