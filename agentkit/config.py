@@ -8,6 +8,7 @@ built-in defaults. Both files are flat TOML tables of the keys in ``SETTINGS`` (
     model = "deepseek/deepseek-chat-v3.1"
     sandbox = "docker"
     max_steps = 80
+    max_cost = 5.0      # USD per run, or "none"
     test_cmd = "pytest -q"
 
 A repository is not trusted with where your API key goes: its ``agentkit.toml`` may not set
@@ -53,6 +54,13 @@ def _positive(kind: type) -> Callable[[Any], Any]:
     return check
 
 
+def _cost(value: Any) -> Any:
+    """A cost cap in USD, or ``"none"`` for no cap (what ``--max-cost none`` says)."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return "none"
+    return _positive(float)(value)
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
@@ -67,7 +75,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
     "sandbox": (_choice("local", "docker"), "local", ""),
     "image": (_text, None, "agentkit-sandbox:latest for --sandbox docker"),
     "max_steps": (_positive(int), None, "50"),
-    "max_cost": (_positive(float), None, "no cap"),
+    "max_cost": (_cost, None, "$2 per run when the model has a known price; \"none\": no cap"),
     "test_cmd": (_text, None, "none"),
 }
 REPO_REFUSED = {"base_url": "a repository's config may not say where your API key goes; set it in your own "

@@ -42,7 +42,8 @@ def test_searxng_without_url_names_the_flags_in_the_cli(capsys, tmp_path):
     rc = main(["research", "q", "--search-backend", "searxng", "--model", f"replay:{script}",
                "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert rc == 2 and err == "agentkit: error: --search-backend searxng needs --searxng-url URL."
+    # research has no --searxng-url flag: the URL goes in --search-backend (issue 18)
+    assert rc == 2 and err == "agentkit: error: --search-backend searxng needs --search-backend searxng:URL."
 
 
 def test_raw_provider_without_base_url():

@@ -36,6 +36,7 @@ from agentkit.presets import get_preset
 from agentkit.presets.base import Preset, ToolOptions
 
 DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
+DEFAULT_MAX_COST = 2.0  # USD: the CLI's cap on one run of a priced model when --max-cost is not given
 TRAJECTORY, RESULT, PATCH, HTML, ANSWER = "trajectory.jsonl", "result.json", "patch.diff", "trajectory.html", "answer.md"
 WORKSPACE, BASELINE = "workspace", ".baseline.git"
 TEST_OUTPUT_CHARS = 4000
@@ -73,6 +74,9 @@ class RunOptions(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)  # set in the sandbox's environment (secret values not stored)
     max_steps: int | None = None
     max_cost: float | None = None
+    # the cap when max_cost is None and the model has a known price (the CLI gives DEFAULT_MAX_COST;
+    # self-hosted servers and replays get none); None: no cap
+    default_max_cost: float | None = None
     python: bool = False
     search_backend: str | None = None
     max_searches: int | None = None
@@ -142,6 +146,42 @@ def check_price(opts: RunOptions, model: str) -> None:
         raise ConfigError(f"Limits(max_cost_usd=...) needs a price, and {model!r} has none in the catalog: give "
                           "one with prices=(IN, OUT) (USD per million tokens), run `agentkit models --refresh`, "
                           "or drop Limits(max_cost_usd=...)")
+
+
+def has_price(model: Any) -> bool:
+    """Whether runs of ``model`` cost money agentkit can count: the catalog (or ``--price``) prices it and
+    it is not a replay or a self-hosted server (vLLM, SGLang, llama.cpp), whose catalog price would be
+    someone else's bill."""
+    from agentkit.models.catalog import lookup
+    from agentkit.models.providers import PROVIDERS
+
+    name = str(getattr(model, "name", model))
+    provider = PROVIDERS.get(str(getattr(model, "provider", "")))
+    return (not name.startswith("replay:") and lookup(name) is not None
+            and (provider is None or provider.key_required))
+
+
+def with_cost_cap(opts: RunOptions, model: Any) -> RunOptions:
+    """``opts`` with ``default_max_cost`` applied: the run's cap when no ``max_cost`` was given and the
+    model has a price (``has_price``)."""
+    if opts.max_cost is None and opts.default_max_cost is not None and has_price(model):
+        return opts.model_copy(update={"max_cost": opts.default_max_cost})
+    return opts
+
+
+def limits_line(opts: RunOptions, model: Any) -> str:
+    """The start line that says what stops the run: its steps and its cost cap, and how to change them."""
+    from agentkit.agent import Limits
+
+    steps = opts.max_steps or Limits().max_steps
+    if opts.max_cost is None:
+        cost = ("no cost cap" if opts.default_max_cost is None
+                else f"no cost cap ({getattr(model, 'name', model)} has no known price)")
+    elif opts.default_max_cost is not None and opts.max_cost == opts.default_max_cost:
+        cost = f"cost cap ${opts.max_cost:.2f} (the default; --max-cost USD or none to change it)"
+    else:
+        cost = f"cost cap ${opts.max_cost:.2f}"
+    return f"limits: {steps} steps, {cost}"
 
 
 def build_limits(opts: RunOptions) -> Any:
@@ -274,7 +314,7 @@ async def _model_and_prep(opts: RunOptions, resume: bool = False, note: Any = No
     working copy; the model is closed again when preparing fails."""
     model = build_model(opts)
     try:
-        return model, _prepare(opts, resume=resume, note=note)
+        return model, _prepare(with_cost_cap(opts, model), resume=resume, note=note)
     except BaseException:
         await model.aclose()
         raise
@@ -351,6 +391,8 @@ async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None =
                           "resume it from Python with Agent.resume()")
     given = {k: v for k, v in (overrides or {}).items() if v is not None and v != []}
     data = {**saved, **given, "out": str(path.parent)}
+    if data.get("max_cost") == "none":  # --max-cost none lifts the run's cap, its default too
+        data.update(max_cost=None, default_max_cost=None)
     if isinstance(data.get("env"), dict):
         data["env"] = _env_for_resume(data["env"])
     try:
@@ -403,6 +445,7 @@ async def execute(prep: _Prepared, model: Any, progress: Progress | None, resume
     interrupted: BaseException | None = None
     user_error: ConfigError | None = None
     try:
+        progress.note(limits_line(opts, model))
         if prep.workdir is not None:
             sandbox = await open_sandbox(opts, prep.workdir)
             if opts.setup_cmd and _may_setup(prep, sandbox):

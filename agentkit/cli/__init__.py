@@ -30,7 +30,34 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for sp in _subparsers(parser):
+        sp.formatter_class = DefaultsFormatter
+        sp.set_defaults(command_parser=sp)  # the innermost subcommand's: whose flags an error may name
     return parser
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` shows every option's default: the help's own "(default: ...)" where it says what the
+    default means, else the value argparse holds ("none" for an option that is off unless given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if (not text or text == argparse.SUPPRESS or "default" in text.lower() or not action.option_strings
+                or action.nargs == 0):  # switches (--quiet, --json) are off unless given
+            return text
+        default = action.default
+        shown = "none" if default in (None, [], argparse.SUPPRESS) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand's parser, nested ones (``eval swebench``) included."""
+    out: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in dict.fromkeys(action.choices.values()):
+                out += [sp, *_subparsers(sp)]
+    return out
 
 
 def _version() -> str:
@@ -53,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         apply_settings(args)  # defaults from AGENTKIT_* and agentkit.toml for the flags not given
         return int(args.func(args) or 0)
     except AgentkitError as e:
-        print(f"agentkit: error: {cli_words(str(e))}", file=sys.stderr)
+        print(f"agentkit: error: {cli_words(str(e), getattr(args, 'command_parser', None))}", file=sys.stderr)
         return e.exit_code
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or "stop" at a --confirm question
         hint = getattr(args, "resume_hint", None)
@@ -67,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 # The library names its parameters in its errors (``fallbacks=[...]``); the command line says the flag.
 _CLI_WORDS = (("fallbacks=[...]", "--fallback MODEL"), ("base_url=URL", "--base-url URL"),
               ("model='replay:PATH'", "--model replay:PATH"), ("model=NAME", "--model NAME"),
-              ("searxng_url=URL", "--searxng-url URL"), ("search_backend='searxng'", "--search-backend searxng"),
+              ("searxng_url=URL", "--search-backend searxng:URL"),  # research has no --searxng-url
+              ("search_backend='searxng'", "--search-backend searxng"),
               ("search_backend='fixture:PATH'", "--search-backend fixture:PATH"),
               ("search_backend='local:DIR'", "--search-backend local:DIR"),
               # the runner behind `agentkit code`/`research`, also run from Python (agentkit.app.code.run_code)
@@ -78,9 +106,25 @@ _CLI_WORDS = (("fallbacks=[...]", "--fallback MODEL"), ("base_url=URL", "--base-
               ("max_copy_bytes=BYTES (None: no limit)", "--max-copy-size (e.g. --max-copy-size 10G, or none)"))
 
 
-def cli_words(message: str) -> str:
-    """An error's text as the CLI says it: each library parameter it names becomes its flag."""
+# What a hint says instead when the command at hand lacks the flag: the clause naming the library's
+# parameter (a regular expression) and its replacement ("" drops it). `agentkit code` has no --fallback.
+_ABSENT = {"--fallback": ((r"(?:;|,)? or (?:set |use )?fallbacks=\[\.\.\.\]", ""),),
+           "--sandbox": ((r";? or run with sandbox='local'", ""), (r"sandbox='docker'", "the Docker sandbox"))}
+
+
+def cli_words(message: str, parser: argparse.ArgumentParser | None = None) -> str:
+    """An error's text as the CLI says it: each library parameter it names becomes its flag. With the
+    command's ``parser``, only flags that command has: a hint about a flag it lacks is dropped where
+    ``_ABSENT`` knows the clause, else left in the library's words."""
+    import re
+
     for library, flag in _CLI_WORDS:
+        if library not in message:
+            continue
+        if parser is not None and flag.split()[0] not in parser._option_string_actions:
+            for pattern, instead in _ABSENT.get(flag.split()[0], ()):
+                message = re.sub(pattern, instead, message)
+            continue
         message = message.replace(library, flag)
     return message
 

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Awaitable, TypeVar
 
-from agentkit.cli.common import add_limit_flags, add_model_flags, add_sandbox_flags, print_json
+from agentkit.cli.common import (DEFAULT_MAX_COST, add_limit_flags, add_model_flags, add_sandbox_flags, cost_limit,
+                                 print_json)
 from agentkit.errors import ConfigError
 
 T = TypeVar("T")
@@ -31,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "own ledger OUT/results.shard-I.jsonl; what each --processes child runs")
     p.add_argument("--out", help="output folder (default: runs/batch-<file name>)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each task as a Ray task on this cluster "
-                                                   "(\"auto\", \"ray://host:10001\", or \"local\" to start one)")
-    p.add_argument("--search-backend", help="search backend of research tasks")
-    p.add_argument("--max-searches", type=int, help="most search calls per research task")
+                                                   "(\"auto\", \"ray://host:10001\", or \"local\" to start one; default: none, "
+                                                   "tasks run in this process)")
+    p.add_argument("--search-backend", help="search backend of research tasks (default: duckduckgo)")
+    p.add_argument("--max-searches", type=int, help="most search calls per research task (default: no limit)")
     p.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
                    help="let fetch reach this private host or network (repeatable)")
     p.add_argument("--retry-errors", dest="retry_errors", action="store_true", default=True,
@@ -47,7 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_model_flags(p)
     add_sandbox_flags(p, setup=True, setup_where="from each code task's workspace, before its agent starts")
-    add_limit_flags(p, cost_help="stop launching tasks once the batch has spent this many US dollars")
+    add_limit_flags(p, cost_help="stop launching tasks once the batch has spent this many US dollars, each task "
+                                 "spending at most what is left; none: no cap at all (default: no batch cap, and "
+                                 f"each task stops at ${DEFAULT_MAX_COST:g} when the model has a known price)",
+                    steps_help="stop each task after this many model calls (default: 50)")
     p.set_defaults(func=cmd_batch)
 
 
@@ -88,7 +93,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     ledgers = out / "results*.jsonl" if processes > 1 else ledger_path(out, args.shard)
     args.resume_hint = f"finished tasks are kept in {ledgers}; run the same command again to resume the rest"
     tasks = load_tasks(args.tasks)
-    base = RunOptions(model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
+    max_cost, task_cap = cost_limit(args.max_cost)  # the batch's cap; each task's own when there is none
+    base = RunOptions(default_max_cost=task_cap, model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
                       request_timeout=args.request_timeout, sandbox=args.sandbox, image=args.image,
                       network=bool(args.network), tool_mode=getattr(args, "tool_mode", None),
                       template=getattr(args, "template", None), price=getattr(args, "price", None),
@@ -96,10 +102,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
                       search_backend=args.search_backend, max_searches=args.max_searches,
                       fetch_allow=args.fetch_allow, setup_cmd=args.setup_cmd, env=dict(args.env), progress="quiet")
     stream = sys.stderr if args.json else sys.stdout
-    if args.max_cost is not None:  # a budget needs prices: refuse here, not once per task
+    if max_cost is not None:  # a budget needs prices: refuse here, not once per task
         from agentkit.app.runner import DEFAULT_MODEL, check_price
 
-        check_price(base.model_copy(update={"max_cost": args.max_cost}), base.model or DEFAULT_MODEL)
+        check_price(base.model_copy(update={"max_cost": max_cost}), base.model or DEFAULT_MODEL)
+    if not args.quiet and not args.shard:
+        print(f"limits: {args.max_steps or 50} steps per task, " + (
+            f"the batch stops launching tasks at ${max_cost:.2f}" if max_cost is not None else
+            f"each task stops at ${task_cap:.2f} when the model has a known price (--max-cost USD caps the "
+            "batch instead, none lifts it)" if task_cap is not None else "no cost cap"), file=stream, flush=True)
     if args.preflight and not args.shard:  # a --processes child: its parent checked already
         asyncio.run(preflight(base))
 
@@ -114,12 +125,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
               file=stream, flush=True)
 
     if processes > 1:
-        summary = run_shards([*args.argv, "--no-preflight"], tasks, out, processes, max_cost=args.max_cost,
+        summary = run_shards([*args.argv, "--no-preflight"], tasks, out, processes, max_cost=max_cost,
                              retry_errors=args.retry_errors, on_result=on_result)
     else:
         try:
             summary = asyncio.run(_until_sigterm(run_batch(
-                tasks, base, out, workers=args.workers, max_cost=args.max_cost, ray_address=args.ray,
+                tasks, base, out, workers=args.workers, max_cost=max_cost, ray_address=args.ray,
                 shard=args.shard, on_result=on_result, retry_errors=args.retry_errors)))
         except asyncio.CancelledError:  # SIGTERM: the runs ended "cancelled" and resume on a re-run
             return 143
@@ -128,7 +139,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     elif not args.quiet:
         Console(file=stream).print(summary_table(summary))
         if summary.cost_stop:
-            print(f"cost budget ${args.max_cost} reached: {summary.not_started} task(s) not started; "
+            print(f"cost budget ${max_cost} reached: {summary.not_started} task(s) not started; "
                   "raise --max-cost and run the same command again to continue", file=stream)
         if summary.retry_next:
             print(f"{summary.retry_next} task(s) ended in an error a re-run can fix; they will run again "

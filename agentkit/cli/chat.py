@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Send one prompt (text, @FILE or - for stdin) and print the reply.")
     p.add_argument("prompt", metavar="PROMPT", help="the message, @FILE to read it from a file, - for stdin")
     p.add_argument("--system", help="a system message")
-    p.add_argument("--max-tokens", type=int, help="most tokens to generate")
-    p.add_argument("--temperature", type=float)
+    p.add_argument("--max-tokens", type=int, help="most tokens to generate (default: the endpoint's)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default: the endpoint's)")
     p.add_argument("--no-stream", dest="stream", action="store_false", default=True,
                    help="wait for the whole reply instead of streaming it")
     p.add_argument("--json", action="store_true", help="print the final message, usage and cost as JSON")

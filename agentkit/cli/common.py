@@ -19,7 +19,8 @@ def add_model_flags(parser: argparse.ArgumentParser, thinking_default: str = "th
     g.add_argument("--model", help="model name, or replay:FILE.jsonl to replay a script (default: the "
                                    "provider's: openrouter deepseek/deepseek-chat-v3.1, deepseek deepseek-chat, "
                                    "atlascloud deepseek-ai/DeepSeek-V3.1, self-hosted the server's first listed)")
-    g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
+                                      "(default: the provider's own)")
     g.add_argument("--thinking", dest="thinking", action="store_true", default=None,
                    help=f"reasoning on (default: {thinking_default})")
     g.add_argument("--no-thinking", dest="thinking", action="store_false", help="reasoning off")
@@ -59,13 +60,38 @@ def add_sandbox_flags(parser: argparse.ArgumentParser, setup: bool = False,
                         "web search and fetch run outside the sandbox and are not affected)")
 
 
-def add_limit_flags(parser: argparse.ArgumentParser, cost_help: str = "stop the run after this many US dollars") -> None:
+# The cap on one run when --max-cost is not given (agentkit.app.runner.DEFAULT_MAX_COST; the same
+# number, kept here so that --help does not import the runner).
+DEFAULT_MAX_COST = 2.0
+RUN_COST_HELP = (f"stop the run after this many US dollars, or none for no cap (default: ${DEFAULT_MAX_COST:g} "
+                 "when the model has a known price; no cap for replays, self-hosted servers and unpriced models)")
+
+
+def add_limit_flags(parser: argparse.ArgumentParser, cost_help: str = RUN_COST_HELP,
+                    steps_help: str = "stop after this many model calls (default: 50)") -> None:
     g = parser.add_argument_group("limits")
-    g.add_argument("--max-steps", type=_positive_int, help="stop after this many model calls")
-    g.add_argument("--max-cost", type=_positive_float, help=cost_help)
+    g.add_argument("--max-steps", type=_positive_int, help=steps_help)
+    g.add_argument("--max-cost", type=_cost, metavar="USD|none", help=cost_help)
     g.add_argument("--price", type=_price, metavar="IN,OUT",
                    help="USD per million input,output tokens for a model the catalog does not price "
-                        "(costs and --max-cost use it; a provider-reported cost still wins)")
+                        "(costs and --max-cost use it; a provider-reported cost still wins; default: the "
+                        "catalog's price)")
+
+
+def cost_limit(value: float | str | None, default: float | None = DEFAULT_MAX_COST) -> tuple[float | None, float | None]:
+    """``--max-cost`` as ``(max_cost, default_max_cost)`` for ``RunOptions``: a number is the cap,
+    ``none`` lifts every cap, and not given leaves ``default`` to apply when the model has a price."""
+    if value == "none":
+        return None, None
+    if value is None:
+        return None, default
+    return float(value), None
+
+
+def _cost(text: str) -> float | str:
+    if text.strip().lower() == "none":
+        return "none"
+    return _positive_float(text)
 
 
 def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output folder (default: "

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "repo; `agentkit demo research` answers a question from pages on 127.0.0.1.")
     p.add_argument("which", nargs="?", choices=["code", "research"], default="code")
     p.add_argument("--out", help="output folder (default: runs/<timestamp>-demo-<which>/)")
-    p.add_argument("--sandbox", choices=["local", "docker"], default="local")
+    p.add_argument("--sandbox", choices=["local", "docker"], default="local",
+                   help="where commands run (default: local)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--json", action="store_true", help="print result.json to stdout when done")
     p.set_defaults(func=cmd_demo)

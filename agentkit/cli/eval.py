@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agentkit.cli.common import add_limit_flags, add_model_flags, print_json
+from agentkit.cli.common import add_limit_flags, add_model_flags, cost_limit, print_json
 from agentkit.errors import ConfigError
 
 
@@ -46,14 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description="Each line: {\"id\", \"question\", \"answer\", \"aliases\"?}. Scores: exact match "
                                      "and token F1 (SQuAD normalization, citations removed), optionally an LLM judge.")
     q.add_argument("qa", metavar="QA.jsonl")
-    q.add_argument("--search-backend", help="search backend(s), e.g. local:DIR or local:DIR,duckduckgo")
-    q.add_argument("--max-searches", type=int, help="most search calls per question")
+    q.add_argument("--search-backend", help="search backend(s), e.g. local:DIR or local:DIR,duckduckgo "
+                                                  "(default: duckduckgo)")
+    q.add_argument("--max-searches", type=int, help="most search calls per question (default: no limit)")
     q.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
                    help="let fetch reach this private host or network (repeatable)")
     q.add_argument("--judge-model", metavar="MODEL",
                    help="an LLM judge (a model name, or replay:FILE) that grades each answer against the gold one")
     q.add_argument("--judge-provider", help="provider of the judge model (default: from its name)")
-    q.add_argument("--judge-base-url", help="endpoint of the judge model")
+    q.add_argument("--judge-base-url", help="endpoint of the judge model (default: the judge's provider's own)")
     _common(q, "runs/qa-<file name>")
     q.set_defaults(func=cmd_qa)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -65,7 +66,8 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--quiet", action="store_true", help="no per-item lines")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_model_flags(p)
-    add_limit_flags(p, cost_help="stop launching items once the run has spent this many US dollars")
+    add_limit_flags(p, cost_help="stop launching items once the run has spent this many US dollars, each item "
+                                 "spending at most what is left (default: none, no cap)")
 
 
 def _base(args: argparse.Namespace, **kw: Any) -> Any:
@@ -111,7 +113,7 @@ def cmd_swebench(args: argparse.Namespace) -> int:
               + (f" — {r['error']}" if r.get("error") else ""))
 
     report = asyncio.run(swe.run_swebench(instances, base, out, opts, workers=args.workers,
-                                          max_cost=args.max_cost, on_result=on_result))
+                                          max_cost=cost_limit(args.max_cost)[0], on_result=on_result))
     if args.json:
         print_json({**report, "out": str(out)})
     elif not args.quiet:
@@ -143,8 +145,8 @@ def cmd_qa(args: argparse.Namespace) -> int:
         _line(args, f"{r['id']}: {r.get('status')} EM {int(bool(r.get('exact_match')))} F1 {float(r.get('f1') or 0):.2f}"
               + (f" — {r['error']}" if r.get("error") else ""))
 
-    report = asyncio.run(eval_qa.run_qa(items, base, out, qa, workers=args.workers, max_cost=args.max_cost,
-                                        on_result=on_result))
+    report = asyncio.run(eval_qa.run_qa(items, base, out, qa, workers=args.workers,
+                                        max_cost=cost_limit(args.max_cost)[0], on_result=on_result))
     if args.json:
         print_json({**report, "out": str(out)})
     elif not args.quiet:

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "readable transcript.")
     p.add_argument("trajectories", nargs="+", metavar="TRAJ", help="trajectory file(s); several only with openai")
     p.add_argument("--format", "-f", choices=FORMATS, default="deepseek", help="output format (default: deepseek)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: standard output)")
     p.add_argument("--prompt-version", dest="prompt_version", choices=("v3.1", "v3-0324", "r1"), default="v3.1",
                    help="DeepSeek prompt grammar for --format deepseek (default: v3.1)")
     p.add_argument("--no-reasoning", action="store_true", help="openai: leave reasoning_content out")

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from agentkit.cli.common import (add_limit_flags, add_model_flags, add_output_flags, add_request_timeout_flag,
-                                 add_sandbox_flags, print_json, progress_mode, progress_stream)
+                                 add_sandbox_flags, cost_limit, print_json, progress_mode, progress_stream)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     res.add_argument("--python", action="store_true", help="also give the agent a python tool (runs in the sandbox)")
     res.add_argument("--search-backend", help="duckduckgo (default) | searxng:URL | fixture:FILE.json | local:DIR "
                                               "(a folder of documents), or several joined by commas")
-    res.add_argument("--max-searches", type=int, help="most search calls in the run")
+    res.add_argument("--max-searches", type=int, help="most search calls in the run (default: no limit)")
     res.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
                      help="let fetch reach this private host or network (repeatable)")
     add_model_flags(res, "on")
@@ -50,19 +50,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs = sub.add_parser("resume", help="continue a run from its trajectory.jsonl",
                         description="Continue a stopped or limited run with the same preset, model and settings.")
     rs.add_argument("trajectory", metavar="TRAJ", help="the run's trajectory.jsonl")
-    rs.add_argument("--model", help="continue with another model (e.g. replay:FILE)")
-    rs.add_argument("--provider")
+    rs.add_argument("--model", help="continue with another model, e.g. replay:FILE (default: the run's own)")
+    rs.add_argument("--provider", help="continue with another provider (default: the run's own)")
     rs.add_argument("--base-url", help="the endpoint; a trajectory's own is used only when it is its provider's "
-                                        "(your API key goes there), so repeat it for any other")
-    rs.add_argument("--repo", help="the repository, needed again for a run that edited it in place")
-    rs.add_argument("--test-cmd", help="run this at the end (a trajectory's own runs only in an isolated sandbox)")
-    rs.add_argument("--search-backend", help="confirm or change the trajectory's search backend")
+                                        "(your API key goes there), so repeat it for any other (default: the run's own "
+                                        "when that is its provider's)")
+    rs.add_argument("--repo", help="the repository, needed again for a run that edited it in place "
+                                   "(default: the run's own workspace/ folder)")
+    rs.add_argument("--test-cmd", help="run this at the end (default: the run's own, which runs only in an "
+                                       "isolated sandbox)")
+    rs.add_argument("--search-backend", help="confirm or change the trajectory's search backend "
+                                             "(default: duckduckgo)")
     rs.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
                     help="confirm or change the private hosts fetch may reach (repeatable)")
     rs.add_argument("--network", action="store_true", default=None,
                     help="confirm that the sandbox may reach the network (a trajectory's own setting is not taken)")
     add_request_timeout_flag(rs)
-    add_limit_flags(rs)
+    add_limit_flags(rs, cost_help="stop the run after this many US dollars in all, or none for no cap "
+                                  "(default: the run's own cap)",
+                    steps_help="stop after this many model calls in all (default: the run's own limit)")
     rs.add_argument("--quiet", action="store_true", help="no progress display")
     rs.add_argument("--json", action="store_true", help="print result.json to stdout when done")
     rs.set_defaults(func=cmd_resume)
@@ -80,10 +86,11 @@ def _size(text: str) -> int | None:
 def _options(args: argparse.Namespace, preset: str, task: str, **extra: Any) -> Any:
     from agentkit.app.runner import RunOptions
 
+    max_cost, default_max_cost = cost_limit(args.max_cost)
     return RunOptions(preset=preset, task=task, model=args.model, provider=args.provider, base_url=args.base_url,
                       thinking=args.thinking, request_timeout=args.request_timeout, sandbox=args.sandbox,
                       image=args.image, network=bool(args.network), max_steps=args.max_steps,
-                      max_cost=args.max_cost, out=args.out, progress=progress_mode(args),
+                      max_cost=max_cost, default_max_cost=default_max_cost, out=args.out, progress=progress_mode(args),
                       tool_mode=getattr(args, "tool_mode", None), template=getattr(args, "template", None),
                       price=getattr(args, "price", None), **extra)
 
@@ -110,7 +117,7 @@ def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
         elif args.quiet:  # still where the run is and how it ended
             print(f"{result['status']}: {result['out']}", flush=True)
         else:
-            _print_summary(result)
+            _print_summary(result, getattr(args, "command_parser", None))
     except BrokenPipeError:  # `agentkit ... | head`: the run is done; its result is on disk
         from agentkit.cli import quiet_stdout
 
@@ -118,7 +125,7 @@ def _finish(args: argparse.Namespace, result: dict[str, Any]) -> int:
     return exit_code(result)
 
 
-def _print_summary(result: dict[str, Any]) -> None:
+def _print_summary(result: dict[str, Any], parser: argparse.ArgumentParser | None = None) -> None:
     from pathlib import Path
 
     out = Path(result["out"])
@@ -131,7 +138,7 @@ def _print_summary(result: dict[str, Any]) -> None:
     if result.get("error"):  # stored in the library's words; said here with the flags
         from agentkit.cli import cli_words
 
-        print(f"error: {cli_words(result['error'])}")
+        print(f"error: {cli_words(result['error'], parser)}")
     test = result.get("test")
     if test:
         print(f"tests: {'passed' if test['passed'] else 'FAILED'} (exit {test['exit_code']}): {test['cmd']}")

@@ -24,7 +24,7 @@ from agentkit.models.http import TRANSPORT_ERRORS, HTTPModel
 from agentkit.models.base import Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent
 from agentkit.models.catalog import lookup
 from agentkit.models.prompt_tools import grammar_version, parse_prompt_reply, refuses_tools, to_prompt_messages
-from agentkit.models.providers import get_provider, resolve_api_key, resolve_base_url
+from agentkit.models.providers import get_provider, key_source, resolve_api_key, resolve_base_url
 from agentkit.models.retry import Backoff, stream_error
 
 log = logging.getLogger("agentkit.models")
@@ -62,7 +62,7 @@ class OpenAICompatible(HTTPModel):
         self.provider = provider
         self.preset = get_provider(provider).for_model(model)  # its rules for this model (providers.ModelRule)
         self.base_url = resolve_base_url(self.preset, base_url)
-        self.key_env = self.preset.key_env
+        self.key_env = key_source(self.preset, api_key)  # what a 401 names: where this key came from
         self._init_http(api_key=resolve_api_key(self.preset, self.base_url, api_key), headers=headers,
                         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, max_retries=max_retries,
                         backoff=backoff,

@@ -205,6 +205,17 @@ def resolve_base_url(provider: Provider, base_url: str | None) -> str:
     return url.rstrip("/")
 
 
+def key_source(provider: Provider, api_key: str | None = None, env: dict[str, str] | None = None) -> str:
+    """Where ``resolve_api_key`` takes the key from, as a 401 should name it: the ``api_key`` argument,
+    the provider's variable, or AGENTKIT_API_KEY when only that one is set."""
+    env = os.environ if env is None else env
+    if api_key:
+        return "the api_key argument"
+    if not env.get(provider.key_env) and env.get(GENERIC_KEY_ENV):
+        return GENERIC_KEY_ENV
+    return provider.key_env
+
+
 def resolve_api_key(provider: Provider, base_url: str, api_key: str | None = None,
                     env: dict[str, str] | None = None) -> str | None:
     """The key to send: explicit, else the provider's variable, else AGENTKIT_API_KEY. Missing
