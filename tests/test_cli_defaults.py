@@ -104,3 +104,19 @@ def test_the_config_file_sets_the_cap_or_lifts_it(tmp_path: Path) -> None:
     (tmp_path / "agentkit.toml").write_text("max_cost = 5\n")
     assert load_settings(tmp_path, env={})["max_cost"].value == 5.0
     assert load_settings(tmp_path, env={"AGENTKIT_MAX_COST": "none"})["max_cost"].value == "none"
+
+
+def test_batch_tasks_stop_at_the_default_cap_unless_the_batch_has_its_own(tmp_path: Path, demo_repo: Path,
+                                                                         fake_server_thread) -> None:
+    srv = fake_server_thread(responder=costly)
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [{"id": "a", "task": "look", "repo": str(demo_repo)}])
+    common = ["--provider", "openai-compatible", "--base-url", srv.base_url, "--model", "deepseek-v3.1",
+              "--price", "1,1", "--max-steps", "6", "--no-preflight"]
+    env = cli_env(AGENTKIT_API_KEY="sk-test")
+    proc = run_cli("batch", str(tasks), *common, "--out", str(tmp_path / "b1"), env=env)
+    assert "limits: 6 steps per task, each task stops at $2.00 when the model has a known price" in proc.stdout
+    result = json.loads((tmp_path / "b1" / "tasks" / "a" / "result.json").read_text())
+    assert result["status"] == "limit" and result["steps"] == 3, proc.stdout + proc.stderr
+    proc = run_cli("batch", str(tasks), *common, "--max-cost", "none", "--out", str(tmp_path / "b2"), env=env)
+    assert "limits: 6 steps per task, no cost cap" in proc.stdout
+    assert json.loads((tmp_path / "b2" / "tasks" / "a" / "result.json").read_text())["steps"] == 6

@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "own ledger OUT/results.shard-I.jsonl; what each --processes child runs")
     p.add_argument("--out", help="output folder (default: runs/batch-<file name>)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each task as a Ray task on this cluster "
-                                                   "(\"auto\", \"ray://host:10001\", or \"local\" to start one; default: none, "
-                                                   "tasks run in this process)")
+                                                   "(\"auto\", \"ray://host:10001\", or \"local\" to start one; "
+                                                   "default: none, tasks run in this process)")
     p.add_argument("--search-backend", help="search backend of research tasks (default: duckduckgo)")
     p.add_argument("--max-searches", type=int, help="most search calls per research task (default: no limit)")
     p.add_argument("--fetch-allow", action="append", default=[], metavar="HOST|CIDR",
@@ -94,7 +94,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     args.resume_hint = f"finished tasks are kept in {ledgers}; run the same command again to resume the rest"
     tasks = load_tasks(args.tasks)
     max_cost, task_cap = cost_limit(args.max_cost)  # the batch's cap; each task's own when there is none
-    base = RunOptions(default_max_cost=task_cap, model=args.model, provider=args.provider, base_url=args.base_url, thinking=args.thinking,
+    base = RunOptions(default_max_cost=task_cap, model=args.model, provider=args.provider, base_url=args.base_url,
+                      thinking=args.thinking,
                       request_timeout=args.request_timeout, sandbox=args.sandbox, image=args.image,
                       network=bool(args.network), tool_mode=getattr(args, "tool_mode", None),
                       template=getattr(args, "template", None), price=getattr(args, "price", None),
@@ -114,15 +115,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.preflight and not args.shard:  # a --processes child: its parent checked already
         asyncio.run(preflight(base))
 
+    from agentkit.cli import cli_words
+
+    parser = getattr(args, "command_parser", None)  # the ledger keeps the library's words; this says the flags
+
     def on_result(r: dict[str, Any]) -> None:
         if args.quiet:
             return
         test = r.get("test")
         extra = f" tests {'passed' if test.get('passed') else 'failed'}" if isinstance(test, dict) else ""
         cost = r.get("cost_usd")
+        error = f" — {cli_words(r['error'], parser)}" if r.get("error") else ""
         print(f"{r['id']}: {r.get('status')}{extra} ({r.get('steps', 0)} steps, "
-              f"{'?' if cost is None else f'${cost:.4f}'})" + (f" — {r['error']}" if r.get("error") else ""),
-              file=stream, flush=True)
+              f"{'?' if cost is None else f'${cost:.4f}'})" + error, file=stream, flush=True)
 
     if processes > 1:
         summary = run_shards([*args.argv, "--no-preflight"], tasks, out, processes, max_cost=max_cost,

@@ -78,7 +78,8 @@ def add_limit_flags(parser: argparse.ArgumentParser, cost_help: str = RUN_COST_H
                         "catalog's price)")
 
 
-def cost_limit(value: float | str | None, default: float | None = DEFAULT_MAX_COST) -> tuple[float | None, float | None]:
+def cost_limit(value: float | str | None,
+               default: float | None = DEFAULT_MAX_COST) -> tuple[float | None, float | None]:
     """``--max-cost`` as ``(max_cost, default_max_cost)`` for ``RunOptions``: a number is the cap,
     ``none`` lifts every cap, and not given leaves ``default`` to apply when the model has a price."""
     if value == "none":
