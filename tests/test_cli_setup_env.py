@@ -79,9 +79,13 @@ def test_resume_takes_a_redacted_env_value_from_its_own_environment(monkeypatch,
     assert "--env DB_PASSWORD was not stored" in capsys.readouterr().err
 
 
-def test_what_setup_writes_is_not_in_the_patch(tmp_path: Path, demo_repo: Path) -> None:
+@pytest.mark.parametrize("sandbox", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+def test_what_setup_writes_is_not_in_the_patch(tmp_path: Path, demo_repo: Path, sandbox: str) -> None:
     """The patch's baseline is taken after --setup-cmd: its build files and its edits to tracked files
-    stay out of patch.diff, which holds only the agent's own edit (issue 18)."""
+    stay out of patch.diff, which holds only the agent's own edit (issue 18). In Docker, setup works on
+    the container's copy, which is brought back before the baseline moves."""
+    if sandbox == "docker":
+        require_docker()
     script = write_jsonl(tmp_path / "script.jsonl", [
         {"content": "Edit.", "tool_calls": [{"name": "bash", "arguments": json.dumps(
             {"command": "echo agent-line >> README.md"})}]},
@@ -90,7 +94,7 @@ def test_what_setup_writes_is_not_in_the_patch(tmp_path: Path, demo_repo: Path) 
     out = tmp_path / "out"
     setup = "mkdir -p pkg.egg-info && echo x > pkg.egg-info/PKG-INFO && echo setup-line >> ISSUE.md"
     proc = run_cli("code", "edit the readme", "--repo", str(demo_repo), "--model", f"replay:{script}",
-                   "--setup-cmd", setup, "--out", str(out), "--json")
+                   "--setup-cmd", setup, "--out", str(out), "--json", "--sandbox", sandbox)
     assert proc.returncode == 0, proc.stderr
     patch = (out / "patch.diff").read_text()
     assert "+agent-line" in patch and "README.md" in patch
