@@ -184,7 +184,7 @@ def parse_price(text: str) -> tuple[float, float]:
 
 # -- the OpenRouter cache (agentkit models --refresh) ----------------------------------------------
 OPENROUTER_API = "https://openrouter.ai/api/v1"
-_CACHE: dict[str, Any] = {"path": None, "mtime": None, "table": {}, "checked": 0.0}
+_CACHE: dict[str, Any] = {"path": None, "mtime": None, "table": {}, "checked": 0.0, "env": None}
 
 
 def cache_path() -> Path:
@@ -204,13 +204,13 @@ def _cache() -> dict[str, ModelInfo]:
     per ($XDG_CACHE_HOME, $HOME) and the file is looked at again after ``_RECHECK_S`` at most;
     ``refresh`` here is seen at once."""
     env = (os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
+    now = time.monotonic()
+    if env == _CACHE["env"] and now - _CACHE["checked"] < _RECHECK_S:
+        return _CACHE["table"]  # type: ignore[no-any-return]
     path = _PATHS.get(env)
     if path is None:
         path = _PATHS[env] = cache_path()
-    now = time.monotonic()
-    if _CACHE["path"] == path and now - _CACHE["checked"] < _RECHECK_S:
-        return _CACHE["table"]  # type: ignore[no-any-return]
-    _CACHE["checked"] = now
+    _CACHE["checked"], _CACHE["env"] = now, env
     try:
         mtime = os.stat(path).st_mtime
     except OSError:
