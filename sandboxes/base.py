@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+from collections.abc import Iterable, Mapping
 from typing import Callable, Concatenate, Literal, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
+from agentkit.errors import SandboxError
+
 P = ParamSpec("P")
 S = TypeVar("S")
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a shell takes as a variable name
+
+
+def env_name_problem(names: Iterable[object]) -> str | None:
+    """Why one of ``names`` cannot be an environment variable of a sandbox, or None when all can. A
+    name goes into the shell's ``export`` line as it is, so ``"X=1; rm -rf ~; Y"`` would run there as a
+    command: only shell names (letters, digits and ``_``, not starting with a digit) are taken."""
+    for name in names:
+        if not (isinstance(name, str) and ENV_NAME.fullmatch(name)):
+            return (f"{name!r} is not a shell variable name (letters, digits and _, not starting with a "
+                    "digit)")
+    return None
+
+
+def checked_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """A sandbox's ``env`` argument as its own dict; a ``SandboxError`` for a name ``env_name_problem``
+    refuses, before anything is started or created."""
+    problem = env_name_problem(env or {})
+    if problem:
+        raise SandboxError(f"env: {problem}")
+    return dict(env or {})
 
 
 def keywords_only(example: Callable[[str, object], str]) -> Callable[

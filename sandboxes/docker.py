@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from agentkit.errors import SandboxError
-from agentkit.sandboxes.base import DirEntry, ExecResult, keywords_only, path_text
+from agentkit.sandboxes.base import DirEntry, ExecResult, checked_env, keywords_only, path_text
 from agentkit.sandboxes.copyback import extract_workspace
 from agentkit.sandboxes.session import SessionLimits, ShellSession, Stream, ansi_c_quote
 
@@ -383,7 +383,7 @@ class DockerSandbox:
         self.network = network
         self.user_arg = user
         self.mem_limit, self.cpus, self.pids_limit = mem_limit, cpus, pids_limit
-        self.env = dict(env or {})
+        self.env = checked_env(env)  # a name goes into the shell's export line as it is
         self.docker_host = docker_host
         self.labels = labels
         self.container_id: str = container or ""

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from agentkit.errors import SandboxError
-from agentkit.sandboxes.base import DirEntry, ExecResult, keywords_only, path_text
+from agentkit.sandboxes.base import DirEntry, ExecResult, checked_env, keywords_only, path_text
 from agentkit.sandboxes.bwrap import MountPlan
 from agentkit.sandboxes.envscrub import scrub_initial_environ
 from agentkit.sandboxes.limits import Cgroup, Limits, join_and_exec
@@ -353,7 +353,7 @@ class LocalSandbox:
         else:
             self.isolated = False
         self.network = network
-        self.env = dict(env or {})
+        self.env = checked_env(env)  # a name goes into the shell's export line as it is
         self.resource_limits = Limits(mem_limit=mem_limit, pids_limit=pids_limit, cpus=cpus)
         self.resource_limits.mem_bytes  # a bad size fails here, not at start
         self.cgroup: Cgroup | None = None

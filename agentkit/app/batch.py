@@ -42,10 +42,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentkit.errors import AgentkitError, ConfigError, first_error
 from agentkit.app.runner import RunOptions, run_or_resume, run_task
+from agentkit.sandboxes.base import env_name_problem
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -67,6 +68,14 @@ class BatchTask(BaseModel):
     test_cmd: str | None = None
     setup_cmd: str | None = None  # code tasks: replaces the batch's --setup-cmd
     env: dict[str, str] = Field(default_factory=dict)  # code tasks: added to the batch's --env (the task's win)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        problem = env_name_problem(env)  # a task line may not put a command into the sandbox's export line
+        if problem:
+            raise ValueError(problem)
+        return env
 
 
 class BatchSummary(BaseModel):

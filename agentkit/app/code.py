@@ -23,12 +23,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, ParamSpec, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agentkit.agent import Limits, RunResult
 from agentkit.agent.runs import EventCallback, call_sync
 from agentkit.app.progress import Progress
 from agentkit.app.workspace import DEFAULT_MAX_COPY_BYTES
+from agentkit.errors import ConfigError, first_error
 from agentkit.models.base import Model
 
 P = ParamSpec("P")
@@ -104,13 +105,17 @@ async def run_code(task: str, *, repo: str | os.PathLike[str], model: Model | st
 
     limits = limits or Limits()
     name = model if isinstance(model, str) else model.name
-    opts = runner.RunOptions(
-        preset="code", task=task, repo=os.fspath(repo), model=name,
-        provider=None if isinstance(model, str) else getattr(model, "provider", None),
-        test_cmd=test_cmd, test_timeout=test_timeout, out=os.fspath(out) if out is not None else None,
-        sandbox=sandbox, image=image, network=network, setup_cmd=setup_cmd, env=dict(env or {}),
-        max_steps=limits.max_steps, max_cost=limits.max_cost_usd, price=prices, in_place=in_place,
-        keep_workspace=keep_workspace, max_copy_bytes=max_copy_bytes, progress="quiet")
+    try:
+        opts = runner.RunOptions(
+            preset="code", task=task, repo=os.fspath(repo), model=name,
+            provider=None if isinstance(model, str) else getattr(model, "provider", None),
+            test_cmd=test_cmd, test_timeout=test_timeout, out=os.fspath(out) if out is not None else None,
+            sandbox=sandbox, image=image, network=network, setup_cmd=setup_cmd, env=dict(env or {}),
+            max_steps=limits.max_steps, max_cost=limits.max_cost_usd, price=prices, in_place=in_place,
+            keep_workspace=keep_workspace, max_copy_bytes=max_copy_bytes, progress="quiet")
+    except ValidationError as e:  # an argument of the wrong kind is a one-line ConfigError, as elsewhere
+        where, msg = first_error(e, "arguments")
+        raise ConfigError(f"{where}: {msg}") from None
     if isinstance(model, str):
         built, prep = await runner._model_and_prep(opts)
     else:

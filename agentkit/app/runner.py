@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentkit.app.progress import Progress
 from agentkit.app.workspace import (DEFAULT_MAX_COPY_BYTES, Baseline, check_repo, copy_repo, remove_workspace,
@@ -34,6 +34,7 @@ from agentkit.app.workspace import (DEFAULT_MAX_COPY_BYTES, Baseline, check_repo
 from agentkit.errors import ConfigError, SandboxError, first_error
 from agentkit.presets import get_preset
 from agentkit.presets.base import Preset, ToolOptions
+from agentkit.sandboxes.base import env_name_problem
 
 DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
 DEFAULT_MAX_COST = 2.0  # USD: the CLI's cap on one run of a priced model when --max-cost is not given
@@ -84,6 +85,16 @@ class RunOptions(BaseModel):
     confirm: bool = False
     progress: Literal["auto", "live", "plain", "quiet"] = "auto"
     html: bool = True
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        """A name goes into the sandbox shell's export line: a trajectory's stored options (resume) or a
+        caller's env may not smuggle a command in through one."""
+        problem = env_name_problem(env)
+        if problem:
+            raise ValueError(problem)
+        return env
 
 
 def slug(text: str, n: int = 40) -> str:

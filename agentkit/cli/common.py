@@ -104,10 +104,10 @@ def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output fo
 
 
 def _env_pair(text: str) -> tuple[str, str]:
-    import re
+    from agentkit.sandboxes.base import ENV_NAME  # the names every sandbox takes
 
     key, eq, value = text.partition("=")
-    if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+    if not eq or not ENV_NAME.fullmatch(key):
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (KEY: letters, digits and _)")
     return key, value
 

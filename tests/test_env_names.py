@@ -1,0 +1,79 @@
+"""An environment variable's name goes into the sandbox shell's ``export`` line, so a name that is not a
+shell name ("X=1; touch pwned; Y") would run as a command there. Names come from --env (checked by the
+CLI), from a batch task line's "env", from ``run_code(env=...)`` and from a trajectory's stored options,
+which ``agentkit resume`` reads and which may be someone else's (SECURITY.md: its setup and test
+commands run only in an isolated sandbox; its env must not be a way round that)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures_cli import run_cli, write_jsonl
+
+EVIL = "X=1; touch {marker}; Y"
+
+
+async def test_the_sandbox_refuses_a_name_that_is_not_a_shell_name(tmp_path: Path) -> None:
+    from agentkit.errors import SandboxError
+    from agentkit.sandboxes import LocalSandbox
+
+    marker = tmp_path / "pwned"
+    with pytest.raises(SandboxError, match="not a shell variable name"):
+        sb = LocalSandbox(workspace=str(tmp_path), isolate=False, env={EVIL.format(marker=marker): "v"})
+        await sb.start()  # before the fix: the export line ran the command here
+        await sb.close()
+    assert not marker.exists()
+    from agentkit.sandboxes import DockerSandbox
+
+    with pytest.raises(SandboxError, match="not a shell variable name"):  # before any client or container
+        DockerSandbox(env={"A B": "1"})
+    ok = LocalSandbox(workspace=str(tmp_path), isolate=False, env={"_OK_1": "a b"})
+    await ok.start()
+    try:
+        assert (await ok.run('echo "$_OK_1"')).output.strip() == "a b"
+    finally:
+        await ok.close()
+
+
+def test_resume_refuses_a_trajectorys_env_name_before_any_shell_starts(tmp_path: Path, demo_repo: Path) -> None:
+    script = write_jsonl(tmp_path / "script.jsonl", [
+        {"content": "", "tool_calls": [{"name": "bash", "arguments": json.dumps({"command": "ls"})}]}] * 3)
+    out = tmp_path / "run"
+    proc = run_cli("code", "look around", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                   "--max-steps", "1", "--out", str(out), "--quiet", "--sandbox", "local")
+    assert proc.returncode == 1, proc.stderr
+    traj = out / "trajectory.jsonl"
+    marker = tmp_path / "pwned"
+    lines = traj.read_text().splitlines()
+    head = json.loads(lines[0])
+    head["options"]["env"] = {EVIL.format(marker=marker): "v"}  # someone else's hand-edited header
+    traj.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    proc = run_cli("resume", str(traj), "--max-steps", "3", "--quiet")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "not a shell variable name" in proc.stderr
+    assert not marker.exists()
+
+
+def test_a_batch_task_lines_env_name_is_checked_when_the_file_is_read(tmp_path: Path) -> None:
+    from agentkit.app.batch import load_tasks
+    from agentkit.errors import ConfigError
+
+    path = write_jsonl(tmp_path / "t.jsonl", [
+        {"id": "a", "task": "x", "repo": str(tmp_path), "env": {"GOOD": "1"}},
+        {"id": "b", "task": "x", "repo": str(tmp_path), "env": {"A B": "1"}}])
+    with pytest.raises(ConfigError, match=r"t\.jsonl:2: .*not a shell variable name"):
+        load_tasks(path)
+
+
+def test_run_code_refuses_a_bad_env_name_as_a_config_error(tmp_path: Path, demo_repo: Path) -> None:
+    from agentkit import run_code_sync
+    from agentkit.errors import ConfigError
+
+    script = f"replay:{write_jsonl(tmp_path / 's.jsonl', [{'content': 'done'}])}"
+    marker = tmp_path / "pwned"
+    with pytest.raises(ConfigError, match="not a shell variable name"):
+        run_code_sync("x", repo=demo_repo, model=script, env={EVIL.format(marker=marker): "v"}, out=tmp_path / "r")
+    assert not marker.exists()
