@@ -58,6 +58,14 @@ def mask_env(env: dict[str, str]) -> dict[str, str]:
     return {k: REDACTED if _SECRET_NAME.search(k) else redact(v) for k, v in env.items()}
 
 
+def env_secrets(env: Any) -> list[str]:
+    """The values of ``env``'s secret-looking keys (``mask_env``'s rule): what a sandbox's environment
+    holds that must not be stored, even when a command prints it."""
+    if not isinstance(env, dict):
+        return []
+    return [str(v) for k, v in env.items() if isinstance(k, str) and _SECRET_NAME.search(k) and v]
+
+
 def model_secrets(model: Any) -> list[str]:
     """The keys a model (or every model of a fallback chain) sends, for masking them in logs."""
     found: list[str] = []
@@ -72,4 +80,4 @@ def model_secrets(model: Any) -> list[str]:
     return found
 
 
-__all__ = ["MASK", "mask_passwords", "mask_url", "model_secrets", "redact"]
+__all__ = ["MASK", "env_secrets", "mask_passwords", "mask_url", "model_secrets", "redact"]

@@ -77,3 +77,28 @@ def test_run_code_refuses_a_bad_env_name_as_a_config_error(tmp_path: Path, demo_
     with pytest.raises(ConfigError, match="not a shell variable name"):
         run_code_sync("x", repo=demo_repo, model=script, env={EVIL.format(marker=marker): "v"}, out=tmp_path / "r")
     assert not marker.exists()
+
+
+SECRET = "s3cret-value-123"
+
+
+def test_a_secret_env_value_printed_in_the_sandbox_is_not_stored(tmp_path: Path, demo_repo: Path) -> None:
+    """--help and the README promise that the values of secret-looking --env keys are not stored in the
+    trajectory: that holds for what a command prints too (the model running `env`, a test printing its
+    settings), and for result.json's test output."""
+    script = write_jsonl(tmp_path / "script.jsonl", [
+        {"content": "Look.", "tool_calls": [{"name": "bash", "arguments": json.dumps({"command": 'echo "t=$API_TOKEN"'})}]},
+        {"content": "", "tool_calls": [{"name": "submit", "arguments": json.dumps({"summary": "looked"})}]},
+    ])
+    out = tmp_path / "out"
+    proc = run_cli("code", "look around", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                   "--env", f"API_TOKEN={SECRET}", "--test-cmd", 'echo "test sees $API_TOKEN"',
+                   "--out", str(out), "--json", "--keep-workspace")
+    assert proc.returncode == 0, proc.stderr
+    text = (out / "trajectory.jsonl").read_text()
+    assert "t=[redacted]" in text  # the command ran with the value; the record does not hold it
+    result = json.loads(proc.stdout)
+    assert "test sees" in result["test"]["output"]
+    for name in ("trajectory.jsonl", "result.json", "trajectory.html"):
+        assert SECRET not in (out / name).read_text(), name
+    assert SECRET not in proc.stdout

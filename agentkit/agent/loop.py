@@ -252,12 +252,13 @@ class Agent:
     def _start(self, task: str, history: Sequence[Message] | None, trajectory: str | Path | None) -> RunRecord:
         header = run_header(self.model, self.settings, self.sandbox, self.limits, self.require_submit, self.system)
         path = Path(trajectory) if trajectory else self.trajectory
-        writer = open_writer(path, self.model, self.fsync) if path else None
+        writer = open_writer(path, self.model, self.fsync, sandbox=self.sandbox) if path else None
         return RunRecord.new(task, self.system, self._tool_ctx(RunRecord.new_id()), writer, header, self.run_info,
                              self.tool_schemas(), history=history)
 
     def _resume(self, path: Path) -> RunRecord:
-        rec = RunRecord.resume(path, self._tool_ctx, lambda p: open_writer(p, self.model, self.fsync, append=True))
+        rec = RunRecord.resume(path, self._tool_ctx, lambda p: open_writer(p, self.model, self.fsync, append=True,
+                                                                             sandbox=self.sandbox))
         if hasattr(self.model, "skip"):
             self.model.skip(rec.model_turns)  # a replay continues after the turns already played
         return rec

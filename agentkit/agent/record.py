@@ -21,7 +21,7 @@ from agentkit.agent.compactor import Compaction
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, Usage, UserMessage
 from agentkit.models.base import Completion, Model, ModelEvent, ModelSettings
-from agentkit.redact import model_secrets
+from agentkit.redact import env_secrets, model_secrets
 from agentkit.tools.base import Observation, Source, SourceTable, ToolContext
 from agentkit.trajectory import Trajectory, TrajectoryWriter, scrub
 
@@ -83,9 +83,12 @@ def run_header(model: Model, settings: ModelSettings, sandbox: Sandbox | None, l
             "require_submit": require_submit, "system": system}
 
 
-def open_writer(path: Path, model: Model, fsync: bool, append: bool = False) -> TrajectoryWriter:
-    # every key of a fallback chain, not only the first model's
-    return TrajectoryWriter(path, fsync=fsync, secrets=model_secrets(model), append=append)
+def open_writer(path: Path, model: Model, fsync: bool, append: bool = False,
+                sandbox: Sandbox | None = None) -> TrajectoryWriter:
+    # every key of a fallback chain, not only the first model's; and the values of the sandbox's
+    # secret-looking variables (--env API_TOKEN=...), which a command may print
+    secrets = [*model_secrets(model), *env_secrets(getattr(sandbox, "env", None))]
+    return TrajectoryWriter(path, fsync=fsync, secrets=secrets, append=append)
 
 
 class RunRecord:

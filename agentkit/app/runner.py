@@ -540,7 +540,7 @@ def _may_setup(prep: _Prepared, sandbox: Any) -> bool:
 async def _run_setup(opts: RunOptions, sandbox: Any, progress: Progress) -> None:
     """Run ``--setup-cmd`` once from the workspace root; its failure is a ConfigError naming the command
     with the tail of its output."""
-    from agentkit.redact import redact
+    from agentkit.redact import env_secrets, redact
 
     progress.note(f"setup: {redact(opts.setup_cmd or '')}")
     res = await sandbox.run(f"(cd {shlex.quote(sandbox.workspace)} && {opts.setup_cmd})", timeout=SETUP_TIMEOUT)
@@ -550,14 +550,7 @@ async def _run_setup(opts: RunOptions, sandbox: Any, progress: Progress) -> None
     lines = (res.output or "").rstrip().splitlines()
     tail = "\n".join("  " + line for line in lines[-SETUP_TAIL_LINES:]) or "  (no output)"
     raise ConfigError(f"setup_cmd={redact(opts.setup_cmd or '')!r} {why}; the last lines of its output:\n"
-                      f"{redact(tail, _secret_values(opts.env))}")
-
-
-def _secret_values(env: dict[str, str]) -> list[str]:
-    from agentkit.redact import mask_env
-    from agentkit.trajectory import REDACTED
-
-    return [env[k] for k, v in mask_env(env).items() if v == REDACTED]
+                      f"{redact(tail, env_secrets(opts.env))}")
 
 
 async def _baseline_after_setup(sandbox: Any, prep: _Prepared) -> None:
@@ -627,7 +620,10 @@ async def _run_tests(opts: RunOptions, sandbox: Any, progress: Progress) -> dict
     progress.note(f"running tests: {opts.test_cmd}")
     # from the workspace root, in a subshell: the agent may have left the session elsewhere
     res = await sandbox.run(f"(cd {shlex.quote(sandbox.workspace)} && {opts.test_cmd})", timeout=opts.test_timeout)
+    from agentkit.redact import env_secrets, redact
+
     output = res.output if len(res.output) <= TEST_OUTPUT_CHARS else "…" + res.output[-TEST_OUTPUT_CHARS:]
+    output = redact(output, env_secrets(opts.env))  # result.json: an --env secret the tests print is masked
     return {"cmd": opts.test_cmd, "exit_code": res.exit_code, "passed": res.exit_code == 0,
             "timed_out": res.timed_out, "output": output}
 
