@@ -118,3 +118,25 @@ def test_a_local_sandbox_left_open_is_cleaned_up_at_exit(tmp_path: Path) -> None
     workspace, out = proc.stdout.split()
     assert out == "hi" and not os.path.exists(workspace)  # its temporary workspace is gone
     assert proc.stderr.count("LocalSandbox was not closed") == 1 and "async with LocalSandbox" in proc.stderr
+
+
+def test_models_close_in_a_plain_with_block(tmp_path: Path) -> None:
+    """Sync code writes ``with OpenAICompatible(...) as m:`` (before: no ``__enter__``)."""
+    proc = _run(tmp_path, """
+        import gc
+        from agentkit import Agent
+        from agentkit.models import Fallback, OpenAICompatible, Replay
+        from agentkit.testing.server import FakeServer, Reply
+
+        srv = FakeServer([Reply(content="one"), Reply(content="two")]).start_in_thread()
+        with OpenAICompatible("m", base_url=srv.base_url, api_key="k") as m:
+            print(Agent(m).run_sync("a").answer)
+            print(Agent(Fallback([m, Replay([])])).run_sync("b").answer)
+        assert not m._clients, m._clients
+        with Replay([]):
+            pass
+        gc.collect()
+        srv.stop()
+    """)
+    _clean(proc)
+    assert proc.stdout.split() == ["one", "two"]

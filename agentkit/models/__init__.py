@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agentkit.errors import ConfigError
-from agentkit.models.base import Completion, CompletionDelta, Model, ModelEvent, ModelSettings, ToolCallDelta
+from agentkit.models.base import (Completion, CompletionDelta, Model, ModelBase, ModelEvent, ModelSettings, OnEvent,
+                                  ToolCallDelta)
 from agentkit.models.fallback import Fallback
 from agentkit.models.openai_compat import OpenAICompatible
 from agentkit.models.providers import PROVIDERS, infer_provider
 
-__all__ = ["Completion", "CompletionDelta", "Fallback", "Model", "ModelEvent", "ModelSettings", "OpenAICompatible",
-           "RawDeepSeek", "Replay", "ToolCallDelta", "make_model"]
+__all__ = ["Completion", "CompletionDelta", "Fallback", "Model", "ModelBase", "ModelEvent", "ModelSettings", "OnEvent",
+           "OpenAICompatible", "RawDeepSeek", "Replay", "ToolCallDelta", "make_model"]
 
 if TYPE_CHECKING:  # seen by type checkers and the docs; loaded on first use (they pull in the tokenizer)
     from agentkit.models.raw_deepseek import RawDeepSeek

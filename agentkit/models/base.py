@@ -7,7 +7,8 @@ fallbacks are reported through ``on_event`` so the agent can log them in the tra
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable, Literal, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import Any, AsyncIterator, Callable, Literal, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -146,3 +147,46 @@ class Model(Protocol):
 
     async def aclose(self) -> None:
         """Close this event loop's connections (the model stays usable)."""
+
+
+class ModelBase(ABC):
+    """A base class for a model of your own: write ``complete`` (and set ``name``/``provider``).
+
+    It gives the rest of the ``Model`` protocol: ``stream`` as one delta carrying the whole
+    completion (override it to stream for real), ``aclose``/``close`` that close nothing
+    (override them to release connections), and both ``async with`` and ``with``, which close."""
+
+    name: str = "model"
+    provider: str = "custom"
+
+    @abstractmethod
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                       settings: ModelSettings | None = None, *,
+                       on_event: OnEvent | None = None) -> Completion:
+        """One model call: the assistant turn for ``messages``; raise a ``ModelError`` when it cannot answer."""
+
+    async def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None,
+                     settings: ModelSettings | None = None, *,
+                     on_event: OnEvent | None = None) -> AsyncIterator[CompletionDelta]:
+        """``complete``, delivered as a stream of one delta: its text, reasoning and the whole completion."""
+        done = await self.complete(messages, tools, settings, on_event=on_event)
+        yield CompletionDelta(content=done.message.text or None, reasoning=done.message.reasoning,
+                              completion=done)
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections (none here)."""
+
+    def close(self) -> None:
+        """Close every connection, from synchronous code (none here)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

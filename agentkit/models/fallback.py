@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 from agentkit.errors import BadRequest, ConfigError, ModelError
 from agentkit.messages import Message
-from agentkit.models.base import Completion, CompletionDelta, Model, ModelEvent, ModelSettings, OnEvent
+from agentkit.models.base import Completion, CompletionDelta, Model, ModelBase, ModelEvent, ModelSettings, OnEvent
 
 
 def _final(err: ModelError) -> bool:
@@ -21,7 +21,7 @@ def _final(err: ModelError) -> bool:
     return isinstance(err, BadRequest) and err.status in (400, 422)
 
 
-class Fallback:
+class Fallback(ModelBase):
     """Models tried in order: when one fails after its own retries, the next one answers, unless the request
     itself is malformed (a 400/422 no other model can fix). Each switch is reported as a ``fallback`` event.
     """
@@ -80,9 +80,3 @@ class Fallback:
             close = getattr(model, "close", None)
             if callable(close):
                 close()
-
-    async def __aenter__(self) -> "Fallback":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

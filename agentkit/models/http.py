@@ -47,6 +47,7 @@ from agentkit.models.base import (
     ModelEvent,
     ModelSettings,
     OnEvent,
+    ModelBase,
 )
 from agentkit.models.catalog import lookup
 from agentkit.models.retry import Backoff, http_error, stream_error
@@ -321,7 +322,7 @@ def encode_json(body: dict[str, Any]) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-class HTTPModel:
+class HTTPModel(ModelBase):
     """Plumbing for a model behind an HTTP endpoint; subclasses build bodies and read replies.
 
     One HTTP client (``make_client``) per event loop (so a model object can serve ``asyncio.run``
@@ -388,12 +389,6 @@ class HTTPModel:
                 asyncio.run_coroutine_threadsafe(client.aclose(), loop)
             else:
                 loop.run_until_complete(client.aclose())
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _headers(self, s: ModelSettings, stream: bool) -> CIMultiDict[str]:
         """The request headers; a name given again (in any case) replaces the earlier value."""

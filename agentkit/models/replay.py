@@ -22,6 +22,7 @@ from agentkit.models.base import (
     ModelSettings,
     OnEvent,
     ToolCallDelta,
+    ModelBase,
 )
 from agentkit.deepseek.tokens import count_text, count_tokens
 
@@ -75,7 +76,7 @@ def _estimate(messages: list[Message], tools: list[dict[str, Any]] | None, out: 
                  reasoning=min(reasoning, completion), cost_usd=0.0)
 
 
-class Replay:
+class Replay(ModelBase):
     """Plays assistant turns from a script or trajectory, in order (the ``Model`` protocol)."""
 
     provider = "replay"
@@ -132,19 +133,6 @@ class Replay:
                 yield CompletionDelta(tool_calls=[ToolCallDelta(index=index, arguments=call.arguments[i:i + n])])
         yield CompletionDelta(completion=completion)
 
-    async def aclose(self) -> None:
-        """Nothing to close (the Model protocol's method)."""
-        return None
-
-    def close(self) -> None:
-        """Nothing to close."""
-        return None
-
-    async def __aenter__(self) -> "Replay":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 __all__ = ["Replay"]
