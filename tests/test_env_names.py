@@ -102,3 +102,20 @@ def test_a_secret_env_value_printed_in_the_sandbox_is_not_stored(tmp_path: Path,
     for name in ("trajectory.jsonl", "result.json", "trajectory.html"):
         assert SECRET not in (out / name).read_text(), name
     assert SECRET not in proc.stdout
+
+
+def test_resume_never_puts_agentkits_own_api_keys_into_the_sandbox(monkeypatch, capsys) -> None:
+    """A [redacted] env value is filled from this environment on resume; a hand-edited trajectory that
+    names the variable of an API key agentkit uses would thereby hand your key to the sandbox, whose
+    shell is otherwise kept free of keys (SECURITY.md). Those are not filled; other names still are."""
+    from agentkit.app.runner import _env_for_resume
+
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-mine")
+    monkeypatch.setenv("AGENTKIT_API_KEY", "sk-generic-mine")
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-deepseek-mine")
+    monkeypatch.setenv("API_TOKEN", "fresh-token")
+    got = _env_for_resume({"OPENROUTER_API_KEY": "[redacted]", "AGENTKIT_API_KEY": "[redacted]",
+                           "DEEPSEEK_API_KEY": "[redacted]", "API_TOKEN": "[redacted]", "FOO": "bar"})
+    assert got == {"API_TOKEN": "fresh-token", "FOO": "bar"}
+    err = capsys.readouterr().err
+    assert "OPENROUTER_API_KEY" in err and "API key" in err

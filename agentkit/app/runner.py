@@ -513,13 +513,21 @@ def recorded_options(opts: RunOptions) -> dict[str, Any]:
 
 def _env_for_resume(env: dict[str, Any]) -> dict[str, str]:
     """A resumed run's ``env``: a value the trajectory masked comes from this environment's variable of
-    the same name, and is left out (with a note) when there is none."""
+    the same name, and is left out (with a note) when there is none. The variables of the API keys
+    agentkit sends are never filled: the trajectory may be someone else's, and the sandbox's shell is
+    kept free of those keys."""
+    from agentkit.models.providers import GENERIC_KEY_ENV, PROVIDERS
     from agentkit.trajectory import REDACTED
 
+    key_vars = {GENERIC_KEY_ENV, *(p.key_env for p in PROVIDERS.values() if p.key_env)}
     out: dict[str, str] = {}
     for key, value in env.items():
         if value != REDACTED:
             out[str(key)] = str(value)
+        elif key in key_vars:
+            print(f"agentkit: note: the run's --env {key} is not filled from this environment on resume (it holds "
+                  "an API key agentkit uses, which stays out of the sandbox); the sandbox goes without it",
+                  file=sys.stderr)
         elif key in os.environ:
             out[str(key)] = os.environ[key]
         else:
