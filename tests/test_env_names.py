@@ -119,3 +119,18 @@ def test_resume_never_puts_agentkits_own_api_keys_into_the_sandbox(monkeypatch, 
     assert got == {"API_TOKEN": "fresh-token", "FOO": "bar"}
     err = capsys.readouterr().err
     assert "OPENROUTER_API_KEY" in err and "API key" in err
+
+
+def test_a_short_secret_does_not_mangle_the_options_resume_runs_again(tmp_path: Path, demo_repo: Path) -> None:
+    """The masking of --env secret values starts after the run header: the stored options (the test
+    command, the task) are what resume runs again, and a dev password like "test" is in "pytest"."""
+    script = write_jsonl(tmp_path / "script.jsonl", [
+        {"content": "", "tool_calls": [{"name": "submit", "arguments": json.dumps({"summary": "a test"})}]}])
+    out = tmp_path / "out"
+    proc = run_cli("code", "look at the test", "--repo", str(demo_repo), "--model", f"replay:{script}",
+                   "--env", "DB_PASSWORD=test", "--test-cmd", "python -m pytest -q", "--out", str(out), "--quiet")
+    assert proc.returncode in (0, 1), proc.stderr
+    records = [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()]
+    assert records[0]["options"]["test_cmd"] == "python -m pytest -q"
+    assert records[0]["options"]["task"] == "look at the test"
+    assert records[-1]["answer"] == "a [redacted]"  # what the run said afterwards is masked

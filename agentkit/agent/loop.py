@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Sequence
 from agentkit import events as ev
 from agentkit.agent.budget import Budget, Limits
 from agentkit.agent.calls import check_tools, handle_turn
-from agentkit.agent.record import End, RunRecord, RunResult, open_writer, run_header, tool_context
+from agentkit.agent.record import (End, RunRecord, RunResult, mask_sandbox_secrets, open_writer, run_header,
+                                   tool_context)
 from agentkit.agent.compactor import ContextManager, ContextPolicy
 from agentkit.agent.runs import AgentRun, EventCallback, run_sync
 from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError
@@ -252,13 +253,16 @@ class Agent:
     def _start(self, task: str, history: Sequence[Message] | None, trajectory: str | Path | None) -> RunRecord:
         header = run_header(self.model, self.settings, self.sandbox, self.limits, self.require_submit, self.system)
         path = Path(trajectory) if trajectory else self.trajectory
-        writer = open_writer(path, self.model, self.fsync, sandbox=self.sandbox) if path else None
-        return RunRecord.new(task, self.system, self._tool_ctx(RunRecord.new_id()), writer, header, self.run_info,
-                             self.tool_schemas(), history=history)
+        writer = open_writer(path, self.model, self.fsync) if path else None
+        rec = RunRecord.new(task, self.system, self._tool_ctx(RunRecord.new_id()), writer, header, self.run_info,
+                            self.tool_schemas(), history=history)
+        if writer is not None:
+            mask_sandbox_secrets(writer, self.sandbox)
+        return rec
 
     def _resume(self, path: Path) -> RunRecord:
-        rec = RunRecord.resume(path, self._tool_ctx, lambda p: open_writer(p, self.model, self.fsync, append=True,
-                                                                             sandbox=self.sandbox))
+        rec = RunRecord.resume(path, self._tool_ctx, lambda p: mask_sandbox_secrets(
+            open_writer(p, self.model, self.fsync, append=True), self.sandbox))
         if hasattr(self.model, "skip"):
             self.model.skip(rec.model_turns)  # a replay continues after the turns already played
         return rec

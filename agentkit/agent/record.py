@@ -83,12 +83,18 @@ def run_header(model: Model, settings: ModelSettings, sandbox: Sandbox | None, l
             "require_submit": require_submit, "system": system}
 
 
-def open_writer(path: Path, model: Model, fsync: bool, append: bool = False,
-                sandbox: Sandbox | None = None) -> TrajectoryWriter:
-    # every key of a fallback chain, not only the first model's; and the values of the sandbox's
-    # secret-looking variables (--env API_TOKEN=...), which a command may print
-    secrets = [*model_secrets(model), *env_secrets(getattr(sandbox, "env", None))]
-    return TrajectoryWriter(path, fsync=fsync, secrets=secrets, append=append)
+def open_writer(path: Path, model: Model, fsync: bool, append: bool = False) -> TrajectoryWriter:
+    # every key of a fallback chain, not only the first model's
+    return TrajectoryWriter(path, fsync=fsync, secrets=model_secrets(model), append=append)
+
+
+def mask_sandbox_secrets(writer: TrajectoryWriter, sandbox: Sandbox | None) -> TrajectoryWriter:
+    """From now on ``writer`` masks the values of the sandbox's secret-looking variables (``--env
+    API_TOKEN=...``), which a command may print. Called after the run header: its options are what
+    resume runs again, and a short password must not mangle, say, the test command stored there."""
+    for secret in env_secrets(getattr(sandbox, "env", None)):
+        writer.add_secret(secret)
+    return writer
 
 
 class RunRecord:
