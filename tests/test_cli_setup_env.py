@@ -69,16 +69,6 @@ def test_setup_cmd_and_env_with_docker(tmp_path: Path, demo_repo: Path) -> None:
     _check(proc, out)
 
 
-def test_resume_takes_a_redacted_env_value_from_its_own_environment(monkeypatch, capsys) -> None:
-    from agentkit.app.runner import _env_for_resume
-
-    monkeypatch.setenv("API_TOKEN", "fresh-token")
-    monkeypatch.delenv("DB_PASSWORD", raising=False)
-    got = _env_for_resume({"FOO": "bar", "API_TOKEN": "[redacted]", "DB_PASSWORD": "[redacted]"})
-    assert got == {"FOO": "bar", "API_TOKEN": "fresh-token"}
-    assert "--env DB_PASSWORD was not stored" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("sandbox", ["local", pytest.param("docker", marks=pytest.mark.docker)])
 def test_what_setup_writes_is_not_in_the_patch(tmp_path: Path, demo_repo: Path, sandbox: str) -> None:
     """The patch's baseline is taken after --setup-cmd: its build files and its edits to tracked files

@@ -104,21 +104,28 @@ def test_a_secret_env_value_printed_in_the_sandbox_is_not_stored(tmp_path: Path,
     assert SECRET not in proc.stdout
 
 
-def test_resume_never_puts_agentkits_own_api_keys_into_the_sandbox(monkeypatch, capsys) -> None:
-    """A [redacted] env value is filled from this environment on resume; a hand-edited trajectory that
-    names the variable of an API key agentkit uses would thereby hand your key to the sandbox, whose
-    shell is otherwise kept free of keys (SECURITY.md). Those are not filled; other names still are."""
-    from agentkit.app.runner import _env_for_resume
-
-    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-mine")
-    monkeypatch.setenv("AGENTKIT_API_KEY", "sk-generic-mine")
-    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-deepseek-mine")
-    monkeypatch.setenv("API_TOKEN", "fresh-token")
-    got = _env_for_resume({"OPENROUTER_API_KEY": "[redacted]", "AGENTKIT_API_KEY": "[redacted]",
-                           "DEEPSEEK_API_KEY": "[redacted]", "API_TOKEN": "[redacted]", "FOO": "bar"})
-    assert got == {"API_TOKEN": "fresh-token", "FOO": "bar"}
-    err = capsys.readouterr().err
-    assert "OPENROUTER_API_KEY" in err and "API key" in err
+def test_resume_takes_a_trajectorys_env_only_when_repeated(tmp_path: Path, demo_repo: Path, monkeypatch) -> None:
+    """A trajectory's env is not taken on resume: someone else's could set PATH, LD_PRELOAD or BASH_ENV
+    for the commands you repeat, or name a secret of yours ("[redacted]" was filled from this
+    environment, so GITHUB_TOKEN or a provider key reached the sandbox). Resume names the --env flags
+    to repeat, as it does for --network and --base-url, and uses the values given."""
+    script = write_jsonl(tmp_path / "script.jsonl", [
+        {"content": "", "tool_calls": [{"name": "bash", "arguments": json.dumps({"command": "echo FOO=$FOO"})}]}] * 4)
+    out = tmp_path / "run"
+    proc = run_cli("code", "look around", "--repo", str(demo_repo), "--model", f"replay:{script}", "--env", "FOO=first",
+                   "--env", "GITHUB_TOKEN=ghp-old", "--max-steps", "1", "--out", str(out), "--quiet")
+    assert proc.returncode == 1, proc.stderr  # the step limit
+    traj = out / "trajectory.jsonl"
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-host-secret")
+    proc = run_cli("resume", str(traj), "--max-steps", "2", "--quiet")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--env FOO=VALUE --env GITHUB_TOKEN=VALUE" in proc.stderr and "Traceback" not in proc.stderr
+    assert "ghp-host-secret" not in traj.read_text() and "echo FOO" in traj.read_text()
+    assert traj.read_text().count("FOO=first") == 2  # the one step before the refusal (event and message)
+    proc = run_cli("resume", str(traj), "--max-steps", "2", "--quiet", "--env", "FOO=second")
+    assert proc.returncode == 1, proc.stderr  # on to the step limit
+    text = traj.read_text()
+    assert text.count("FOO=second") == 2 and text.count("FOO=first") == 2 and "ghp-host-secret" not in text
 
 
 def test_a_short_secret_does_not_mangle_the_options_resume_runs_again(tmp_path: Path, demo_repo: Path) -> None:

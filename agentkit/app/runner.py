@@ -375,6 +375,8 @@ def _unconfirmed(opts: RunOptions, given: set[str], path: Path) -> list[str]:
         need.append(" ".join(f"--fetch-allow {a}" for a in opts.fetch_allow))
     if "network" not in given and opts.network:
         need.append("--network (the run let sandboxed commands reach the network)")
+    if "env" not in given and opts.env:  # PATH, LD_PRELOAD, BASH_ENV, or a host secret it wants filled in
+        need.append(" ".join(f"--env {k}=VALUE" for k in opts.env) + " (the run set these in its sandbox)")
     if "search_backend" not in given and opts.search_backend not in (None, "duckduckgo"):
         need.append(f"--search-backend {opts.search_backend}")
     if opts.preset == "code" and "repo" not in given and (opts.in_place or not (path.parent / WORKSPACE).is_dir()):
@@ -388,8 +390,9 @@ async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None =
     """Continue the run recorded in ``trajectory`` with the same preset, model and settings.
 
     The file may come from someone else, so what it says about where the API key goes, what fetch
-    and search may reach and which repository to edit in place is used only when ``overrides`` (the
-    command line) repeats it (``_unconfirmed``); its test command runs only in an isolated sandbox."""
+    and search may reach, the sandbox's network and environment, and which repository to edit in
+    place is used only when ``overrides`` (the command line) repeats it (``_unconfirmed``); its
+    setup and test commands run only in an isolated sandbox."""
     from agentkit.trajectory import Trajectory
 
     path = Path(trajectory)
@@ -404,8 +407,6 @@ async def resume_task(trajectory: str | Path, overrides: dict[str, Any] | None =
     data = {**saved, **given, "out": str(path.parent)}
     if data.get("max_cost") == "none":  # --max-cost none lifts the run's cap, its default too
         data.update(max_cost=None, default_max_cost=None)
-    if isinstance(data.get("env"), dict):
-        data["env"] = _env_for_resume(data["env"])
     try:
         opts = RunOptions.model_validate(data)
     except ValidationError as e:
@@ -509,31 +510,6 @@ def recorded_options(opts: RunOptions) -> dict[str, Any]:
     if opts.setup_cmd:
         data["setup_cmd"] = redact(opts.setup_cmd)
     return data
-
-
-def _env_for_resume(env: dict[str, Any]) -> dict[str, str]:
-    """A resumed run's ``env``: a value the trajectory masked comes from this environment's variable of
-    the same name, and is left out (with a note) when there is none. The variables of the API keys
-    agentkit sends are never filled: the trajectory may be someone else's, and the sandbox's shell is
-    kept free of those keys."""
-    from agentkit.models.providers import GENERIC_KEY_ENV, PROVIDERS
-    from agentkit.trajectory import REDACTED
-
-    key_vars = {GENERIC_KEY_ENV, *(p.key_env for p in PROVIDERS.values() if p.key_env)}
-    out: dict[str, str] = {}
-    for key, value in env.items():
-        if value != REDACTED:
-            out[str(key)] = str(value)
-        elif key in key_vars:
-            print(f"agentkit: note: the run's --env {key} is not filled from this environment on resume (it holds "
-                  "an API key agentkit uses, which stays out of the sandbox); the sandbox goes without it",
-                  file=sys.stderr)
-        elif key in os.environ:
-            out[str(key)] = os.environ[key]
-        else:
-            print(f"agentkit: note: the run's --env {key} was not stored (it looks secret) and {key} is not set "
-                  "here; the sandbox goes without it", file=sys.stderr)
-    return out
 
 
 def _may_setup(prep: _Prepared, sandbox: Any) -> bool:

@@ -49,7 +49,7 @@ def add_sandbox_flags(parser: argparse.ArgumentParser, setup: bool = False,
         g.add_argument("--setup-cmd", metavar="CMD",
                        help=f"run once in the sandbox, {setup_where} (e.g. 'pip install -e .'); if it fails the "
                             "run stops with its output; what it writes is not part of the patch")
-        g.add_argument("--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE",
+        g.add_argument("--env", action="append", default=[], type=env_pair, metavar="KEY=VALUE",
                        help="set in the sandbox's environment (repeatable); values of secret-looking keys "
                             "(*KEY*, *TOKEN*, *SECRET*, *PASSWORD*) are not stored in the trajectory")
     g.add_argument("--sandbox", choices=["local", "docker"], default=None,
@@ -103,7 +103,8 @@ def add_output_flags(parser: argparse.ArgumentParser, out_help: str = "output fo
     g.add_argument("--json", action="store_true", help="print result.json to stdout when done")
 
 
-def _env_pair(text: str) -> tuple[str, str]:
+def env_pair(text: str) -> tuple[str, str]:
+    """``--env KEY=VALUE`` as a pair; KEY must be a shell variable name (it goes into an export line)."""
     from agentkit.sandboxes.base import ENV_NAME  # the names every sandbox takes
 
     key, eq, value = text.partition("=")

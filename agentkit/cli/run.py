@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from agentkit.cli.common import (add_limit_flags, add_model_flags, add_output_flags, add_request_timeout_flag,
-                                 add_sandbox_flags, cost_limit, print_json, progress_mode, progress_stream)
+                                 add_sandbox_flags, cost_limit, env_pair, print_json, progress_mode, progress_stream)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="confirm or change the private hosts fetch may reach (repeatable)")
     rs.add_argument("--network", action="store_true", default=None,
                     help="confirm that the sandbox may reach the network (a trajectory's own setting is not taken)")
+    rs.add_argument("--env", action="append", default=[], type=env_pair, metavar="KEY=VALUE",
+                    help="the sandbox's environment (repeatable); a trajectory's own is not taken, so a run "
+                         "that set variables needs them again (default: none)")
     add_request_timeout_flag(rs)
     add_limit_flags(rs, cost_help="stop the run after this many US dollars in all, or none for no cap "
                                   "(default: the run's own cap)",
@@ -193,6 +196,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     overrides = {"model": args.model, "provider": args.provider, "base_url": args.base_url,
                  "request_timeout": args.request_timeout, "network": args.network,
                  "max_steps": args.max_steps, "max_cost": args.max_cost, "repo": args.repo,
-                 "test_cmd": args.test_cmd, "search_backend": args.search_backend, "fetch_allow": args.fetch_allow}
+                 "test_cmd": args.test_cmd, "search_backend": args.search_backend, "fetch_allow": args.fetch_allow,
+                 "env": dict(args.env) or None}
     args.resume_hint = f"continue with: agentkit resume {args.trajectory}"
     return _finish(args, asyncio.run(resume_task(args.trajectory, overrides, _progress(args))))
