@@ -80,6 +80,16 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
 }
 REPO_REFUSED = {"base_url": "a repository's config may not say where your API key goes; set it in your own "
                             "config, AGENTKIT_BASE_URL or --base-url"}
+# Budgets a cloned repository (which may want more of your money: SECURITY.md) may only lower, against
+# the user's config or the built-in default (max_cost: the $2 default cap of a priced model).
+REPO_LOWERS_ONLY: dict[str, Any] = {"max_steps": 50, "max_cost": 2.0}
+
+
+def _lower(value: Any, than: Any) -> bool:
+    """Whether ``value`` is a budget no larger than ``than`` ("none" is no cap: larger than any)."""
+    if value == "none":
+        return than == "none"
+    return than == "none" or value <= than
 
 
 def env_var(key: str) -> str:
@@ -140,6 +150,10 @@ def load_settings(repo: str | os.PathLike[str] | None = None, flags: Mapping[str
         note = ""
         if key in local and key in REPO_REFUSED:
             note = f"{repo_path} sets {key}, not taken: {REPO_REFUSED[key]}"
+            local.pop(key)
+        elif key in local and key in REPO_LOWERS_ONLY and not _lower(local[key], user.get(key, REPO_LOWERS_ONLY[key])):
+            note = (f"{repo_path} sets {key} = {local[key]}, not taken: a repository's config may lower a budget, "
+                    f"not raise it; raise it in your own config, {env_var(key)} or --{key.replace('_', '-')}")
             local.pop(key)
         var = env_var(key)
         if flags.get(key) is not None:

@@ -149,3 +149,26 @@ def test_task_from_a_github_issue(tmp_path: Path, github_api: str) -> None:
     assert proc.returncode == 0, proc.stderr
     task = json.loads((tmp_path / "o" / "trajectory.jsonl").read_text().splitlines()[0])["task"]
     assert "Median is wrong" in task and "<b>median</b> is off" in task and _Issues.seen[-1]["auth"] == ""
+
+
+@pytest.mark.parametrize(("repo_line", "user_line", "taken"), [
+    ("max_steps = 10", "", 10),  # lower than the built-in 50: taken
+    ("max_steps = 500", "", None),  # a cloned repo may not raise it (SECURITY.md: it wants more budget)
+    ("max_steps = 500", "max_steps = 1000", 500),  # lower than the user's own
+    ("max_cost = 0.5", "", 0.5),
+    ('max_cost = "none"', "", None),  # lifting the $2 default cap
+    ("max_cost = 40", "", None),
+    ('max_cost = "none"', 'max_cost = "none"', "none"),  # the user lifted it already
+])
+def test_a_repository_may_lower_a_budget_not_raise_it(tmp_path: Path, repo_line: str, user_line: str,
+                                                      taken: object) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    key = repo_line.split()[0]
+    _write(tmp_path / "agentkit.toml", repo_line + "\n")
+    if user_line:
+        _write(tmp_path / "cfg" / "agentkit" / "config.toml", user_line + "\n")
+    got = load_settings(tmp_path, {}, env)[key]
+    if taken is None:
+        assert got.source in ("built-in",) and "may lower a budget, not raise it" in got.note
+    else:
+        assert got.value == taken and got.source.startswith("repo")
