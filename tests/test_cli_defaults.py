@@ -99,11 +99,16 @@ def test_an_unpriced_model_runs_without_a_cap_and_says_so(tmp_path: Path, demo_r
 def test_the_config_file_sets_the_cap_or_lifts_it(tmp_path: Path) -> None:
     from agentkit.config import load_settings
 
-    (tmp_path / "agentkit.toml").write_text('max_cost = "none"\n')
-    assert load_settings(tmp_path, env={})["max_cost"].value == "none"
-    (tmp_path / "agentkit.toml").write_text("max_cost = 5\n")
-    assert load_settings(tmp_path, env={})["max_cost"].value == 5.0
-    assert load_settings(tmp_path, env={"AGENTKIT_MAX_COST": "none"})["max_cost"].value == "none"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    user = tmp_path / "cfg" / "agentkit" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text('max_cost = "none"\n')  # the user's own config lifts it
+    assert load_settings(tmp_path, env=env)["max_cost"].value == "none"
+    user.write_text("max_cost = 5\n")
+    assert load_settings(tmp_path, env=env)["max_cost"].value == 5.0
+    (tmp_path / "agentkit.toml").write_text("max_cost = 1\n")  # a repository's may only lower it
+    assert load_settings(tmp_path, env=env)["max_cost"].value == 1.0
+    assert load_settings(tmp_path, env={**env, "AGENTKIT_MAX_COST": "none"})["max_cost"].value == "none"
 
 
 def test_batch_tasks_stop_at_the_default_cap_unless_the_batch_has_its_own(tmp_path: Path, demo_repo: Path,
