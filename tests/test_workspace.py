@@ -226,3 +226,31 @@ def test_runs_prune(tmp_path: Path) -> None:
     assert (done / "trajectory.jsonl").exists() and (done / "result.json").exists()
     assert not old.exists() and (limit / "workspace").exists() and (root / "not-a-run").exists()
     assert not (batch_task / "workspace").exists()
+
+
+def test_a_nested_repository_without_a_commit_does_not_lose_the_patch(tmp_path: Path, demo_repo: Path) -> None:
+    """The agent ran ``git init`` in a folder: ``git add -A`` then fails ("does not have a commit
+    checked out"), and the run ended in a traceback with no result.json. The folder is left out of
+    the patch and named; the rest of the patch is there."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "a.txt").write_text("a\n")
+    base = Baseline.take(work, tmp_path / "g")
+    subprocess.run(["git", "init", "-q", str(work / "sub")], check=True)
+    (work / "sub" / "f.txt").write_text("x\n")
+    (work / "a.txt").write_text("b\n")
+    patch = base.diff()
+    assert "+b" in patch and "f.txt" not in patch and base.left_out == ["sub/"]
+
+    script = write_jsonl(tmp_path / "script.jsonl", [
+        {"content": "", "tool_calls": [{"name": "bash", "arguments": json.dumps(
+            {"command": "git init -q vendored && echo x > vendored/f && echo edit >> README.md"})}]},
+        {"content": "", "tool_calls": [{"name": "submit", "arguments": json.dumps({"summary": "done"})}]},
+    ])
+    out = tmp_path / "run"
+    proc = run_cli("code", "edit", "--repo", str(demo_repo), "--model", f"replay:{script}", "--out", str(out),
+                   "--quiet", "--keep-workspace")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "done" and result["patch_left_out"] == ["vendored/"]
+    assert "+edit" in (out / "patch.diff").read_text()

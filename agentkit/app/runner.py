@@ -651,10 +651,16 @@ def _write_outputs(prep: _Prepared, end: Any, test: dict[str, Any] | None, elaps
         "files": {"trajectory": TRAJECTORY},
     }
     if prep.baseline is not None:
-        patch = prep.baseline.diff()
-        (out / PATCH).write_text(patch, encoding="utf-8")
-        result["files"]["patch"] = PATCH
-        result["changed_files"] = re.findall(r"^diff --git a/(\S+)", patch, flags=re.M)
+        try:
+            patch = prep.baseline.diff()
+        except SandboxError as e:  # the run's record stays complete without its patch
+            result["patch_error"] = str(e)
+        else:
+            (out / PATCH).write_text(patch, encoding="utf-8")
+            result["files"]["patch"] = PATCH
+            result["changed_files"] = re.findall(r"^diff --git a/(\S+)", patch, flags=re.M)
+            if prep.baseline.left_out:  # nested repositories without a commit: git cannot hold them
+                result["patch_left_out"] = prep.baseline.left_out
     if prep.preset.name == "research":
         (out / ANSWER).write_text(answer_markdown(traj.answer or "", traj.sources), encoding="utf-8")
         result["files"]["answer"] = ANSWER

@@ -23,7 +23,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from agentkit.errors import ConfigError
+from agentkit.errors import ConfigError, SandboxError
 
 # Never part of the patch: caches the tests leave behind and the sandbox's saved outputs.
 _EXCLUDES = ["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".agentkit/", ".venv/", "node_modules/"]
@@ -208,11 +208,32 @@ def _git(git_dir: Path, work: Path, *args: str, check: bool = True) -> subproces
     return subprocess.run(cmd, capture_output=True, text=True, check=check, cwd=work)
 
 
+_NO_COMMIT = re.compile(r"error: '(.+?)' does not have a commit checked out")
+
+
+def _add_all(git_dir: Path, work: Path) -> list[str]:
+    """Stage the whole tree. A folder git cannot add (a nested repository without a commit: the agent
+    ran ``git init`` there) is left out and named, instead of failing the patch; any other failure
+    is a ``SandboxError`` with git's message."""
+    left_out: list[str] = []
+    while True:
+        done = _git(git_dir, work, "add", "-A", "--", ".", *(f":(exclude){p}" for p in left_out), check=False)
+        if done.returncode == 0:
+            return left_out
+        new = [p for p in _NO_COMMIT.findall(done.stderr) if p not in left_out]
+        if not new:
+            tail = " ".join(done.stderr.strip().splitlines()[-2:])
+            raise SandboxError(f"git could not take the workspace's changes for the patch: {tail}")
+        left_out += new
+
+
 class Baseline:
-    """A snapshot of a directory taken before the run; ``diff()`` is the patch of everything since."""
+    """A snapshot of a directory taken before the run; ``diff()`` is the patch of everything since.
+    ``left_out``: folders the last snapshot could not hold (nested repositories without a commit)."""
 
     def __init__(self, work: Path, git_dir: Path) -> None:
         self.work, self.git_dir = Path(work).resolve(), Path(git_dir).resolve()
+        self.left_out: list[str] = []
 
     @classmethod
     def take(cls, work: Path, git_dir: Path, skip: Path | None = None, seed: Path | None = None) -> "Baseline":
@@ -240,7 +261,7 @@ class Baseline:
         if skip is not None and Path(skip).resolve().is_relative_to(work):  # the run folder inside the tree
             excludes.append("/" + Path(skip).resolve().relative_to(work).as_posix() + "/")
         (partial / "info" / "exclude").write_text("\n".join(excludes) + "\n")
-        _git(partial, work, "add", "-A", ".")
+        base.left_out = _add_all(partial, work)
         _git(partial, work, "commit", "-q", "--allow-empty", "-m", "baseline")
         partial.rename(git_dir)
         return base
@@ -248,11 +269,12 @@ class Baseline:
     def advance(self, message: str) -> None:
         """Take the directory as it is now as the baseline (a commit on top of the first), so
         ``diff()`` leaves out what changed so far (e.g. what ``--setup-cmd`` wrote)."""
-        _git(self.git_dir, self.work, "add", "-A", ".")
+        self.left_out = _add_all(self.git_dir, self.work)
         _git(self.git_dir, self.work, "commit", "-q", "--allow-empty", "-m", message)
 
     def diff(self) -> str:
-        _git(self.git_dir, self.work, "add", "-A", ".")
+        """The patch from the baseline to the tree as it is now (binary files included)."""
+        self.left_out = _add_all(self.git_dir, self.work)
         return _git(self.git_dir, self.work, "diff", "--cached", "--binary", "HEAD").stdout
 
 
