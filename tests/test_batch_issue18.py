@@ -103,3 +103,15 @@ def test_retry_classification_by_type_with_the_old_word_rule_as_fallback() -> No
     assert error_type_of(ConfigError("rejected", error_type="AuthError")) == "AuthError"
     assert error_type_of(AuthError("no")) == "AuthError" and error_type_of(BadRequest("no")) == "BadRequest"
     assert error_type_of(FileNotFoundError("x")) == "OSError" and error_type_of(KeyError("x")) == "InternalError"
+
+
+def test_a_task_replaces_or_switches_off_the_batchs_setup_cmd(tmp_path: Path) -> None:
+    from agentkit.app.batch import BatchTask, task_options
+    from agentkit.app.runner import RunOptions
+
+    base = RunOptions(task="", setup_cmd="pip install -e .", env={"A": "1"})
+    own = task_options(BatchTask(id="a", task="t", setup_cmd="make"), base, tmp_path)
+    none = task_options(BatchTask(id="b", task="t", setup_cmd=""), base, tmp_path)  # before: fell back to the batch's
+    same = task_options(BatchTask(id="c", task="t", env={"B": "2"}), base, tmp_path)
+    assert (own.setup_cmd, none.setup_cmd, same.setup_cmd) == ("make", None, "pip install -e .")
+    assert same.env == {"A": "1", "B": "2"}

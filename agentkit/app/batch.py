@@ -66,7 +66,7 @@ class BatchTask(BaseModel):
     task: str = Field(min_length=1)
     repo: str | None = None
     test_cmd: str | None = None
-    setup_cmd: str | None = None  # code tasks: replaces the batch's --setup-cmd
+    setup_cmd: str | None = None  # code tasks: replaces the batch's --setup-cmd ("" for none)
     env: dict[str, str] = Field(default_factory=dict)  # code tasks: added to the batch's --env (the task's win)
 
     @field_validator("env")
@@ -218,7 +218,7 @@ def task_options(task: BatchTask, base: RunOptions, out: Path) -> RunOptions:
     return base.model_copy(update={
         "preset": task.preset, "task": task.task, "repo": task.repo, "test_cmd": task.test_cmd,
         "out": str(out / "tasks" / task.id), "run_id": task.id, "in_place": False,
-        "setup_cmd": (task.setup_cmd or base.setup_cmd) if code else None,
+        "setup_cmd": (base.setup_cmd if task.setup_cmd is None else task.setup_cmd or None) if code else None,
         "env": {**base.env, **task.env} if code else {},
     })
 
