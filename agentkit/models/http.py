@@ -332,7 +332,7 @@ class HTTPModel(ModelBase):
     name: str
     provider: str
     base_url: str
-    key_env: str | None = None
+    key_source: str | None = None  # where the key came from, as a 401 names it (a variable, or "the api_key argument")
     context_window: int | None = None
 
     def _init_http(self, *, api_key: str | None, headers: dict[str, str] | None, timeout_s: float,
@@ -424,7 +424,7 @@ class HTTPModel(ModelBase):
     def _http_error(self, resp: Any, text: str) -> ModelError:
         text = redact(text, [self._api_key])  # a server may echo the key back in its error body
         return http_error(resp.status_code, resp.headers, text, model=self.name, provider=self.provider,
-                          key_env=self.key_env, context_window=self.context_window)
+                          key_source=self.key_source, context_window=self.context_window)
 
     def _read_body(self, resp: Any) -> dict[str, Any]:
         """The JSON object of a non-streamed reply, or the typed error it amounts to."""

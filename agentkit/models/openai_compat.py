@@ -62,7 +62,7 @@ class OpenAICompatible(HTTPModel):
         self.provider = provider
         self.preset = get_provider(provider).for_model(model)  # its rules for this model (providers.ModelRule)
         self.base_url = resolve_base_url(self.preset, base_url)
-        self.key_env = key_source(self.preset, api_key)  # what a 401 names: where this key came from
+        self.key_source = key_source(self.preset, api_key)  # what a 401 names: where this key came from
         self._init_http(api_key=resolve_api_key(self.preset, self.base_url, api_key), headers=headers,
                         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, max_retries=max_retries,
                         backoff=backoff,

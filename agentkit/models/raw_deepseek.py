@@ -86,7 +86,7 @@ class RawDeepSeek(HTTPModel):
         self.auto_search_format = search_format is None and version == "v3.1"
         base = base_url.rstrip("/")
         self.base_url = base if base.rsplit("/", 1)[-1].startswith("v1") else base + "/v1"
-        self.key_env = KEY_ENV
+        self.key_source = KEY_ENV
         self._init_http(api_key=api_key if api_key is not None else os.environ.get(KEY_ENV), headers=headers,
                         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
                         max_retries=max_retries, backoff=backoff, transport=transport, sleep=sleep)

@@ -106,7 +106,7 @@ def error_type(body: Any) -> str | None:
 
 
 def http_error(status: int, headers: Mapping[str, str], text: str, *, model: str, provider: str,
-               key_env: str, context_window: int | None) -> ModelError:
+               key_source: str, context_window: int | None) -> ModelError:
     """The typed error for an HTTP error response; ``retryable`` says whether to try again."""
     try:
         body = json.loads(text) if text.strip() else None
@@ -119,9 +119,9 @@ def http_error(status: int, headers: Mapping[str, str], text: str, *, model: str
     if _is_context_error(msg, etype) and status < 500:
         return context_error(msg, model=model, window=context_window, status=status)
     if status == 401:
-        return AuthError(f"{where} rejected the API key (401: {msg}); check {key_env}", status=status)
+        return AuthError(f"{where} rejected the API key (401: {msg}); check {key_source}", status=status)
     if status == 403:
-        return AuthError(f"{where} refused the request (403: {msg}); check that the key in {key_env} "
+        return AuthError(f"{where} refused the request (403: {msg}); check that the key in {key_source} "
                          "may use this model", status=status)
     if status == 402:
         return PaymentRequired(f"{where}: out of credits (402: {msg}); add credits or raise the key's limit",
