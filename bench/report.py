@@ -56,8 +56,10 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
     if rows:
         said = {"agentkit": "in one process", "agentkit-processes": "over one process per core"}
         took = ", ".join(f"{r:.2f}× {said[name]}" for name, r in rows.items())
-        lines.append(f"- Concurrency: agentkit took {took} of the ideal wall time (target ≤ 1.15×): "
-                     f"{'met' if min(rows.values()) <= 1.15 else 'NOT met'}.")
+        # issue 16's target, with --processes: 1.25× (issue 8's 1.15× was met with the hand-written HTTP
+        # client that issue 16 replaced by a maintained library, accepting this much)
+        lines.append(f"- Concurrency: agentkit took {took} of the ideal wall time (target ≤ 1.25× over "
+                     f"processes): {'met' if rows.get('agentkit-processes', 9.9) <= 1.25 else 'NOT met'}.")
     for t in results.get("cache", {}).get("targets", []):
         lines.append(f"- Cache ({t['episode']} episode): {t['target']}: {t['value']}: "
                      f"{'met' if t['met'] else 'NOT met'}.")
