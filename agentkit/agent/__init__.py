@@ -1,6 +1,7 @@
-"""The agent, split by job in one direction: the loop (``loop.py``: ask, act, record) uses one
-turn's tool calls (``calls.py``), the budget (``budget.py``: ``Limits`` and per-call caps) and
-the run record (``record.py``: state, trajectory, run header, resume), which uses neither."""
+"""The agent, split by job in one direction: the loop (``loop.py``) asks the model for a turn
+(``ask.py``), acts on it (``calls.py``: its tool calls, or the answer), under the budget
+(``budget.py``: ``Limits`` and per-call caps) and into the run record (``record.py``: state,
+trajectory, run header, resume), which uses none of them."""
 
 from agentkit.agent.budget import Budget, Limits
 from agentkit.agent.calls import SUBMIT

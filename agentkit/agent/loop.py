@@ -1,10 +1,10 @@
 """The agent loop: ask the model, run the tools it calls, feed back observations, until done.
 
-One run is a sequence of steps; each step is one model call plus the tool calls of its turn.
+One run is a sequence of steps; each step asks the model for a turn (``ask.py``) and acts on it
+(``calls.py``: tools, or the answer; bad output becomes an observation the model can correct).
 Everything durable goes through the run record (``record.py``) to the trajectory as it happens,
 so a killed run can be resumed; everything else is a typed event from ``agent.iter(task)``. The
-budget (``budget.py``) is checked before each step and caps each call. Bad model output never
-crashes a run: it becomes an error observation the model can read and correct (``calls.py``).
+budget (``budget.py``) is checked before each step and caps each call.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Sequence
 
 from agentkit import events as ev
+from agentkit.agent.ask import ask
 from agentkit.agent.budget import Budget, Limits
 from agentkit.agent.calls import check_tools, handle_turn
 from agentkit.agent.record import (End, RunRecord, RunResult, mask_sandbox_secrets, open_writer, run_header,
                                    tool_context)
 from agentkit.agent.compactor import ContextManager, ContextPolicy
 from agentkit.agent.runs import AgentRun, EventCallback, run_sync
-from agentkit.errors import AgentkitError, ContextWindowExceeded, ModelError
+from agentkit.errors import AgentkitError, ContextWindowExceeded
 from agentkit.messages import AssistantMessage, Message
 from agentkit.models.base import Model, ModelSettings
 from agentkit.tools.base import AnyTool, ToolContext, tool_schema
@@ -181,8 +182,9 @@ class Agent:
                     break
                 yield ev.ModelCallStarted(step=rec.steps + 1, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
                                           messages=len(messages))
+                settings = self.settings.model_copy(update={"max_tokens": max_tokens}) if max_tokens else self.settings
                 try:
-                    async for e in self._call_model(rec, messages, max_tokens):
+                    async for e in ask(self.model, rec, messages, self.tool_schemas() or None, settings, self.stream):
                         yield e
                 except ContextWindowExceeded as exc:  # our count was short: compact harder, once
                     if rec.shrink is not None:
@@ -207,31 +209,6 @@ class Agent:
         for e in rec.flush():
             yield e
         yield self._finish(run, rec, rec.end or ("error", None, "ended without a status"))
-
-    async def _call_model(self, rec: RunRecord, messages: list[Message],
-                          max_tokens: int | None) -> AsyncIterator[ev.Event]:
-        settings = self.settings.model_copy(update={"max_tokens": max_tokens}) if max_tokens else self.settings
-        tools, step, completion = self.tool_schemas() or None, rec.steps + 1, None
-        if self.stream:
-            async for d in self.model.stream(messages, tools, settings, on_event=rec.model_event):
-                for e in rec.flush():  # a retry first: it may void the deltas shown before it
-                    yield e
-                if d.reasoning:
-                    yield ev.ReasoningDelta(step=step, text=d.reasoning)
-                if d.content:
-                    yield ev.ContentDelta(step=step, text=d.content)
-                completion = d.completion or completion
-            if completion is None:
-                raise ModelError("the model's stream ended without a final message; retry the run")
-        else:
-            completion = await self.model.complete(messages, tools, settings, on_event=rec.model_event)
-        rec.add_reply(completion)
-        for e in rec.flush():
-            yield e
-        c = completion
-        yield ev.ModelCallFinished(step=step, usage=c.usage, latency_s=c.latency_s, finish_reason=c.finish_reason,
-                                   content=c.message.text or None, reasoning=c.message.reasoning,
-                                   tool_calls=len(c.message.tool_calls))
 
     async def _compact(self, rec: RunRecord, compactor: ContextManager, target: int | None = None) -> list[Message]:
         async def summarize(request: list[Message]) -> tuple[AssistantMessage, dict[str, Any] | None]:
