@@ -65,3 +65,28 @@ def test_search_backend_mistakes_name_the_parameters_in_the_library_and_the_flag
     assert str(info.value).startswith("searxng_url=URL must be an http(s) URL")
     said = cli_words(str(info.value))  # the flag, whichever the CLI has for the SearXNG address
     assert said.startswith("--") and "must be an http(s) URL" in said and "searxng_url" not in said
+
+
+async def test_batch_and_evaluation_mistakes_name_the_parameters_in_the_library_and_the_flags_in_the_cli(tmp_path):
+    """The app layer is also a library (run_batch, run_shards, run_swebench): its errors named flags."""
+    from agentkit.app.batch import run_batch, run_shards
+    from agentkit.app.eval_swebench import Instance, image_name, select
+    from agentkit.app.runner import RunOptions
+    from agentkit.cli import cli_words
+
+    with pytest.raises(ConfigError) as info:
+        await run_batch([], RunOptions(task=""), tmp_path, workers=0)
+    assert str(info.value) == "workers=0 must be at least 1"
+    assert cli_words(str(info.value)) == "--workers 0 must be at least 1"
+    with pytest.raises(ConfigError) as info:
+        run_shards([], [], tmp_path, 0)
+    assert cli_words(str(info.value)) == "--processes 0 must be at least 1" and "processes=0" in str(info.value)
+    inst = Instance(instance_id="a__b-1", repo="a/b", base_commit="0" * 40, problem_statement="p")
+    with pytest.raises(ConfigError) as info:
+        select([inst], filter="(")
+    assert str(info.value).startswith("filter='(': not a regular expression")
+    assert cli_words(str(info.value)).startswith("--filter '(': not a regular expression")
+    with pytest.raises(ConfigError) as info:
+        image_name(inst, "{nope}")
+    assert str(info.value).startswith("image_template='{nope}'")
+    assert cli_words(str(info.value)).startswith("--image-template '{nope}'")

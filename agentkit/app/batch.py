@@ -282,7 +282,7 @@ async def run_batch(tasks: list[BatchTask], base: RunOptions, out: str | Path, *
     """Run ``tasks`` (with ``shard``, only its share of them) ``workers`` at a time into ``out``;
     returns the summary (also written to summary.json, or summary.shard-I.json)."""
     if workers < 1:
-        raise ConfigError("--workers must be at least 1")
+        raise ConfigError(f"workers={workers} must be at least 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if runner is None:
@@ -450,7 +450,7 @@ def run_shards(argv: Sequence[str], tasks: list[BatchTask], out: str | Path, pro
     even by SIGKILL. A child that stops otherwise (killed, out of memory) is not started again:
     its unfinished tasks wait for the next run of the same command, which resumes them."""
     if processes < 1:
-        raise ConfigError("--processes must be at least 1")
+        raise ConfigError(f"processes={processes} must be at least 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ledgers = Ledgers(out, retry_errors)
@@ -550,7 +550,7 @@ def _ray_runner(address: str) -> Runner:
     try:
         import ray
     except ImportError:
-        raise ConfigError("--ray needs Ray: pip install 'agentkit[ray]'") from None
+        raise ConfigError("ray_address=ADDRESS needs Ray: pip install 'agentkit[ray]'") from None
     started = not ray.is_initialized()
     if started:
         atexit.register(ray.shutdown)  # a cluster we started ends with this process
@@ -560,7 +560,7 @@ def _ray_runner(address: str) -> Runner:
             else:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"--ray {address}: cannot connect to the Ray cluster ({e}); "
+            raise ConfigError(f"ray_address={address!r}: cannot connect to the Ray cluster ({e}); "
                               "start one with `ray start --head` or check the address") from None
     remote = ray.remote(num_cpus=1)(_run_on_worker)
 

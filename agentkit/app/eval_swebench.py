@@ -160,7 +160,7 @@ def select(instances: list[Instance], *, filter: str | None = None, slice_: str 
         try:
             rx = re.compile(filter)
         except re.error as e:
-            raise ConfigError(f"--filter {filter!r}: not a regular expression ({e})") from None
+            raise ConfigError(f"filter={filter!r}: not a regular expression ({e})") from None
         chosen = [i for i in chosen if rx.search(i.instance_id)]
     if slice_ is not None:
         chosen = chosen[parse_slice(slice_) if isinstance(slice_, str) else slice_]
@@ -178,7 +178,7 @@ def image_name(inst: Instance, template: str | None = None) -> str:
         return (template or DEFAULT_IMAGE_TEMPLATE).format(instance_id=inst.instance_id,
                                                            docker_id=docker_id(inst.instance_id))
     except (KeyError, IndexError, ValueError) as e:
-        raise ConfigError(f"--image-template {template!r}: use the fields {{instance_id}} and {{docker_id}} "
+        raise ConfigError(f"image_template={template!r}: use the fields {{instance_id}} and {{docker_id}} "
                           f"({type(e).__name__}: {e})") from None
 
 

@@ -103,7 +103,10 @@ _CLI_WORDS = (("fallbacks=[...]", "--fallback MODEL"), ("base_url=URL", "--base-
               ("repo=PATH", "--repo PATH"), ("image=NAME", "--image NAME"),
               ("sandbox='docker'", "--sandbox docker"), ("sandbox='local'", "--sandbox local"),
               ("setup_cmd=", "--setup-cmd "),
-              ("max_copy_bytes=BYTES (None: no limit)", "--max-copy-size (e.g. --max-copy-size 10G, or none)"))
+              ("max_copy_bytes=BYTES (None: no limit)", "--max-copy-size (e.g. --max-copy-size 10G, or none)"),
+              # batch and evaluation (agentkit.app.batch, agentkit.app.eval_swebench)
+              ("ray_address=ADDRESS", "--ray ADDRESS"), ("ray_address=", "--ray "), ("workers=", "--workers "),
+              ("processes=", "--processes "), ("image_template=", "--image-template "), ("filter=", "--filter "))
 
 
 # What a hint says instead when the command at hand lacks the flag: the clause naming the library's
