@@ -220,8 +220,8 @@ async def test_sources_reach_the_result_and_trajectory(tmp_path, agent_tools) ->
                             ("cite", {"url": "https://b.example/y", "title": "B"})),
                        turn("see [citation:2]")], agent_tools, tmp_path)
     result = await agent.run("t")
-    assert [s["url"] for s in result.sources] == ["https://a.example/x", "https://b.example/y"]
-    assert Trajectory.load(result.trajectory_path).sources == result.sources
+    assert [s.url for s in result.sources] == ["https://a.example/x", "https://b.example/y"]  # typed
+    assert Trajectory.load(result.trajectory_path).sources == [s.model_dump() for s in result.sources]
 
 
 async def test_replay_running_out_is_a_clear_error(tmp_path, agent_tools) -> None:

@@ -122,6 +122,9 @@ def test_answer_markdown_lists_cited_sources() -> None:
     assert text.endswith("## Sources\n\n2. [https://b.org](https://b.org)\n3. [C](https://c.org)\n")
     assert "1. [A]" in answer_markdown("No citations.", sources)  # nothing cited: list all
     assert answer_markdown("Plain.", []) == "Plain.\n"
+    from agentkit.tools.base import Source  # RunResult.sources, typed
+
+    assert answer_markdown("X [citation:3] and Y [citation:2].", [Source(**s) for s in sources]) == text  # type: ignore[arg-type]
 
 
 def test_small_helpers(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ async def test_search_agent_run_collects_citable_sources(tmp_path: Path) -> None
         finally:
             await fetch.aclose()
     assert result.status == "done" and "[citation:1]" in (result.answer or "")
-    assert [(s["n"], s["url"]) for s in result.sources] == [(1, page), (2, "https://example.org/other")]
+    assert [(s.n, s.url) for s in result.sources] == [(1, page), (2, "https://example.org/other")]
     texts = [m.text for m in Trajectory.load(result.trajectory_path).messages if isinstance(m, ToolMessage)]
     assert "[webpage 1 begin]" in texts[0] and "[webpage 2 begin]" in texts[0]
     assert texts[1].startswith("[citation:1] The Moon")

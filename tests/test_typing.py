@@ -49,6 +49,7 @@ print(Agent(Replay([]), max_stepz=3).run_sync("x").anwser)
 Agent(Replay([]), tools=[add]).run_sync(42)
 add("1", 2)
 reveal_type(add)
+print([s.urll for s in Agent(Replay([])).run_sync("x").sources])
 ''', encoding="utf-8")
     examples = sorted((ROOT / "examples").rglob("*.py"))
     proc = _mypy(tmp_path, *examples, typos)
@@ -60,6 +61,7 @@ reveal_type(add)
     assert any('"run_sync" of "Agent" has incompatible type "int"' in e for e in errors), out
     assert any('incompatible type "str"; expected "int"' in e for e in errors), out  # add("1", 2)
     assert "FunctionTool[[a: int, b: int], int]" in out, out  # the decorated object keeps its signature
+    assert any('"Source" has no attribute "urll"' in e for e in errors), out  # RunResult.sources is typed
 
 
 def test_a_tool_is_called_like_its_function() -> None:

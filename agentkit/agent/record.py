@@ -50,7 +50,7 @@ class RunResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = 0.0
     trajectory_path: str | None = None
-    sources: list[dict[str, Any]] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)  # typed: result.sources[0].url
     error: str | None = None
     error_type: str | None = None  # the agentkit error that ended the run, e.g. "AuthError"
     error_status: int | None = None  # its HTTP status, for model errors
@@ -283,7 +283,7 @@ class RunRecord:
                             sources=sources)
             self.writer.close()
         result = RunResult(status=status, answer=answer, steps=self.steps, usage=self.usage,
-                           cost_usd=self.usage.cost_usd, sources=sources, error=error,
+                           cost_usd=self.usage.cost_usd, sources=self.tool_ctx.sources.all(), error=error,
                            error_type=type(self.exc).__name__ if self.exc else None,
                            error_status=getattr(self.exc, "status", None),
                            trajectory_path=str(self.writer.path) if self.writer else None,

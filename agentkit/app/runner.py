@@ -23,6 +23,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from agentkit.errors import ConfigError, SandboxError, first_error
 from agentkit.presets import get_preset
 from agentkit.presets.base import Preset, ToolOptions
 from agentkit.sandboxes.base import env_name_problem
+from agentkit.tools.base import Source
 
 DEFAULT_MODEL = "deepseek/deepseek-chat-v3.1"
 DEFAULT_MAX_COST = 2.0  # USD: the CLI's cap on one run of a priced model when --max-cost is not given
@@ -686,16 +688,17 @@ def _html(path: Path, result: dict[str, Any] | None = None) -> str | None:
     return render_html(path, result)
 
 
-def answer_markdown(answer: str, sources: list[dict[str, Any]]) -> str:
-    """The answer plus a numbered list of the sources it cites (all sources when it cites none)."""
+def answer_markdown(answer: str, sources: Sequence[Source | dict[str, Any]]) -> str:
+    """The answer plus a numbered list of the sources it cites (all sources when it cites none).
+    ``sources``: ``RunResult.sources``, or the dicts of a trajectory or ``result.json``."""
     cited = {int(n) for n in re.findall(r"\[citation:(\d+)\]", answer)}
-    listed = [s for s in sources if not cited or int(s.get("n", 0)) in cited]
+    table = [s if isinstance(s, Source) else Source.model_validate(s) for s in sources]
+    listed = [s for s in table if not cited or s.n in cited]
     text = answer.rstrip() + "\n"
     if listed:
         text += "\n## Sources\n\n"
-        for s in sorted(listed, key=lambda s: int(s.get("n", 0))):
-            title = s.get("title") or s.get("url")
-            text += f"{s.get('n')}. [{title}]({s.get('url')})\n"
+        for s in sorted(listed, key=lambda s: s.n):
+            text += f"{s.n}. [{s.title or s.url}]({s.url})\n"
     return text
 
 
