@@ -35,7 +35,10 @@ def make_repo(root: Path, files: int, ignored: int = 5000) -> Path:
            "GIT_COMMITTER_EMAIL": "t@t"}
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=env)
-    subprocess.run(["git", "commit", "-q", "-m", "init", "--no-gpg-sign"], cwd=repo, check=True, env=env)
+    subprocess.run(["git", "-c", "gc.auto=0", "commit", "-q", "-m", "init", "--no-gpg-sign"], cwd=repo, check=True,
+                   env=env)
+    # real repositories keep most objects in packs; and no background gc then races the clone
+    subprocess.run(["git", "repack", "-adq"], cwd=repo, check=True, env=env)
     (repo / "src" / "d0000" / "f000000.py").write_text("x = 'uncommitted'\n")
     (repo / "NOTES.txt").write_text("untracked\n")
     return repo

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,9 +104,18 @@ def _clone(repo: Path, dest: Path, skip: Path | None, note: Note | None) -> None
         note(f"workspace: cloning {repo} at {head[:12]} (git clone --local)")
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     links = ["--no-hardlinks"] if _cross_device(repo, dest) else []
-    cloned = subprocess.run(["git", "clone", "-q", "--local", "--no-checkout", *links, str(repo), str(dest)],
-                            capture_output=True, text=True, check=False, env=env)
-    if cloned.returncode != 0:
+    for attempt in range(CLONE_ATTEMPTS):
+        cloned = subprocess.run(["git", "clone", "-q", "--local", "--no-checkout", *links, str(repo), str(dest)],
+                                capture_output=True, text=True, check=False, env=env)
+        if cloned.returncode == 0:
+            break
+        # A `git gc --auto` that git started in the background after the user's last commit packs and
+        # deletes loose objects while the clone links them ("failed to create link ...: No such file"):
+        # wait for it to finish and clone again.
+        shutil.rmtree(dest, ignore_errors=True)
+        if attempt < CLONE_ATTEMPTS - 1:
+            _wait_for_gc(repo)
+    else:
         raise ConfigError(f"git clone of the repository {repo} failed: {' '.join(cloned.stderr.split())[:300]}")
     ws = ["git", "-C", str(dest), "-c", "advice.detachedHead=false"]
     subprocess.run([*ws, "remote", "remove", "origin"], capture_output=True, check=False)
@@ -122,6 +132,21 @@ def _clone(repo: Path, dest: Path, skip: Path | None, note: Note | None) -> None
                 _copy_one(repo / rel, dest / rel)
     untracked = _git_out(repo, "ls-files", "-z", "--others", "--exclude-standard").split("\0")
     _copy_files(repo, dest, [r for r in untracked if r], skip, None, note, fresh=False)
+
+
+CLONE_ATTEMPTS = 3
+GC_WAIT_S = 60.0  # the longest wait for a repository's background gc before cloning again
+
+
+def _wait_for_gc(repo: Path) -> None:
+    """Until the repository's ``gc.pid`` (a running ``git gc``) is gone, or ``GC_WAIT_S``."""
+    common = subprocess.run(["git", "-C", str(repo), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    lock = Path(common) / "gc.pid" if common else None
+    deadline = time.monotonic() + GC_WAIT_S
+    while lock is not None and lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.2)
 
 
 def _cross_device(repo: Path, dest: Path) -> bool:
