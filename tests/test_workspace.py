@@ -256,39 +256,50 @@ def test_a_nested_repository_without_a_commit_does_not_lose_the_patch(tmp_path: 
     assert "+edit" in (out / "patch.diff").read_text()
 
 
-def test_the_clone_waits_for_a_background_gc_and_tries_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """After a commit that leaves many loose objects git starts `git gc --auto` in the background; it
-    packs and deletes loose objects while `git clone --local` links them, and the clone fails with
-    "failed to create link ...: No such file or directory" (seen in 2 of 3 runs of bench/workspace.py).
-    The fault is injected by a `git` in front of the real one that fails the first clone while a
-    gc.pid lock exists; the workspace waits for the lock to go and clones again."""
-    import shutil
-    import threading
-
+def _one_file_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "a.py").write_text("x = 1\n")
     _git(tmp_path, "init", "-q", str(repo))
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "--no-gpg-sign", "-m", "init")
-    real, log = shutil.which("git"), tmp_path / "clones.log"
+    return repo
+
+
+def _git_in_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_clone: str) -> None:
+    """A ``git`` on PATH in front of the real one: ``on_clone`` (shell) runs first for a clone."""
+    import shutil
+
     wrapper = tmp_path / "bin" / "git"
     wrapper.parent.mkdir()
     wrapper.write_text(f"""#!/bin/sh
 for a in "$@"; do
   if [ "$a" = clone ]; then
-    date +%s.%N >> {log}
+{on_clone}
+  fi
+done
+exec {shutil.which("git")} "$@"
+""")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+
+
+def test_the_clone_waits_for_a_background_gc_and_tries_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a commit that leaves many loose objects git starts `git gc --auto` in the background; it
+    packs and deletes loose objects while `git clone --local` links them, and the clone fails with
+    "failed to create link ...: No such file or directory" (seen in 2 of 3 runs of bench/workspace.py).
+    The fault is injected by a `git` in front of the real one that fails the first clone while a
+    gc.pid lock exists; the workspace waits for the lock to go and clones again."""
+    import threading
+
+    repo = _one_file_repo(tmp_path)
+    log = tmp_path / "clones.log"
+    _git_in_front(tmp_path, monkeypatch, f"""    date +%s.%N >> {log}
     if [ ! -e {tmp_path}/failed-once ]; then
       touch {tmp_path}/failed-once
       echo "fatal: failed to create link 'x/.git/objects/6d/47': No such file or directory" >&2
       exit 128
-    fi
-  fi
-done
-exec {real} "$@"
-""")
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    fi""")
     lock = repo / ".git" / "gc.pid"
     lock.write_text("12345 host\n")
     gone: list[float] = []
@@ -309,22 +320,8 @@ exec {real} "$@"
 
 
 def test_a_clone_that_keeps_failing_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
-
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "a.py").write_text("x = 1\n")
-    _git(tmp_path, "init", "-q", str(repo))
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "--no-gpg-sign", "-m", "init")
-    wrapper = tmp_path / "bin" / "git"
-    wrapper.parent.mkdir()
-    wrapper.write_text(f"""#!/bin/sh
-for a in "$@"; do [ "$a" = clone ] && {{ echo "fatal: disk on fire" >&2; exit 128; }}; done
-exec {shutil.which("git")} "$@"
-""")
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    repo = _one_file_repo(tmp_path)
+    _git_in_front(tmp_path, monkeypatch, '    echo "fatal: disk on fire" >&2; exit 128')
     with pytest.raises(ConfigError, match="git clone of the repository .* failed: fatal: disk on fire"):
         copy_repo(repo, tmp_path / "w")
     assert not (tmp_path / "w").exists()
