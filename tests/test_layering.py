@@ -76,3 +76,16 @@ def test_every_unit_has_a_rank():
 def test_imports_point_down_the_layers():
     upward = sorted(f"{a} -> {b}" for a, b in edges() if RANK[b] >= RANK[a])
     assert upward == []
+
+
+def test_a_module_over_450_lines_says_why() -> None:
+    """Issue 16: no module over ~450 lines without a reason given in its docstring."""
+    import ast
+
+    long = []
+    for root in SOURCES.values():
+        for path in sorted(root.rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            if text.count("\n") > 450 and "Why one module over 450 lines" not in (ast.get_docstring(ast.parse(text)) or ""):
+                long.append(f"{path.relative_to(ROOT)} ({text.count(chr(10))} lines)")
+    assert long == [], "split them, or say why in the module docstring: " + ", ".join(long)

@@ -1,10 +1,11 @@
 """``OpenAICompatible``: the chat-completions client for every OpenAI-compatible provider.
 
-One shared ``httpx.AsyncClient`` per model (per event loop, over aiohttp: ``models/http.py``). Faults that retrying can fix are
-retried with exponential backoff and jitter, honouring ``Retry-After``; each retry is reported
-through ``on_event``. A stream that fails after it has already yielded output is retried as
-well, with a ``discarded`` retry event (the caller drops what it showed); when retries run out it
-raises ``ModelError`` with the partial ``Completion``. Each call has ``request_timeout`` seconds.
+One HTTP client per model and event loop (aiohttp: ``models/clients.py``, under ``HTTPModel`` in
+``models/http.py``). Faults that retrying can fix are retried with exponential backoff and
+jitter, honouring ``Retry-After``; each retry is reported through ``on_event``. A stream that
+fails after it has already yielded output is retried as well, with a ``discarded`` retry event
+(the caller drops what it showed); when retries run out it raises ``ModelError`` with the partial
+``Completion``. Each call has ``request_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import httpx
 from agentkit.errors import ModelError
 from agentkit.messages import Message, SeenConversation, Usage, content_text
 from agentkit.models.assemble import StreamAssembler, completion_from_body
-from agentkit.models.http import TRANSPORT_ERRORS, HTTPModel
+from agentkit.models.clients import TRANSPORT_ERRORS
+from agentkit.models.http import HTTPModel
 from agentkit.models.base import Completion, CompletionDelta, ModelEvent, ModelSettings, OnEvent
 from agentkit.models.catalog import lookup
 from agentkit.models.prompt_tools import grammar_version, parse_prompt_reply, refuses_tools, to_prompt_messages

@@ -26,7 +26,8 @@ from agentkit.deepseek.render import SearchAgentFormat, render_prompt, template_
 from agentkit.deepseek.parse import ParsedCompletion, StreamParser, parse_completion
 from agentkit.deepseek.special import BOS, EOS, OUTPUT_BEGIN, USER
 from agentkit.messages import AssistantMessage, Message, Usage
-from agentkit.models.http import TRANSPORT_ERRORS, HTTPModel
+from agentkit.models.clients import TRANSPORT_ERRORS
+from agentkit.models.http import HTTPModel
 from agentkit.models.base import (
     Completion,
     CompletionDelta,

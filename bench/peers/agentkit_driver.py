@@ -38,7 +38,7 @@ from driver_common import driver_args, peak_rss_mb
 
 from agentkit.agent import Agent, Limits
 from agentkit.errors import AgentkitError
-from agentkit.models.http import POOL
+from agentkit.models.clients import POOL
 from agentkit.models.openai_compat import OpenAICompatible
 from agentkit.app.batch import in_shard, parse_shard
 
