@@ -292,6 +292,8 @@ def test_fixable_errors_run_again_with_todays_options(tmp_path: Path, demo_repo:
     assert [r["status"] for r in _results(out)] == ["error", "done"]  # the new line replaces the old one
     page = (out / "index.html").read_text()
     assert 'href="tasks/a/trajectory.html"' in page and "done" in page and "$0.4000" in page
+    task_page = (out / "tasks" / "a" / "trajectory.html").read_text()  # and back, to OUT/index.html
+    assert '<a href="../../index.html">' in task_page
     assert "<b>it</b>" not in page and "do &lt;b&gt;it&lt;/b&gt;" in page  # escaped
 
 

@@ -200,6 +200,10 @@ def test_the_outcome_and_edits_as_diffs(tmp_path) -> None:
 
 
 def test_a_batch_task_links_to_the_batch_index(tmp_path) -> None:
-    run = _run_folder(tmp_path / "batch", "task-1")
-    (tmp_path / "batch" / "index.html").write_text("<html></html>")
-    assert '<a href="../index.html">' in render_html(run / "trajectory.jsonl")
+    """A batch writes OUT/tasks/ID/ and OUT/index.html (the link went to OUT/tasks/index.html, and was
+    shown only when that file existed, so never); the ledger is there from the start, the index
+    only once the batch ends, so the ledger says the run is a batch task."""
+    run = _run_folder(tmp_path / "batch" / "tasks", "task-1")
+    assert "batch index" not in render_html(run / "trajectory.jsonl")
+    (tmp_path / "batch" / "results.jsonl").write_text("")
+    assert '<a href="../../index.html">' in render_html(run / "trajectory.jsonl")

@@ -164,7 +164,7 @@ def _outcome(result: dict[str, Any] | None, patch: str | None, batch_index: bool
         else:
             parts.append('<div class="patch">Final patch: no changes</div>')
     if batch_index:
-        parts.append('<div class="batch"><a href="../index.html">← the batch index</a></div>')
+        parts.append('<div class="batch"><a href="../../index.html">← the batch index</a></div>')
     return f'<section class="outcome">{"".join(parts)}</section>' if parts else ""
 
 
@@ -287,13 +287,19 @@ def _token_note(text: str) -> str:
         return ""
 
 
+def _in_batch(path: Path) -> bool:
+    """Whether the run is a batch task, ``OUT/tasks/ID/trajectory.jsonl`` beside the batch's ledger
+    (``OUT/results*.jsonl``, there from the start: ``OUT/index.html`` is written when the batch ends)."""
+    tasks = path.resolve().parent.parent
+    return tasks.name == "tasks" and any(tasks.parent.glob("results*.jsonl"))
+
+
 def render_html(path: str | os.PathLike[str], result: dict[str, Any] | None = None) -> str:
     """The viewer page for the trajectory at ``path``. The run's outcome comes from ``result`` (the
     ``result.json`` content) or else the ``result.json`` beside the trajectory, and ``patch.diff``."""
     traj = load(path)
     saved, patch = _read_outcome(Path(path))
-    outcome = _outcome(result if result is not None else saved, patch,
-                       (Path(path).parent.parent / "index.html").is_file())
+    outcome = _outcome(result if result is not None else saved, patch, _in_batch(Path(path)))
     run = traj.run
     page = _Page(traj)
     for r in traj.records:
