@@ -32,6 +32,29 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | Non
                           input=input if input is not None else "", capture_output=True, text=True, timeout=timeout)
 
 
+def run_on_terminal(*args: str, cwd: str | Path | None = None) -> tuple[int, str]:
+    """Run ``agentkit ARGS`` on a pseudo-terminal (160 columns); its exit code and everything it
+    wrote there, escapes included."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "agentkit", *args], stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=slave, cwd=cwd, env=cli_env(TERM="xterm-256color", COLUMNS="160"))
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    rc = proc.wait(timeout=120)
+    os.close(master)
+    return rc, b"".join(chunks).decode("utf-8", "replace")
+
+
 @pytest.fixture
 def agentkit_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli

@@ -23,27 +23,12 @@ from agentkit.models.base import ModelEvent
 from agentkit.presets.base import ToolOptions
 from agentkit.presets.toolset import ConfirmShell, StopRun, build_tools
 from agentkit.tools.base import ToolContext
-from tests.fixtures_cli import cli_env, run_cli, write_jsonl
+from tests.fixtures_cli import cli_env, run_cli, run_on_terminal, write_jsonl
 
 
 def _screen(args: list[str], cwd: Path | None = None) -> tuple[int, str]:
     """Run ``agentkit ARGS`` on a pseudo-terminal; its exit code and the text it drew (no escapes)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "agentkit", *args], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, cwd=cwd, env=cli_env(TERM="xterm-256color", COLUMNS="160"))
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    rc = proc.wait(timeout=120)
-    os.close(master)
-    raw = b"".join(chunks).decode("utf-8", "replace")
+    rc, raw = run_on_terminal(*args, cwd=cwd)
     assert "\x1b[" in raw  # drawn, not printed as plain lines
     return rc, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
 

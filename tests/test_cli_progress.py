@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 
 from agentkit import demo
 from agentkit.events import LimitReached, ModelCallFinished, RunEnded, ToolCallStarted, Warning
 from agentkit.messages import Usage
 from agentkit.app.progress import Progress, short_argument
-from tests.fixtures_cli import cli_env, run_cli
+from tests.fixtures_cli import run_cli, run_on_terminal
 
 
 class _Tty(io.StringIO):
@@ -85,23 +81,8 @@ def test_short_argument_picks_the_telling_field() -> None:
 
 
 def test_cli_on_a_real_terminal_uses_the_live_display(tmp_path: Path) -> None:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "agentkit", "demo", "--out", str(tmp_path / "run")],
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                            env=cli_env(TERM="xterm-256color", COLUMNS="160"))
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    assert proc.wait(timeout=120) == 0
-    os.close(master)
-    out = b"".join(chunks).decode("utf-8", "replace")
+    rc, out = run_on_terminal("demo", "--out", str(tmp_path / "run"))
+    assert rc == 0
     assert "\x1b[" in out and "step 6" in out and "submit" in out
     assert "[step 1 |" not in out  # no plain lines on a terminal
     assert "patch:" in out and str(tmp_path / "run" / "patch.diff") in out.replace("\r\n", "\n").replace("\n", "")
