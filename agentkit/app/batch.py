@@ -42,9 +42,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentkit.errors import AgentkitError, ConfigError, first_error
+from agentkit.app.records import jsonl_lines, validated
+from agentkit.errors import AgentkitError, ConfigError
 from agentkit.app.runner import RunOptions, run_or_resume, run_task
 from agentkit.sandboxes.base import env_name_problem
 
@@ -107,24 +108,13 @@ def load_tasks(path: str | Path) -> list[BatchTask]:
     if not p.is_file():
         raise ConfigError(f"{path}: no such file; pass a JSONL file with one task per line")
     tasks: list[BatchTask] = []
-    seen: set[str] = set()
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            task = BatchTask.model_validate_json(line)
-        except ValidationError as e:
-            where, msg = first_error(e, "line")
-            raise ConfigError(f"{path}:{lineno}: {where}: {msg}") from None
+    for where, task in validated(jsonl_lines(path), BatchTask, "id", field="line", duplicate="task id"):
         if task.preset == "code" and not task.repo:
-            raise ConfigError(f"{path}:{lineno}: task {task.id!r} is a code task without \"repo\"")
+            raise ConfigError(f"{where}: task {task.id!r} is a code task without \"repo\"")
         if task.preset != "code" and (task.setup_cmd or task.env):
-            raise ConfigError(f"{path}:{lineno}: task {task.id!r}: \"setup_cmd\" and \"env\" are for code tasks")
+            raise ConfigError(f"{where}: task {task.id!r}: \"setup_cmd\" and \"env\" are for code tasks")
         if task.repo and not Path(task.repo).expanduser().is_absolute():  # relative to the tasks file
             task = task.model_copy(update={"repo": str((p.parent / task.repo).resolve())})
-        if task.id in seen:
-            raise ConfigError(f"{path}:{lineno}: duplicate task id {task.id!r}")
-        seen.add(task.id)
         tasks.append(task)
     return tasks
 

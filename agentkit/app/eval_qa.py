@@ -23,9 +23,10 @@ import string
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentkit.errors import AgentkitError, ConfigError, first_error
+from agentkit.app.records import jsonl_lines, validated
+from agentkit.errors import AgentkitError, ConfigError
 
 REPORT = "report.json"
 JUDGE_TRAJECTORY = "judge.jsonl"
@@ -55,21 +56,7 @@ def load_qa(path: str | Path) -> list[QAItem]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise ConfigError(f"{path}: no such file; pass a JSONL file of {{\"id\", \"question\", \"answer\"}} lines")
-    items: list[QAItem] = []
-    seen: set[str] = set()
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            item = QAItem.model_validate_json(line)
-        except ValidationError as e:
-            where, msg = first_error(e, "line")
-            raise ConfigError(f"{path}:{lineno}: {where}: {msg}") from None
-        if item.id in seen:
-            raise ConfigError(f"{path}:{lineno}: duplicate id {item.id!r}")
-        seen.add(item.id)
-        items.append(item)
-    return items
+    return [item for _, item in validated(jsonl_lines(path), QAItem, "id", field="line", duplicate="id")]
 
 
 # -- scores ---------------------------------------------------------------------------------------------

@@ -31,9 +31,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentkit.errors import ConfigError, SandboxError, first_error
+from agentkit.app.records import jsonl_lines, validated
+from agentkit.errors import ConfigError, SandboxError
 
 DEFAULT_IMAGE_TEMPLATE = "swebench/sweb.eval.x86_64.{docker_id}:latest"
 WORKDIR = "/testbed"
@@ -114,26 +115,14 @@ def load_instances(path: str | Path) -> list[Instance]:
             where = [f"{path}: item {i}" for i in range(1, len(rows) + 1)]
         else:
             rows, where = [], []
-            for lineno, line in enumerate(text.splitlines(), 1):
-                if line.strip() and not line.lstrip().startswith("#"):
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError as e:
-                        raise ConfigError(f"{path}:{lineno}: not valid JSON ({e})") from None
-                    where.append(f"{path}:{lineno}")
-    out: list[Instance] = []
-    seen: set[str] = set()
-    for row, at in zip(rows, where):
-        try:
-            inst = Instance.model_validate(row)
-        except ValidationError as e:
-            field, msg = first_error(e, "record")
-            raise ConfigError(f"{at}: {field}: {msg}") from None
-        if inst.instance_id in seen:
-            raise ConfigError(f"{at}: duplicate instance_id {inst.instance_id!r}")
-        seen.add(inst.instance_id)
-        out.append(inst)
-    return out
+            for at, line in jsonl_lines(path, text):
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as e:
+                    raise ConfigError(f"{at}: not valid JSON ({e})") from None
+                where.append(at)
+    return [inst for _, inst in validated(zip(where, rows), Instance, "instance_id", field="record",
+                                          duplicate="instance_id")]
 
 
 def parse_slice(text: str) -> slice:
