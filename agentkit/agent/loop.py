@@ -23,7 +23,7 @@ from agentkit.agent.compactor import ContextManager, ContextPolicy
 from agentkit.agent.runs import AgentRun, EventCallback, run_sync
 from agentkit.errors import AgentkitError, ContextWindowExceeded
 from agentkit.messages import AssistantMessage, Message
-from agentkit.models.base import Model, ModelSettings
+from agentkit.models.base import Model, ModelSettings, close_models
 from agentkit.tools.base import AnyTool, ToolContext, tool_schema
 
 if TYPE_CHECKING:
@@ -134,10 +134,7 @@ class Agent:
 
     def close(self) -> None:
         """``aclose`` for synchronous code."""
-        for model in self._owned:
-            close = getattr(model, "close", None)
-            if callable(close):
-                close()
+        close_models(self._owned)
 
     async def __aenter__(self) -> "Agent":
         return self

@@ -149,6 +149,15 @@ class Model(Protocol):
         """Close this event loop's connections (the model stays usable)."""
 
 
+def close_models(models: list[Model]) -> None:
+    """Close each model's connections from synchronous code; a model without ``close`` (the
+    ``Model`` protocol asks only for ``aclose``) is skipped."""
+    for model in models:
+        close = getattr(model, "close", None)
+        if callable(close):
+            close()
+
+
 class ModelBase(ABC):
     """A base class for a model of your own: write ``complete`` (and set ``name``/``provider``).
 

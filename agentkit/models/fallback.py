@@ -13,7 +13,8 @@ from typing import Any, AsyncIterator
 
 from agentkit.errors import BadRequest, ConfigError, ModelError
 from agentkit.messages import Message
-from agentkit.models.base import Completion, CompletionDelta, Model, ModelBase, ModelEvent, ModelSettings, OnEvent
+from agentkit.models.base import (Completion, CompletionDelta, Model, ModelBase, ModelEvent, ModelSettings, OnEvent,
+                                  close_models)
 
 
 def _final(err: ModelError) -> bool:
@@ -76,7 +77,4 @@ class Fallback(ModelBase):
 
     def close(self) -> None:
         """Close each model's connections, from synchronous code (models without ``close`` are skipped)."""
-        for model in self.models:
-            close = getattr(model, "close", None)
-            if callable(close):
-                close()
+        close_models(self.models)
